@@ -1,0 +1,180 @@
+/*
+ * cli.h - shared declarations of the `sop` command-line tool.
+ *
+ * Adding a command: write `int cmd_x(const cli_command *self, int argc,
+ * char **argv)` in a cli/cmd_<group>.c file, declare it (or the group's
+ * table) below, and add one row to the top-level table in cli/main.c. A
+ * command group (like `kv`) is a row whose `sub` points to its own
+ * NULL-terminated table; dispatch and `--help` handle the nesting.
+ *
+ * Conventions: exit status 0 on success, 1 on an error (message on stderr
+ * "sop: <command>: <what>: <detail>"), 2 on a usage error. Handlers return
+ * the exit status.
+ */
+#ifndef SOP_CLI_H
+#define SOP_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sop/sop.h"
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CLI_PRINTF(a, b)
+#endif
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_ERR = 1, CLI_EXIT_USAGE = 2 };
+
+typedef struct cli_command cli_command;
+
+/** A handler: argv[0] is the command's own name, argv[1..] its arguments.
+ *  Returns the exit status. */
+typedef int (*cli_handler)(const cli_command *self, int argc, char **argv);
+
+struct cli_command {
+    const char *name;         /**< NULL ends a table */
+    cli_handler run;          /**< NULL for a group */
+    const char *summary;      /**< one line for the command list */
+    const char *usage;        /**< full help: "Usage: ..." and options */
+    const cli_command *sub;   /**< a group's subcommands, or NULL */
+};
+
+/* Command tables and handlers of each group. */
+extern const cli_command cli_kv_commands[];
+int cmd_stats(const cli_command *self, int argc, char **argv);
+int cmd_check(const cli_command *self, int argc, char **argv);
+
+/* ------------------------------------------------------------------ */
+/* Global state                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct cli_globals {
+    sop_sync_mode sync;  /**< --sync none|full */
+    uint64_t busy_wait_ms; /**< --busy-wait: retry an open that got SOP_EBUSY */
+    char cmd[128];       /**< the command path for messages ("kv put") */
+    const char *prog;    /**< "sop" */
+} cli_globals;
+
+extern cli_globals cli_g;
+
+/* ------------------------------------------------------------------ */
+/* Argument parsing                                                   */
+/* ------------------------------------------------------------------ */
+
+/** An option a command accepts. The parser sets @c value: NULL when the
+ *  option is absent, its argument when it takes one, "1" for a flag. */
+typedef struct cli_opt {
+    const char *name;  /**< long name without "--"; NULL ends the array */
+    char short_name;   /**< 0 for none */
+    int has_arg;
+    const char *value;
+} cli_opt;
+
+#define CLI_PARSE_HELP (-1)
+
+/** Parses argv[1..argc-1]: options of @p opts (plus the global --sync and
+ *  --help/-h, accepted anywhere), "--" ends options, an argument starting
+ *  with "-" and a digit or just "-" is positional. Positional arguments are
+ *  stored in @p pos (room for argc entries) and counted in *npos.
+ *  @return 0; CLI_PARSE_HELP (help printed: exit 0); CLI_EXIT_USAGE
+ *          (message printed). */
+int cli_parse(const cli_command *self, int argc, char **argv, cli_opt *opts, char **pos,
+              int *npos);
+
+/** Applies a global option (name without "--") with its @p value.
+ *  @return 1 when @p name is global and was applied; 0 when @p name is not
+ *  a global option; -1 on a bad value (usage error printed). */
+int cli_global_option(const char *name, const char *value);
+
+/** Prints the help of @p cmd (and its subcommands) to @p f. */
+void cli_print_help(FILE *f, const cli_command *cmd);
+
+/** Runs the row of @p table named argv[0] with argv[0..argc-1] (a group
+ *  dispatches on to its subcommands). @return the exit status. */
+int cli_dispatch(const cli_command *table, int argc, char **argv);
+
+/** Prints "sop: <cmd>: <message>" and a hint to stderr; returns 2. */
+int cli_usage(const char *fmt, ...) CLI_PRINTF(1, 2);
+
+/** Prints "sop: <cmd>: <message>" to stderr; returns 1. */
+int cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
+
+/** Prints "sop: <cmd>: <sop_strerror(rc)>: <sop_db_errmsg(db)>" (or the
+ *  formatted detail when the engine gave no message); returns 1. */
+int cli_fail(sop_db *db, int rc, const char *fmt, ...) CLI_PRINTF(3, 4);
+
+/** Parses a non-negative decimal integer. @return 0 or -1. */
+int cli_parse_u64(const char *s, uint64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Database helpers                                                   */
+/* ------------------------------------------------------------------ */
+
+#define CLI_OPEN_CREATE 0x1  /**< create the database if missing */
+#define CLI_OPEN_RDONLY 0x2  /**< read-only */
+
+/** Opens the database at @p path with the global options. On failure
+ *  prints the error and returns 1 (*dbp is NULL). */
+int cli_open_db(const char *path, int flags, sop_db **dbp);
+
+/** Closes @p db; prints an error and returns 1 if closing failed, else
+ *  returns @p status. */
+int cli_close_db(sop_db *db, int status);
+
+/* ------------------------------------------------------------------ */
+/* Keys and output                                                    */
+/* ------------------------------------------------------------------ */
+
+const char *cli_order_name(sop_key_order order);
+/** @return 0 and *order, or -1 for an unknown name. */
+int cli_order_parse(const char *s, sop_key_order *order);
+
+/** A key or value argument converted to bytes. */
+typedef struct cli_bytes {
+    sop_val v;
+    unsigned char num[8];
+    char *buf; /**< owned, or NULL */
+} cli_bytes;
+
+/** Converts command-line text @p s to a key of a store ordered by @p order:
+ *  decimal for INT64/UINT64, a number for DOUBLE, bytes otherwise
+ *  (decoding \\xNN escapes when @p escapes). Prints a usage error naming
+ *  @p what on malformed input. @return 0 or CLI_EXIT_USAGE. */
+int cli_key_from_arg(sop_key_order order, const char *s, int escapes, const char *what,
+                     cli_bytes *out);
+/** Converts @p s to bytes (decoding escapes when @p escapes). */
+int cli_bytes_from_arg(const char *s, int escapes, const char *what, cli_bytes *out);
+void cli_bytes_free(cli_bytes *b);
+
+/** Decodes the escapes printed by cli_write_escaped (\\\\, \\t, \\n, \\r,
+ *  \\0, \\xNN). @return 0; -1 on a malformed escape. *out is malloc'ed. */
+int cli_unescape(const char *s, char **out, size_t *n);
+
+/** Writes bytes for a text line: printable ASCII and valid UTF-8 as is;
+ *  backslash, tab, newline, CR as \\\\ \\t \\n \\r; other bytes as \\xNN. */
+void cli_write_escaped(FILE *f, const void *p, size_t n);
+
+/** Writes a JSON string literal of valid UTF-8 @p p (control characters
+ *  escaped). */
+void cli_write_json_string(FILE *f, const void *p, size_t n);
+
+/** @return 1 when @p p is valid UTF-8. */
+int cli_utf8_valid(const void *p, size_t n);
+
+/** Writes a JSON member "name":<value> for bytes: a string when valid
+ *  UTF-8, else "<name>_hex":"<hex digits>". */
+void cli_write_json_bytes(FILE *f, const char *name, const void *p, size_t n);
+
+/** Writes a key for text output (number for numeric orders). */
+void cli_write_key_text(FILE *f, sop_key_order order, const sop_val *k);
+/** Writes a JSON member "key":... for a key (number for numeric orders). */
+void cli_write_key_json(FILE *f, sop_key_order order, const sop_val *k);
+
+/** Flushes stdout. @return 0, or 1 after printing an error (a closed pipe
+ *  is reported silently). */
+int cli_flush_stdout(void);
+
+#endif /* SOP_CLI_H */

@@ -1,0 +1,227 @@
+/*
+ * cmd_db.c - `sop stats` and `sop check`: whole-database commands.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Counting a big store may take a while. */
+#define DB_READ_MAX_MS (24u * 3600u * 1000u)
+
+/* ------------------------------------------------------------------ */
+/* stats                                                              */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    size_t off;
+} stat_fields[] = {
+#define F(x) {#x, offsetof(sop_db_stat, x)}
+    F(commits),    F(conflicts),  F(merges),      F(syncs),      F(checkpoints),
+    F(file_bytes), F(live_bytes), F(segments),    F(nodes),      F(cache_bytes),
+    F(cache_hits), F(cache_misses),
+#undef F
+};
+
+typedef struct store_list {
+    char **names;
+    size_t n, cap;
+    int oom;
+} store_list;
+
+static int collect_name(const char *name, void *arg)
+{
+    store_list *l = arg;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        char **nn = realloc(l->names, ncap * sizeof *nn);
+        if (!nn) {
+            l->oom = 1;
+            return 1;
+        }
+        l->names = nn;
+        l->cap = ncap;
+    }
+    char *copy = strdup(name);
+    if (!copy) {
+        l->oom = 1;
+        return 1;
+    }
+    l->names[l->n++] = copy;
+    return 0;
+}
+
+static void store_list_free(store_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->names[i]);
+    }
+    free(l->names);
+}
+
+enum { ST_JSON, ST_NOPTS };
+
+int cmd_stats(const cli_command *self, int argc, char **argv)
+{
+    cli_opt opts[] = {
+        [ST_JSON] = {"json", 0, 0, NULL},
+        [ST_NOPTS] = {NULL, 0, 0, NULL},
+    };
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    if (!pos) {
+        return cli_fail(NULL, -ENOMEM, "out of memory");
+    }
+    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
+    if (rc == 0 && npos != 1) {
+        rc = cli_usage(npos ? "too many arguments: expected DB" : "missing argument: DB");
+    }
+    if (rc != 0) {
+        free(pos);
+        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    }
+    int json = opts[ST_JSON].value != NULL;
+    sop_db *db = NULL;
+    sop_txn *txn = NULL;
+    store_list list = {NULL, 0, 0, 0};
+    uint64_t *counts = NULL;
+    sop_db_stat st;
+    memset(&st, 0, sizeof st);
+
+    rc = cli_open_db(pos[0], CLI_OPEN_RDONLY, &db);
+    if (rc == 0) {
+        int r = sop_db_stats(db, &st);
+        if (r != SOP_OK) {
+            rc = cli_fail(db, r, "reading the statistics");
+        }
+    }
+    if (rc == 0) {
+        int r = sop_txn_begin(db, SOP_TXN_READ, DB_READ_MAX_MS, &txn);
+        if (r != SOP_OK) {
+            rc = cli_fail(db, r, "beginning a transaction");
+        }
+    }
+    if (rc == 0) {
+        int r = sop_store_list(txn, collect_name, &list);
+        if (list.oom) {
+            rc = cli_fail(NULL, -ENOMEM, "listing the stores");
+        } else if (r != SOP_OK) {
+            rc = cli_fail(db, r, "listing the stores");
+        }
+    }
+    if (rc == 0 && list.n) {
+        counts = calloc(list.n, sizeof *counts);
+        if (!counts) {
+            rc = cli_fail(NULL, -ENOMEM, "out of memory");
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < list.n; i++) {
+        sop_store *s = NULL;
+        int r = sop_store_open(txn, list.names[i], &s);
+        if (r == SOP_OK) {
+            r = sop_store_count(s, &counts[i]);
+        }
+        if (r != SOP_OK) {
+            rc = cli_fail(db, r, "counting the items of store '%s'", list.names[i]);
+        }
+    }
+    sop_txn_rollback(txn);
+    if (rc == 0) {
+        const size_t nf = sizeof stat_fields / sizeof stat_fields[0];
+        if (json) {
+            fputc('{', stdout);
+            for (size_t i = 0; i < nf; i++) {
+                uint64_t v;
+                memcpy(&v, (const char *)&st + stat_fields[i].off, sizeof v);
+                printf("%s\"%s\":%" PRIu64, i ? "," : "", stat_fields[i].name, v);
+            }
+            fputs(",\"stores\":[", stdout);
+            for (size_t i = 0; i < list.n; i++) {
+                printf("%s{\"name\":", i ? "," : "");
+                cli_write_json_string(stdout, list.names[i], strlen(list.names[i]));
+                printf(",\"count\":%" PRIu64 "}", counts[i]);
+            }
+            fputs("]}\n", stdout);
+        } else {
+            for (size_t i = 0; i < nf; i++) {
+                uint64_t v;
+                memcpy(&v, (const char *)&st + stat_fields[i].off, sizeof v);
+                printf("%-14s %" PRIu64 "\n", stat_fields[i].name, v);
+            }
+            printf("%-14s %zu\n", "stores", list.n);
+            for (size_t i = 0; i < list.n; i++) {
+                fputs("store          ", stdout);
+                cli_write_escaped(stdout, list.names[i], strlen(list.names[i]));
+                printf("\t%" PRIu64 "\n", counts[i]);
+            }
+        }
+        rc = cli_flush_stdout();
+    }
+    rc = cli_close_db(db, rc);
+    free(counts);
+    store_list_free(&list);
+    free(pos);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* check                                                              */
+/* ------------------------------------------------------------------ */
+
+static void print_problem(const char *problem, void *arg)
+{
+    (void)arg;
+    if (problem) {
+        cli_write_escaped(stdout, problem, strlen(problem));
+    }
+    fputc('\n', stdout);
+}
+
+enum { CK_NOPTS };
+
+int cmd_check(const cli_command *self, int argc, char **argv)
+{
+    cli_opt opts[] = {
+        [CK_NOPTS] = {NULL, 0, 0, NULL},
+    };
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    if (!pos) {
+        return cli_fail(NULL, -ENOMEM, "out of memory");
+    }
+    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
+    if (rc == 0 && npos != 1) {
+        rc = cli_usage(npos ? "too many arguments: expected DB" : "missing argument: DB");
+    }
+    if (rc != 0) {
+        free(pos);
+        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    }
+    sop_db *db = NULL;
+    rc = cli_open_db(pos[0], CLI_OPEN_RDONLY, &db);
+    if (rc == 0) {
+        uint64_t problems = 0;
+        int r = sop_db_check(db, print_problem, NULL, &problems);
+        if (r == SOP_OK && problems == 0) {
+            puts("ok");
+            rc = cli_flush_stdout();
+        } else if (r == SOP_OK || r == SOP_ECORRUPT) {
+            if (problems == 0) {
+                problems = 1; /* corrupt but nothing counted: still not clean */
+            }
+            printf("%" PRIu64 " problem%s\n", problems, problems == 1 ? "" : "s");
+            cli_flush_stdout();
+            rc = CLI_EXIT_ERR;
+        } else {
+            cli_flush_stdout();
+            rc = cli_fail(db, r, "checking the database");
+        }
+    }
+    rc = cli_close_db(db, rc);
+    free(pos);
+    return rc;
+}

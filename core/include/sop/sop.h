@@ -1,0 +1,550 @@
+/*
+ * sop.h - SOP for C, core layer: ACID transactions over named B-trees.
+ *
+ * One directory holds one database. A database holds named stores
+ * (B+trees of keys and values). Everything happens inside transactions;
+ * a transaction may touch any number of stores and commits atomically.
+ *
+ * Caveats (read these first):
+ *  - A sop_db handle is thread-safe. A sop_txn, and the sop_store and
+ *    sop_cursor handles obtained through it, must be used by one thread at
+ *    a time.
+ *  - Values returned by reads point into engine memory: read-only, valid
+ *    until the next write in the same transaction or the end of the
+ *    transaction, whichever comes first. Use the *_copy variants to keep
+ *    them longer.
+ *  - sop_txn_commit() and sop_txn_rollback() always end the transaction and
+ *    free the handle, also when commit fails.
+ *  - Do not use a database from both sides of a fork(): open it again in the
+ *    child.
+ *  - A failed write or sync while committing puts the database into a panic
+ *    state: every later call returns SOP_EPANIC until the handle is closed
+ *    and the database reopened (recovery runs at open). An fsync is never
+ *    retried.
+ *  - Do not put a database on a network file system.
+ *
+ * Errors: every function that can fail returns an int: 0 (SOP_OK) on
+ * success, a negative errno value (-EIO, -ENOMEM, -EINVAL, ...) for system
+ * and argument errors, or one of the SOP_E* codes below (a reserved range,
+ * -30999 .. -30000). sop_strerror() describes any of them. New codes may be
+ * added in later versions. A detailed message for the last failure of the
+ * calling thread on a database is available from sop_db_errmsg().
+ *
+ * Isolation, per transaction mode:
+ *  - SOP_TXN_WRITE: serializable. Every key, range and count the
+ *    transaction read is validated at commit; if another transaction
+ *    committed a change to any of them after this one began, commit fails
+ *    with SOP_ECONFLICT and changes nothing (retry the transaction). Writes
+ *    to the same B-tree nodes by transactions that touched different items
+ *    do not conflict: the engine replays the item operations on the newer
+ *    nodes.
+ *  - SOP_TXN_READ: a consistent snapshot as of sop_txn_begin(); never fails
+ *    with a conflict; writes are refused with SOP_EREADONLY.
+ *  - SOP_TXN_NOCHECK: like WRITE, but what it read is not validated at
+ *    commit (its writes still are, item by item): the fast path for
+ *    read-mostly agents that tolerate a stale read.
+ *
+ * Durability, per sync mode:
+ *  - SOP_SYNC_FULL (default): sop_txn_commit() returns only after the
+ *    transaction is on stable storage (one fdatasync serves every
+ *    transaction committing at the same time). It survives a process crash
+ *    and a power loss.
+ *  - SOP_SYNC_NONE: commit does not sync. A process crash loses nothing; a
+ *    power loss or OS crash may lose the last transactions, never a part of
+ *    one, and never corrupts the database. For bulk loads.
+ */
+#ifndef SOP_SOP_H
+#define SOP_SOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SOP_API __attribute__((visibility("default")))
+#else
+#define SOP_API
+#endif
+
+#define SOP_VERSION_MAJOR 0
+#define SOP_VERSION_MINOR 1
+#define SOP_VERSION_PATCH 0
+
+/** @brief Reports the library's version (each pointer may be NULL).
+ *  @return the version as a string "MAJOR.MINOR.PATCH" (static storage). */
+SOP_API const char *sop_version(int *major, int *minor, int *patch);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+/* XX(name, value, description). One table generates the codes and the
+ * messages of sop_strerror() / sop_err_name(). */
+#define SOP_ERRNO_MAP(XX)                                                                   \
+    XX(NOTFOUND, -30001, "key or object not found")                                         \
+    XX(EXISTS, -30002, "key or object already exists")                                     \
+    XX(CONFLICT, -30003, "transaction conflicts with a concurrent commit; retry it")         \
+    XX(BUSY, -30004, "resource is locked by another transaction or process")                \
+    XX(CORRUPT, -30005, "database file is corrupt")                                         \
+    XX(PANIC, -30006, "database hit a fatal I/O error; close and reopen it")                 \
+    XX(FULL, -30007, "disk or file size limit is full")                                     \
+    XX(TXNDONE, -30008, "transaction has already ended or must be rolled back")             \
+    XX(READONLY, -30009, "write attempted in a read-only transaction")                      \
+    XX(VERSION, -30010, "database format version is not supported")                        \
+    XX(FORMAT, -30011, "malformed input")                                                   \
+    XX(TOOBIG, -30012, "key or value is too large")                                         \
+    XX(NAME, -30013, "invalid store name")                                                  \
+    XX(MISMATCH, -30014, "options do not match the existing object")                        \
+    XX(TIMEDOUT, -30015, "transaction exceeded its maximum duration")                       \
+    XX(NOCMP, -30016, "custom comparator is not registered on this database")               \
+    XX(REDIS, -30017, "redis is unreachable or answered with an error")                     \
+    XX(LLM, -30018, "language model server is unreachable or answered with an error")      \
+    XX(INCOMPLETE, -30019, "cursor is not positioned on an item")
+
+enum {
+    SOP_OK = 0,
+#define SOP__XX(name, value, text) SOP_E##name = (value),
+    SOP_ERRNO_MAP(SOP__XX)
+#undef SOP__XX
+};
+
+/** @brief Describes an error code: a SOP_E* code, a negative errno, or 0.
+ *  @return a static string; never NULL. Thread-safe. */
+SOP_API const char *sop_strerror(int err);
+
+/** @brief The symbolic name of an error code ("SOP_ENOTFOUND", "EIO", ...).
+ *  @return a static string; never NULL. Thread-safe. */
+SOP_API const char *sop_err_name(int err);
+
+/* ------------------------------------------------------------------ */
+/* Memory and I/O hooks                                               */
+/* ------------------------------------------------------------------ */
+
+/** Allocation functions. All three are called with @c ctx. */
+typedef struct sop_allocator {
+    void *(*malloc_fn)(size_t size, void *ctx);
+    void *(*realloc_fn)(void *ptr, size_t size, void *ctx);
+    void (*free_fn)(void *ptr, void *ctx);
+    void *ctx;
+} sop_allocator;
+
+/** @brief Replaces the allocator used by every layer of the library.
+ *  Call before opening any database (memory allocated by one allocator is
+ *  freed by the same functions, so switching with objects alive is an
+ *  error). @p a is copied; NULL restores malloc/realloc/free.
+ *  @return SOP_OK; -EINVAL if a function pointer is NULL.
+ *  Not thread-safe with respect to any other call. */
+SOP_API int sop_set_allocator(const sop_allocator *a);
+
+/** @brief Frees memory that the library returned to the caller and
+ *  documented as "free with sop_free()". NULL is ignored. */
+SOP_API void sop_free(void *ptr);
+
+/** An open file of a VFS: defined by each VFS implementation. */
+typedef struct sop_file sop_file;
+
+/* Flags for sop_vfs.open */
+#define SOP_O_READ 0x1    /**< open for reading only */
+#define SOP_O_RDWR 0x2    /**< open for reading and writing */
+#define SOP_O_CREATE 0x4  /**< create if missing */
+#define SOP_O_EXCL 0x8    /**< with SOP_O_CREATE: fail with -EEXIST if present */
+#define SOP_O_TRUNC 0x10  /**< truncate to 0 bytes */
+
+/* Lock modes for sop_vfs.lock */
+#define SOP_LOCK_UN 0
+#define SOP_LOCK_SH 1
+#define SOP_LOCK_EX 2
+
+/**
+ * The file-system interface. Every byte the engine reads or writes, every
+ * sync, create, rename and delete goes through one of these functions, so
+ * tests can inject faults and simulate power loss. All functions return
+ * SOP_OK or a negative errno. A VFS must be thread-safe.
+ */
+typedef struct sop_vfs {
+    int version; /**< 1 */
+    void *ctx;   /**< for the implementation */
+    int (*open)(struct sop_vfs *vfs, const char *path, int flags, unsigned mode, sop_file **out);
+    int (*close)(struct sop_vfs *vfs, sop_file *f);
+    /** reads up to @p n bytes at @p off; *got < n only at end of file */
+    int (*read)(struct sop_vfs *vfs, sop_file *f, void *buf, size_t n, uint64_t off, size_t *got);
+    /** writes all @p n bytes at @p off (a short write is an error) */
+    int (*write)(struct sop_vfs *vfs, sop_file *f, const void *buf, size_t n, uint64_t off);
+    /** makes the file's data durable (fdatasync) */
+    int (*sync)(struct sop_vfs *vfs, sop_file *f);
+    int (*size)(struct sop_vfs *vfs, sop_file *f, uint64_t *size);
+    int (*truncate)(struct sop_vfs *vfs, sop_file *f, uint64_t size);
+    /** byte-range lock; @p wait = 0 returns SOP_EBUSY if held elsewhere */
+    int (*lock)(struct sop_vfs *vfs, sop_file *f, uint64_t off, uint64_t len, int mode, int wait);
+    int (*remove)(struct sop_vfs *vfs, const char *path);
+    int (*rename)(struct sop_vfs *vfs, const char *from, const char *to);
+    int (*mkdir)(struct sop_vfs *vfs, const char *path, unsigned mode);
+    /** makes the directory's entries (creates, renames, removes) durable */
+    int (*sync_dir)(struct sop_vfs *vfs, const char *path);
+    /** calls @p fn for every entry name of @p dir except "." and ".."; a
+     *  non-zero return of @p fn stops the listing and is returned */
+    int (*list)(struct sop_vfs *vfs, const char *dir, int (*fn)(const char *name, void *arg),
+                void *arg);
+} sop_vfs;
+
+/** @brief The default VFS: POSIX files (pread/pwrite/fdatasync/fcntl locks).
+ *  @return a static, thread-safe VFS. */
+SOP_API sop_vfs *sop_vfs_posix(void);
+
+/* ------------------------------------------------------------------ */
+/* Database                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct sop_db sop_db;
+typedef struct sop_txn sop_txn;
+typedef struct sop_store sop_store;
+typedef struct sop_cursor sop_cursor;
+
+/** A key or a value: @c size bytes at @c data. */
+typedef struct sop_val {
+    const void *data;
+    size_t size;
+} sop_val;
+
+typedef enum sop_mode {
+    SOP_STANDALONE = 0, /**< one directory, coordination inside this machine */
+    SOP_CLUSTERED = 1   /**< coordination through Redis (not available yet) */
+} sop_mode;
+
+typedef enum sop_sync_mode {
+    SOP_SYNC_FULL = 0, /**< every commit is durable when acknowledged */
+    SOP_SYNC_NONE = 1  /**< commits are not synced (bulk loads) */
+} sop_sync_mode;
+
+/* Flags of sop_db_options.flags */
+#define SOP_DB_CREATE 0x1   /**< create the database if it does not exist (default) */
+#define SOP_DB_RDONLY 0x2   /**< open read-only: write transactions are refused */
+
+/** Options of sop_db_open(). Initialise with sop_db_options_init(). */
+typedef struct sop_db_options {
+    uint32_t struct_size;     /**< sizeof(sop_db_options), set by init */
+    sop_mode mode;            /**< SOP_STANDALONE (default) */
+    sop_sync_mode sync;       /**< SOP_SYNC_FULL (default) */
+    uint32_t flags;           /**< SOP_DB_CREATE (default) */
+    size_t cache_bytes;       /**< L1 node cache bound, default 64 MiB */
+    uint32_t txn_max_ms;      /**< default maximum transaction duration, 60000 */
+    uint64_t segment_bytes;   /**< size at which a segment file is closed, 64 MiB */
+    uint64_t checkpoint_bytes;/**< log bytes between checkpoints, 64 MiB */
+    unsigned file_mode;       /**< mode of created files, 0600 (directories 0700) */
+    sop_vfs *vfs;             /**< NULL: sop_vfs_posix() */
+} sop_db_options;
+
+/** @brief Fills @p o with the defaults listed in sop_db_options. */
+SOP_API void sop_db_options_init(sop_db_options *o);
+
+/** @brief Opens (and by default creates) the database in directory @p path.
+ *  Runs recovery: commits that were acknowledged are present, partial
+ *  transactions are not.
+ *  @param path  directory; copied
+ *  @param opts  NULL for defaults; copied
+ *  @param[out] dbp  on success the handle. On failure other than -ENOMEM,
+ *              *dbp is a handle in a failed state whose sop_db_errmsg()
+ *              explains the failure; close it with sop_db_close().
+ *  @return SOP_OK; -EINVAL (bad options); -ENOENT (missing and no
+ *          SOP_DB_CREATE); SOP_EBUSY (another process holds it exclusively);
+ *          SOP_ECORRUPT; SOP_EVERSION; SOP_EFULL; -EACCES; -EIO; -ENOMEM.
+ *  Thread-safe. */
+SOP_API int sop_db_open(const char *path, const sop_db_options *opts, sop_db **dbp);
+
+/** @brief Checkpoints (when writable) and closes. All transactions of @p db
+ *  must have ended. NULL is ignored.
+ *  @return SOP_OK; -EIO (the checkpoint failed; nothing committed is lost:
+ *          recovery replays the log at the next open); SOP_EBUSY if
+ *          transactions are still open (the handle is then not closed). */
+SOP_API int sop_db_close(sop_db *db);
+
+/** @brief The detailed message of the last failed call made by the calling
+ *  thread on @p db or any object of it ("" if none). Owned by the library,
+ *  valid until the calling thread's next call on @p db. */
+SOP_API const char *sop_db_errmsg(const sop_db *db);
+
+/** User key comparator: negative, 0 or positive as @p a sorts before, with
+ *  or after @p b. Must be a strict weak order, deterministic, and
+ *  thread-safe. */
+typedef int (*sop_compare_fn)(const sop_val *a, const sop_val *b, void *ctx);
+
+/** @brief Registers comparator @p name on @p db, for stores created with
+ *  SOP_ORDER_CUSTOM. Register it every time the database is opened, before
+ *  opening such a store. @p name is copied; @p ctx is kept.
+ *  @return SOP_OK; -EINVAL (empty name or NULL fn); SOP_EEXISTS (name taken);
+ *          -ENOMEM. Thread-safe. */
+SOP_API int sop_db_set_comparator(sop_db *db, const char *name, sop_compare_fn fn, void *ctx);
+
+/** Figures of sop_db_stats(). */
+typedef struct sop_db_stat {
+    uint64_t commits;          /**< committed write transactions since open */
+    uint64_t conflicts;        /**< commits that failed with SOP_ECONFLICT */
+    uint64_t merges;           /**< commits that replayed item ops on newer nodes */
+    uint64_t syncs;            /**< data syncs issued by commits */
+    uint64_t checkpoints;
+    uint64_t file_bytes;       /**< bytes of all files of the database */
+    uint64_t live_bytes;       /**< bytes of live node and value images */
+    uint64_t segments;         /**< segment files */
+    uint64_t nodes;            /**< live logical ids in the registry */
+    uint64_t cache_bytes;      /**< bytes held by the L1 cache */
+    uint64_t cache_hits, cache_misses;
+} sop_db_stat;
+
+/** @brief Reads database-wide figures into @p st.
+ *  @return SOP_OK; -EINVAL. Thread-safe. */
+SOP_API int sop_db_stats(sop_db *db, sop_db_stat *st);
+
+/** @brief Forces a checkpoint: syncs the registry and lets the log be
+ *  trimmed, then compacts segments whose live fraction fell low.
+ *  @return SOP_OK; SOP_EPANIC; SOP_EREADONLY; -EIO; -ENOSPC; -ENOMEM. */
+SOP_API int sop_db_checkpoint(sop_db *db);
+
+/** Callback of sop_db_check() for each problem found. */
+typedef void (*sop_check_fn)(const char *problem, void *ctx);
+
+/** @brief Full integrity check: every node image's CRC, key order inside
+ *  and across nodes, child links, item counts, registry entries against
+ *  segment contents, and live-space accounting. Runs in its own READ
+ *  transaction. @p fn (may be NULL) receives a line per problem.
+ *  @param[out] problems number of problems found (may be NULL)
+ *  @return SOP_OK when clean; SOP_ECORRUPT when problems were found;
+ *          SOP_EPANIC; -EIO; -ENOMEM. */
+SOP_API int sop_db_check(sop_db *db, sop_check_fn fn, void *ctx, uint64_t *problems);
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef enum sop_txn_mode {
+    SOP_TXN_READ = 0,   /**< snapshot reads, no writes */
+    SOP_TXN_WRITE = 1,  /**< serializable reads and writes */
+    SOP_TXN_NOCHECK = 2 /**< writes; reads are not validated */
+} sop_txn_mode;
+
+/** @brief Begins a transaction.
+ *  @param max_ms maximum duration in milliseconds (0: the database
+ *         default). Past it every call on the transaction returns
+ *         SOP_ETIMEDOUT and commit fails.
+ *  @return SOP_OK; -EINVAL; SOP_EREADONLY (write mode on a read-only
+ *          database); SOP_EPANIC; -ENOMEM. Thread-safe on @p db. */
+SOP_API int sop_txn_begin(sop_db *db, sop_txn_mode mode, uint32_t max_ms, sop_txn **txnp);
+
+/** @brief Commits and frees @p txn (also on failure). A READ transaction
+ *  just ends.
+ *  @return SOP_OK (durable under SOP_SYNC_FULL); SOP_ECONFLICT (nothing
+ *          was written: retry); SOP_ETIMEDOUT; SOP_ETXNDONE (an earlier
+ *          call of the transaction failed in a way that forces a
+ *          rollback); SOP_EPANIC (I/O failed during commit: reopen the
+ *          database; whether this transaction is durable is decided by
+ *          recovery, it is all or nothing); SOP_EFULL; -EIO; -ENOMEM. */
+SOP_API int sop_txn_commit(sop_txn *txn);
+
+/** @brief Discards every change of @p txn and frees it. NULL is ignored.
+ *  @return SOP_OK. */
+SOP_API int sop_txn_rollback(sop_txn *txn);
+
+/** @brief The mode @p txn was begun with. */
+SOP_API sop_txn_mode sop_txn_get_mode(const sop_txn *txn);
+
+/* ------------------------------------------------------------------ */
+/* Stores                                                             */
+/* ------------------------------------------------------------------ */
+
+/** Key orders. INT64, UINT64 and DOUBLE keys are exactly 8 bytes in host
+ *  byte order; DOUBLE keys must not be NaN; STRING keys are valid UTF-8
+ *  without NUL bytes, ordered by code point. */
+typedef enum sop_key_order {
+    SOP_ORDER_BYTES = 0, /**< memcmp, shorter prefix first */
+    SOP_ORDER_INT64 = 1,
+    SOP_ORDER_UINT64 = 2,
+    SOP_ORDER_DOUBLE = 3,
+    SOP_ORDER_STRING = 4,
+    SOP_ORDER_CUSTOM = 5 /**< comparator registered with sop_db_set_comparator() */
+} sop_key_order;
+
+/** Options of sop_store_create(). Initialise with sop_store_options_init(). */
+typedef struct sop_store_options {
+    uint32_t struct_size;       /**< sizeof(sop_store_options), set by init */
+    int unique;                 /**< 1 (default): one item per key; 0: duplicates */
+    sop_key_order order;        /**< SOP_ORDER_BYTES (default) */
+    const char *comparator;     /**< name, for SOP_ORDER_CUSTOM; copied */
+    uint32_t node_bytes;        /**< target node image size, 4096 (1024..65536) */
+    uint32_t inline_max;        /**< values larger than this go to their own
+                                     blob; default node_bytes / 4 */
+} sop_store_options;
+
+/** @brief Fills @p o with the defaults. */
+SOP_API void sop_store_options_init(sop_store_options *o);
+
+/* Store names: 1..200 bytes of [A-Za-z0-9_.-], not starting with '.'. */
+#define SOP_STORE_NAME_MAX 200
+/** Largest key: a quarter of the store's node_bytes minus 16. */
+#define SOP_VALUE_MAX (64u * 1024u * 1024u) /**< largest value: 64 MiB */
+
+/** @brief Creates store @p name in @p txn (rolled back with it).
+ *  @param opts NULL for defaults
+ *  @param[out] storep handle valid until @p txn ends (do not free)
+ *  @return SOP_OK; SOP_EEXISTS; SOP_ENAME; -EINVAL (bad options);
+ *          SOP_ENOCMP; SOP_EREADONLY; SOP_ETXNDONE; SOP_ETIMEDOUT;
+ *          SOP_ECORRUPT; SOP_EPANIC; -EIO; -ENOMEM. */
+SOP_API int sop_store_create(sop_txn *txn, const char *name, const sop_store_options *opts,
+                             sop_store **storep);
+
+/** @brief Opens existing store @p name in @p txn.
+ *  @param[out] storep handle valid until @p txn ends (do not free)
+ *  @return SOP_OK; SOP_ENOTFOUND; SOP_ENAME; SOP_ENOCMP (its custom
+ *          comparator is not registered); SOP_ETXNDONE; SOP_ETIMEDOUT;
+ *          SOP_ECORRUPT; SOP_EPANIC; -EIO; -ENOMEM. */
+SOP_API int sop_store_open(sop_txn *txn, const char *name, sop_store **storep);
+
+/** @brief Removes store @p name and all its items in @p txn. Handles of it
+ *  obtained in @p txn become invalid.
+ *  @return SOP_OK; SOP_ENOTFOUND; SOP_ENAME; SOP_EREADONLY; SOP_ETXNDONE;
+ *          SOP_ETIMEDOUT; SOP_ECORRUPT; SOP_EPANIC; -EIO; -ENOMEM. */
+SOP_API int sop_store_remove(sop_txn *txn, const char *name);
+
+/** @brief Calls @p fn with the name of every store visible to @p txn, in
+ *  name order; a non-zero return of @p fn stops and is returned.
+ *  @return SOP_OK; what @p fn returned; SOP_ETXNDONE; SOP_ECORRUPT; -EIO. */
+SOP_API int sop_store_list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx);
+
+/** @brief Number of items of @p store as seen by its transaction.
+ *  @return SOP_OK; SOP_ETXNDONE; SOP_ETIMEDOUT. */
+SOP_API int sop_store_count(sop_store *store, uint64_t *count);
+
+/** @brief Reads the options @p store was created with into @p o (the
+ *  comparator pointer stays valid while the store handle is). */
+SOP_API int sop_store_get_options(sop_store *store, sop_store_options *o);
+
+/* ------------------------------------------------------------------ */
+/* Items                                                              */
+/* ------------------------------------------------------------------ */
+/* Common errors of every call below: SOP_ETXNDONE (transaction ended or
+ * failed), SOP_ETIMEDOUT, SOP_EREADONLY (write in a READ transaction),
+ * SOP_ETOOBIG (key or value too large), -EINVAL (NULL arguments, key of the
+ * wrong size or invalid for the store's order), SOP_ECORRUPT, SOP_EPANIC,
+ * -EIO, -ENOMEM. Keys and values passed in are copied. */
+
+/** @brief Adds an item. In a unique store, fails with SOP_EEXISTS when the
+ *  key is present; in a duplicate store, always adds (after the existing
+ *  items with that key). */
+SOP_API int sop_add(sop_store *s, const sop_val *key, const sop_val *val);
+
+/** @brief Adds the item only when no item has that key.
+ *  @return SOP_OK (added); SOP_EEXISTS (present, nothing changed). */
+SOP_API int sop_add_if_absent(sop_store *s, const sop_val *key, const sop_val *val);
+
+/** @brief Replaces the value of the (first) item with @p key.
+ *  @return SOP_OK; SOP_ENOTFOUND. */
+SOP_API int sop_update(sop_store *s, const sop_val *key, const sop_val *val);
+
+/** @brief Updates the (first) item with @p key, or adds it when absent. */
+SOP_API int sop_upsert(sop_store *s, const sop_val *key, const sop_val *val);
+
+/** @brief Removes the (first) item with @p key.
+ *  @return SOP_OK; SOP_ENOTFOUND. */
+SOP_API int sop_remove(sop_store *s, const sop_val *key);
+
+/** @brief Reads the value of the (first) item with @p key.
+ *  @param[out] val points into engine memory (see Caveats)
+ *  @return SOP_OK; SOP_ENOTFOUND. */
+SOP_API int sop_get(sop_store *s, const sop_val *key, sop_val *val);
+
+/** @brief Like sop_get() but copies up to @p cap bytes into @p buf.
+ *  @param[out] len the full size of the value (may exceed @p cap)
+ *  @return SOP_OK; SOP_ENOTFOUND. */
+SOP_API int sop_get_copy(sop_store *s, const sop_val *key, void *buf, size_t cap, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Cursors                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef enum sop_find_mode {
+    SOP_FIND_EXACT = 0, /**< an item with the key (the first of duplicates) */
+    SOP_FIND_GE = 1,    /**< the first item with key >= the key (lower bound) */
+    SOP_FIND_GT = 2,    /**< the first item with key > the key */
+    SOP_FIND_LE = 3,    /**< the last item with key <= the key */
+    SOP_FIND_LT = 4,    /**< the last item with key < the key */
+    SOP_FIND_LAST = 5   /**< an item with the key (the last of duplicates) */
+} sop_find_mode;
+
+/** @brief Opens a cursor on @p s. It is not positioned until a find or a
+ *  first/last call. Closed by sop_cursor_close() or at the end of the
+ *  transaction.
+ *  @return SOP_OK; SOP_ETXNDONE; -ENOMEM. */
+SOP_API int sop_cursor_open(sop_store *s, sop_cursor **curp);
+
+/** @brief Closes @p c (NULL is ignored). */
+SOP_API void sop_cursor_close(sop_cursor *c);
+
+/** @brief Positions on the item selected by @p mode and @p key.
+ *  @return SOP_OK; SOP_ENOTFOUND (no such item; the cursor is then
+ *          unpositioned); common errors. */
+SOP_API int sop_cursor_find(sop_cursor *c, const sop_val *key, sop_find_mode mode);
+
+/** @brief Positions on the first / last item.
+ *  @return SOP_OK; SOP_ENOTFOUND (empty store). */
+SOP_API int sop_cursor_first(sop_cursor *c);
+SOP_API int sop_cursor_last(sop_cursor *c);
+
+/** @brief Moves to the next / previous item in key order.
+ *  @return SOP_OK; SOP_ENOTFOUND (moved past the end: unpositioned);
+ *          SOP_EINCOMPLETE (not positioned). */
+SOP_API int sop_cursor_next(sop_cursor *c);
+SOP_API int sop_cursor_prev(sop_cursor *c);
+
+/** @brief Moves @p n items forward (n > 0) or backward (n < 0): paging.
+ *  @return SOP_OK; SOP_ENOTFOUND (ran off the end); SOP_EINCOMPLETE. */
+SOP_API int sop_cursor_skip(sop_cursor *c, int64_t n);
+
+/** @brief Reads the key at the cursor without loading a value stored in its
+ *  own blob (keys-only scans).
+ *  @return SOP_OK; SOP_EINCOMPLETE. */
+SOP_API int sop_cursor_key(sop_cursor *c, sop_val *key);
+
+/** @brief Reads the key and the value at the cursor (either may be NULL;
+ *  a NULL @p val does not load a value stored in its own blob).
+ *  @return SOP_OK; SOP_EINCOMPLETE; common errors. */
+SOP_API int sop_cursor_get(sop_cursor *c, sop_val *key, sop_val *val);
+
+/** @brief Replaces the value at the cursor; the cursor stays.
+ *  @return SOP_OK; SOP_EINCOMPLETE; common errors. */
+SOP_API int sop_cursor_update(sop_cursor *c, const sop_val *val);
+
+/** @brief Replaces the key at the cursor with one that compares equal to it
+ *  under the store's order but has other bytes (metadata-carrying keys).
+ *  @return SOP_OK; -EINVAL (does not compare equal); SOP_EINCOMPLETE. */
+SOP_API int sop_cursor_update_key(sop_cursor *c, const sop_val *key);
+
+/** @brief Removes the item at the cursor and moves to the item after it.
+ *  @return SOP_OK; SOP_ENOTFOUND (removed the last item: unpositioned);
+ *          SOP_EINCOMPLETE; common errors. */
+SOP_API int sop_cursor_remove(sop_cursor *c);
+
+/** A range for sop_scan(). NULL bounds are open. */
+typedef struct sop_range {
+    const sop_val *from;  /**< lower bound (NULL: from the first item) */
+    const sop_val *to;    /**< upper bound (NULL: to the last item) */
+    int from_exclusive;   /**< 1: skip items equal to @c from */
+    int to_exclusive;     /**< 1: stop before items equal to @c to */
+    int reverse;          /**< 1: from @c to down to @c from */
+    uint64_t offset;      /**< items skipped first (paging) */
+    uint64_t limit;       /**< at most this many items (0: no limit) */
+    int keys_only;        /**< 1: values are not loaded (val is {NULL,0}) */
+} sop_range;
+
+/** Callback of sop_scan(); non-zero stops the scan and is returned. Key and
+ *  value are valid during the call. */
+typedef int (*sop_scan_fn)(const sop_val *key, const sop_val *val, void *ctx);
+
+/** @brief Calls @p fn for each item of @p r, in order (or reverse order).
+ *  @return SOP_OK; what @p fn returned; common errors. */
+SOP_API int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOP_SOP_H */

@@ -1,0 +1,408 @@
+/*
+ * cursor.c - public cursors and range scans over a store.
+ *
+ * A cursor remembers the internal key it is on. Any write in its
+ * transaction may move or copy nodes, so after one (txn->gen changed) the
+ * cursor seeks its key again before going on.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "internal.h"
+#include "mem.h"
+
+#define DUP SOP__DUP_SUFFIX
+
+static int cur_check(sop_cursor *c, int write)
+{
+    if (!c)
+        return -EINVAL;
+    int rc = sop__txn_check(c->store->txn, write);
+    if (rc)
+        return rc;
+    if (c->store->dropped)
+        return sop__err(c->store->txn->db, SOP_ENOTFOUND, "store %s was removed", c->store->name);
+    return 0;
+}
+
+static int fail(sop_cursor *c, int rc)
+{
+    if (rc == SOP_ENOTFOUND)
+        c->positioned = 0;
+    return rc == SOP_ENOTFOUND ? rc : sop__txn_fail(c->store->txn, rc);
+}
+
+/* Remembers the key under the cursor. */
+static int save(sop_cursor *c)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    if (klen > c->ikcap) {
+        uint8_t *p = sop__realloc(c->ikey, klen);
+        if (!p)
+            return -ENOMEM;
+        c->ikey = p;
+        c->ikcap = klen;
+    }
+    memcpy(c->ikey, k, klen);
+    c->iklen = klen;
+    c->positioned = 1;
+    c->gen = c->store->txn->gen;
+    return 0;
+}
+
+static int settle(sop_cursor *c, int rc)
+{
+    if (rc == 0)
+        rc = save(c);
+    return rc ? fail(c, rc) : 0;
+}
+
+/* Re-seeks after a write in the transaction. SOP_ENOTFOUND if the item and
+ * everything after it are gone. */
+static int ensure(sop_cursor *c)
+{
+    if (!c->positioned)
+        return SOP_EINCOMPLETE;
+    if (c->gen == c->store->txn->gen && c->bc.depth)
+        return 0;
+    c->bc.t = &c->store->tree;
+    int rc = sop__bt_seek(&c->bc, c->ikey, c->iklen, SOP__SEEK_GE);
+    return settle(c, rc);
+}
+
+int sop_cursor_open(sop_store *s, sop_cursor **curp)
+{
+    if (!curp || !s)
+        return -EINVAL;
+    *curp = NULL;
+    int rc = sop__txn_check(s->txn, 0);
+    if (rc)
+        return rc;
+    sop_cursor *c = sop__calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->store = s;
+    c->bc.t = &s->tree;
+    c->next = s->txn->cursors;
+    s->txn->cursors = c;
+    *curp = c;
+    return 0;
+}
+
+void sop_cursor_close(sop_cursor *c)
+{
+    if (!c)
+        return;
+    sop_txn *t = c->store->txn;
+    for (sop_cursor **pp = &t->cursors; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    sop__free(c->ikey);
+    sop__free(c);
+}
+
+/* Is the user part of the item under the cursor equal to @ek? */
+static int at_key(sop_cursor *c, const uint8_t *ek, size_t eklen)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    size_t ul = c->store->unique ? klen : klen - DUP;
+    return sop__ukey_cmp(c->store, k, ul, ek, eklen) == 0;
+}
+
+int sop_cursor_find(sop_cursor *c, const sop_val *key, sop_find_mode mode)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    sop_store *s = c->store;
+    uint8_t ik[SOP__IKEY_MAX];
+    size_t n;
+    rc = sop__key_encode(s, key, ik, &n);
+    if (rc)
+        return rc;
+    if (mode > SOP_FIND_LAST)
+        return sop__err(s->txn->db, -EINVAL, "invalid find mode %d", (int)mode);
+    c->bc.t = &s->tree;
+    c->positioned = 0;
+    if (s->unique) {
+        static const int map[] = {SOP__SEEK_EQ, SOP__SEEK_GE, SOP__SEEK_GT,
+                                  SOP__SEEK_LE, SOP__SEEK_LT, SOP__SEEK_EQ};
+        return settle(c, sop__bt_seek(&c->bc, ik, n, map[mode]));
+    }
+    int low = mode == SOP_FIND_EXACT || mode == SOP_FIND_GE || mode == SOP_FIND_LT;
+    memset(ik + n, low ? 0x00 : 0xFF, DUP);
+    static const int dmap[] = {SOP__SEEK_GE, SOP__SEEK_GE, SOP__SEEK_GT,
+                               SOP__SEEK_LE, SOP__SEEK_LT, SOP__SEEK_LE};
+    rc = sop__bt_seek(&c->bc, ik, n + DUP, dmap[mode]);
+    if (!rc && (mode == SOP_FIND_EXACT || mode == SOP_FIND_LAST) && !at_key(c, ik, n)) {
+        c->bc.depth = 0;
+        rc = SOP_ENOTFOUND;
+    }
+    return settle(c, rc);
+}
+
+int sop_cursor_first(sop_cursor *c)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    c->bc.t = &c->store->tree;
+    return settle(c, sop__bt_first(&c->bc));
+}
+
+int sop_cursor_last(sop_cursor *c)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    c->bc.t = &c->store->tree;
+    return settle(c, sop__bt_last(&c->bc));
+}
+
+static int step(sop_cursor *c, int fwd)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    if (!c->positioned)
+        return SOP_EINCOMPLETE;
+    if (c->gen != c->store->txn->gen || !c->bc.depth) {
+        /* after a write: the neighbour of the saved key, found afresh */
+        c->bc.t = &c->store->tree;
+        return settle(c, sop__bt_seek(&c->bc, c->ikey, c->iklen, fwd ? SOP__SEEK_GT : SOP__SEEK_LT));
+    }
+    return settle(c, fwd ? sop__bt_next(&c->bc) : sop__bt_prev(&c->bc));
+}
+
+int sop_cursor_next(sop_cursor *c) { return step(c, 1); }
+int sop_cursor_prev(sop_cursor *c) { return step(c, 0); }
+
+int sop_cursor_skip(sop_cursor *c, int64_t n)
+{
+    int rc = 0;
+    for (; n > 0 && !rc; n--)
+        rc = sop_cursor_next(c);
+    for (; n < 0 && !rc; n++)
+        rc = sop_cursor_prev(c);
+    return rc;
+}
+
+int sop_cursor_key(sop_cursor *c, sop_val *key)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    if (!key)
+        return -EINVAL;
+    rc = ensure(c);
+    if (rc)
+        return rc == SOP_EINCOMPLETE ? rc : fail(c, rc);
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    sop__key_decode(c->store, k, klen, c->ukey, key);
+    return 0;
+}
+
+int sop_cursor_get(sop_cursor *c, sop_val *key, sop_val *val)
+{
+    int rc = cur_check(c, 0);
+    if (rc)
+        return rc;
+    rc = ensure(c);
+    if (rc)
+        return rc == SOP_EINCOMPLETE ? rc : fail(c, rc);
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    if (key)
+        sop__key_decode(c->store, k, klen, c->ukey, key);
+    if (val)
+        rc = sop__value_get(c->store, v, vlen, vf, val);
+    return rc ? fail(c, rc) : 0;
+}
+
+int sop_cursor_update(sop_cursor *c, const sop_val *val)
+{
+    int rc = cur_check(c, 1);
+    if (rc)
+        return rc;
+    rc = ensure(c);
+    if (rc)
+        return rc == SOP_EINCOMPLETE ? rc : fail(c, rc);
+    sop_store *s = c->store;
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    if (c->store->tree.cmp(c->store->tree.cmp_ctx, k, klen, c->ikey, c->iklen) != 0)
+        return SOP_EINCOMPLETE; /* the item was removed */
+    /* sop_update() semantics on this exact internal key */
+    if (!val || (!val->data && val->size))
+        return sop__err(s->txn->db, -EINVAL, "NULL value");
+    if (val->size > SOP_VALUE_MAX)
+        return sop__err(s->txn->db, SOP_ETOOBIG, "value too large");
+    uint8_t ref[SOP__BLOBREF_SIZE];
+    const void *vd = val->data;
+    size_t vl = val->size;
+    uint8_t nvf = SOP__V_INLINE;
+    if (val->size > s->inline_max) {
+        uint64_t id;
+        rc = sop__txn_put_blob(s->txn, val->data, val->size, &id);
+        if (rc)
+            return fail(c, rc);
+        sop__put64(ref, id);
+        sop__put64(ref + 8, val->size);
+        vd = ref;
+        vl = SOP__BLOBREF_SIZE;
+        nvf = SOP__V_BLOB;
+    }
+    sop__oldval old = {0};
+    rc = sop__bt_update(&s->tree, c->ikey, c->iklen, vd, vl, nvf, &old);
+    if (!rc && old.vflags == SOP__V_BLOB)
+        rc = sop__txn_drop_blob(s->txn, sop__get64(old.ref));
+    if (rc)
+        return fail(c, rc);
+    s->txn->gen++;
+    return 0;
+}
+
+int sop_cursor_update_key(sop_cursor *c, const sop_val *key)
+{
+    int rc = cur_check(c, 1);
+    if (rc)
+        return rc;
+    rc = ensure(c);
+    if (rc)
+        return rc == SOP_EINCOMPLETE ? rc : fail(c, rc);
+    sop_store *s = c->store;
+    uint8_t nk[SOP__IKEY_MAX];
+    size_t n;
+    rc = sop__key_encode(s, key, nk, &n);
+    if (rc)
+        return rc;
+    if (!s->unique) {
+        memcpy(nk + n, c->ikey + c->iklen - DUP, DUP);
+        n += DUP;
+    }
+    if (s->tree.cmp(s->tree.cmp_ctx, nk, n, c->ikey, c->iklen) != 0)
+        return sop__err(s->txn->db, -EINVAL, "the new key does not compare equal to the current key");
+    rc = sop__bt_update_key(&s->tree, c->ikey, c->iklen, nk, n);
+    if (rc)
+        return fail(c, rc);
+    if (n > c->ikcap) {
+        uint8_t *p = sop__realloc(c->ikey, n);
+        if (!p)
+            return fail(c, -ENOMEM);
+        c->ikey = p;
+        c->ikcap = n;
+    }
+    memcpy(c->ikey, nk, n);
+    c->iklen = n;
+    s->txn->gen++;
+    return 0;
+}
+
+int sop_cursor_remove(sop_cursor *c)
+{
+    int rc = cur_check(c, 1);
+    if (rc)
+        return rc;
+    rc = ensure(c);
+    if (rc)
+        return rc == SOP_EINCOMPLETE ? rc : fail(c, rc);
+    sop_store *s = c->store;
+    sop__oldval old = {0};
+    rc = sop__bt_delete(&s->tree, c->ikey, c->iklen, &old);
+    if (!rc && old.vflags == SOP__V_BLOB)
+        rc = sop__txn_drop_blob(s->txn, sop__get64(old.ref));
+    if (!rc) {
+        sop__counter *cnt = sop__txn_counter(s->txn, s->counter_id, 0);
+        uint64_t v;
+        rc = !cnt ? -ENOMEM : sop__txn_counter_value(s->txn, cnt, &v);
+        if (!rc)
+            cnt->delta--;
+    }
+    if (rc)
+        return fail(c, rc);
+    s->txn->gen++;
+    /* move to the item after the removed one */
+    c->bc.t = &s->tree;
+    return settle(c, sop__bt_seek(&c->bc, c->ikey, c->iklen, SOP__SEEK_GT));
+}
+
+/* ---- scans ---- */
+
+static int past_end(sop_cursor *c, const uint8_t *ek, size_t eklen, int reverse, int exclusive)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    size_t ul = c->store->unique ? klen : klen - DUP;
+    int cmp = sop__ukey_cmp(c->store, k, ul, ek, eklen);
+    if (reverse)
+        return exclusive ? cmp <= 0 : cmp < 0;
+    return exclusive ? cmp >= 0 : cmp > 0;
+}
+
+int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx)
+{
+    if (!s || !fn)
+        return -EINVAL;
+    sop_range all = {0};
+    if (!r)
+        r = &all;
+    sop_cursor *c;
+    int rc = sop_cursor_open(s, &c);
+    if (rc)
+        return rc;
+    const sop_val *start = r->reverse ? r->to : r->from;
+    const sop_val *end = r->reverse ? r->from : r->to;
+    int start_ex = r->reverse ? r->to_exclusive : r->from_exclusive;
+    int end_ex = r->reverse ? r->from_exclusive : r->to_exclusive;
+    uint8_t ek[SOP__IKEY_MAX];
+    size_t eklen = 0;
+    if (end && (rc = sop__key_encode(s, end, ek, &eklen)) != 0)
+        goto out;
+    if (start)
+        rc = sop_cursor_find(c, start, r->reverse ? (start_ex ? SOP_FIND_LT : SOP_FIND_LE)
+                                                  : (start_ex ? SOP_FIND_GT : SOP_FIND_GE));
+    else
+        rc = r->reverse ? sop_cursor_last(c) : sop_cursor_first(c);
+    uint64_t skipped = 0, sent = 0;
+    while (rc == 0) {
+        if (end && past_end(c, ek, eklen, r->reverse, end_ex))
+            break;
+        if (skipped < r->offset) {
+            skipped++;
+        } else {
+            sop_val k, v = {NULL, 0};
+            rc = r->keys_only ? sop_cursor_key(c, &k) : sop_cursor_get(c, &k, &v);
+            if (rc)
+                break;
+            rc = fn(&k, &v, ctx);
+            if (rc)
+                goto out;
+            if (r->limit && ++sent >= r->limit)
+                break;
+        }
+        rc = r->reverse ? sop_cursor_prev(c) : sop_cursor_next(c);
+    }
+    if (rc == SOP_ENOTFOUND)
+        rc = 0;
+out:
+    sop_cursor_close(c);
+    return rc;
+}

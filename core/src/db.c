@@ -1,0 +1,518 @@
+/*
+ * db.c - opening, recovering, checkpointing and closing a database.
+ *
+ * Files of a database directory:
+ *   LOCK          byte-range locks between processes
+ *   registry      logical id -> handle blocks (registry.h)
+ *   registry.dw   double-write copy of the blocks of the last checkpoint
+ *   ckpt.0/ckpt.1 checkpoint records, written alternately (below)
+ *   seg-NNNNNNNN  append-only segments of images and commits (log.h)
+ *
+ * Checkpoint record (64 bytes, little-endian):
+ *   0 u32 CRC32C of bytes 4..63   4 u32 magic "SOPC"   8 u32 format (1)
+ *   12 u32 segment   16 u64 offset (replay starts here)   24 u64 ckpt no
+ *   32 u64 csn       40 u64 next id   48 u64 next duplicate sequence
+ *   56..63 zero
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bytes.h"
+#include "crc32c.h"
+#include "internal.h"
+#include "killpoint.h"
+#include "mem.h"
+
+#define CKPT_MAGIC 0x43504F53u
+#define CKPT_FORMAT 1
+#define CKPT_SIZE 64
+
+uint64_t sop__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sop_db_options_init(sop_db_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->mode = SOP_STANDALONE;
+    o->sync = SOP_SYNC_FULL;
+    o->flags = SOP_DB_CREATE;
+    o->cache_bytes = 64u << 20;
+    o->txn_max_ms = 60000;
+    o->segment_bytes = 64u << 20;
+    o->checkpoint_bytes = 64u << 20;
+    o->file_mode = 0600;
+    o->vfs = NULL;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = sop__malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Makes the entry of a newly created directory durable. */
+static int sync_parent(sop_db *db, const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    char *parent = n ? sop__memdup(path, n + 1) : sop__strdup(".");
+    if (!parent)
+        return -ENOMEM;
+    if (n)
+        parent[n] = 0;
+    int rc = db->vfs->sync_dir(db->vfs, parent);
+    if (rc)
+        rc = sop__err(db, rc, "cannot sync directory %s", parent);
+    sop__free(parent);
+    return rc;
+}
+
+typedef struct ckpt {
+    uint32_t seg;
+    uint64_t off, no, csn, next_id, next_seq;
+} ckpt;
+
+static int read_ckpt(sop_db *db, int slot, ckpt *c)
+{
+    char name[16];
+    snprintf(name, sizeof name, "ckpt.%d", slot);
+    char *path = path_join(db->path, name);
+    if (!path)
+        return -ENOMEM;
+    sop_file *f;
+    int rc = db->vfs->open(db->vfs, path, SOP_O_READ, 0, &f);
+    sop__free(path);
+    if (rc)
+        return rc;
+    uint8_t b[CKPT_SIZE];
+    size_t got = 0;
+    rc = db->vfs->read(db->vfs, f, b, sizeof b, 0, &got);
+    db->vfs->close(db->vfs, f);
+    if (rc)
+        return rc;
+    if (got < CKPT_SIZE || sop__get32(b + 4) != CKPT_MAGIC ||
+        sop__get32(b) != sop__crc32c(b + 4, CKPT_SIZE - 4, 0))
+        return SOP_ECORRUPT;
+    if (sop__get32(b + 8) != CKPT_FORMAT)
+        return SOP_EVERSION;
+    c->seg = sop__get32(b + 12);
+    c->off = sop__get64(b + 16);
+    c->no = sop__get64(b + 24);
+    c->csn = sop__get64(b + 32);
+    c->next_id = sop__get64(b + 40);
+    c->next_seq = sop__get64(b + 48);
+    return 0;
+}
+
+/* Caller holds commit_mu. Makes everything appended durable, writes the
+ * registry (double write), then the checkpoint record. */
+static int ckpt_write(sop_db *db)
+{
+    sop__log *l = &db->log;
+    int rc = sop__log_sync(l, l->cur, l->end, db);
+    if (rc)
+        goto fail;
+    uint64_t no = db->ckpt_no + 1;
+    rc = sop__reg_checkpoint(&db->reg, no, db);
+    if (rc)
+        goto fail;
+    SOP_KILL_POINT("checkpoint:before_ckpt");
+    uint8_t b[CKPT_SIZE] = {0};
+    sop__put32(b + 4, CKPT_MAGIC);
+    sop__put32(b + 8, CKPT_FORMAT);
+    sop__put32(b + 12, l->cur);
+    sop__put64(b + 16, l->end);
+    sop__put64(b + 24, no);
+    sop__put64(b + 32, atomic_load(&db->csn));
+    sop__put64(b + 40, sop__reg_next_id(&db->reg));
+    sop__put64(b + 48, atomic_load(&db->dup_seq));
+    sop__put32(b, sop__crc32c(b + 4, CKPT_SIZE - 4, 0));
+    char name[16];
+    snprintf(name, sizeof name, "ckpt.%d", (int)(no & 1));
+    char *path = path_join(db->path, name);
+    if (!path)
+        return -ENOMEM;
+    sop_file *f;
+    rc = db->vfs->open(db->vfs, path, SOP_O_RDWR | SOP_O_CREATE, db->opt.file_mode, &f);
+    if (!rc) {
+        rc = db->vfs->write(db->vfs, f, b, sizeof b, 0);
+        if (!rc)
+            rc = db->vfs->sync(db->vfs, f);
+        db->vfs->close(db->vfs, f);
+    }
+    if (rc)
+        rc = sop__err(db, rc, "cannot write checkpoint %s", path);
+    sop__free(path);
+    if (rc)
+        goto fail;
+    db->ckpt_no = no;
+    db->ckpt_seg = l->cur;
+    atomic_store(&db->since_ckpt, 0);
+    atomic_fetch_add(&db->st_ckpts, 1);
+    return 0;
+fail:
+    /* the log or the registry may now be ahead of what is durable */
+    atomic_store(&db->panic, 1);
+    return rc == -ENOMEM ? rc : (rc == SOP_EPANIC ? rc : rc);
+}
+
+/* A checkpoint, then reclaiming space: emptied segments are deleted and,
+ * when the files grew past twice the live data, segments are compacted
+ * (and checkpointed again, so that they can go). */
+int sop__db_checkpoint_locked(sop_db *db)
+{
+    int rc = ckpt_write(db);
+    if (!rc)
+        rc = sop__reap_locked(db);
+    int moved = 0;
+    if (!rc)
+        rc = sop__compact_locked(db, &moved);
+    if (!rc && moved && !(rc = ckpt_write(db)))
+        rc = sop__reap_locked(db);
+    return rc;
+}
+
+struct replay {
+    sop_db *db;
+    uint64_t applied;
+};
+
+static int replay_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t len,
+                      uint32_t seg, uint64_t off)
+{
+    struct replay *r = arg;
+    sop_db *db = r->db;
+    if (type != SOP__REC_COMMIT)
+        return 0;
+    if (len < SOP__COMMIT_HDR)
+        return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: short commit record", seg,
+                        (unsigned long long)off);
+    uint32_t n = sop__get32(p);
+    uint64_t next_id = sop__get64(p + 8), next_seq = sop__get64(p + 16);
+    if ((uint64_t)n * SOP__COMMIT_ENTRY + SOP__COMMIT_HDR != len)
+        return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: bad commit record", seg,
+                        (unsigned long long)off);
+    const uint8_t *e = p + SOP__COMMIT_HDR;
+    for (uint32_t i = 0; i < n; i++, e += SOP__COMMIT_ENTRY) {
+        uint64_t id = sop__get64(e);
+        sop__handle h = {sop__get32(e + 8), sop__get32(e + 12), sop__get64(e + 16),
+                         sop__get64(e + 24), sop__get64(e + 32)};
+        if (!id)
+            return sop__err(db, SOP_ECORRUPT, "commit record with id 0");
+        sop__handle cur = sop__reg_get(&db->reg, id);
+        if (h.version >= cur.version) {
+            int rc = sop__reg_set(&db->reg, id, &h);
+            if (rc)
+                return rc;
+        }
+    }
+    if (next_id > db->reg.next_id)
+        db->reg.next_id = next_id;
+    if (next_seq > atomic_load(&db->dup_seq))
+        atomic_store(&db->dup_seq, next_seq);
+    if (csn > atomic_load(&db->csn))
+        atomic_store(&db->csn, csn);
+    r->applied++;
+    return 0;
+}
+
+static int create_files(sop_db *db)
+{
+    static const char *names[] = {"registry", "registry.dw", "ckpt.0", "ckpt.1"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char *p = path_join(db->path, names[i]);
+        if (!p)
+            return -ENOMEM;
+        sop_file *f;
+        int rc = db->vfs->open(db->vfs, p, SOP_O_RDWR | SOP_O_CREATE, db->opt.file_mode, &f);
+        if (rc) {
+            rc = sop__err(db, rc, "cannot create %s", p);
+            sop__free(p);
+            return rc;
+        }
+        db->vfs->close(db->vfs, f);
+        sop__free(p);
+    }
+    int rc = db->vfs->sync_dir(db->vfs, db->path);
+    return rc ? sop__err(db, rc, "cannot sync directory %s", db->path) : 0;
+}
+
+/* Creates the catalog's root when recovery did not find it. */
+static int create_catalog(sop_db *db)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
+    if (rc)
+        return rc;
+    sop__tree t;
+    uint64_t root = 0;
+    rc = sop__catalog_tree(txn, &t);
+    if (!rc)
+        rc = sop__bt_create(&t, &root);
+    if (!rc && root != SOP__CATALOG_ROOT)
+        rc = sop__err(db, SOP_ECORRUPT, "catalog root got id %llu", (unsigned long long)root);
+    if (rc) {
+        sop_txn_rollback(txn);
+        return rc;
+    }
+    return sop_txn_commit(txn);
+}
+
+static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
+{
+    if (opts) {
+        if (opts->struct_size < sizeof(sop_db_options) || opts->sync > SOP_SYNC_NONE ||
+            opts->mode > SOP_CLUSTERED)
+            return sop__err(db, -EINVAL, "invalid options");
+        db->opt = *opts;
+    } else {
+        sop_db_options_init(&db->opt);
+    }
+    if (db->opt.mode == SOP_CLUSTERED)
+        return sop__err(db, -EINVAL, "clustered mode is not available in this build yet");
+    if (!path || !*path)
+        return sop__err(db, -EINVAL, "empty database path");
+    if (!db->opt.file_mode)
+        db->opt.file_mode = 0600;
+    if (db->opt.segment_bytes < (1u << 20))
+        db->opt.segment_bytes = 1u << 20;
+    if (!db->opt.txn_max_ms)
+        db->opt.txn_max_ms = 60000;
+    db->vfs = db->opt.vfs ? db->opt.vfs : sop_vfs_posix();
+#ifdef SOP_TESTING
+    db->test_nosync = getenv("SOP_TEST_NO_COMMIT_SYNC") != NULL;
+#endif
+    db->path = sop__strdup(path);
+    if (!db->path)
+        return -ENOMEM;
+    int create = (db->opt.flags & SOP_DB_CREATE) && !(db->opt.flags & SOP_DB_RDONLY);
+    int rc = 0;
+    if (create) {
+        rc = db->vfs->mkdir(db->vfs, path, 0700);
+        if (rc && rc != -EEXIST)
+            return sop__err(db, rc, "cannot create directory %s", path);
+        if (rc == 0 && (rc = sync_parent(db, path)) != 0)
+            return rc;
+        rc = 0;
+    }
+    char *lp = path_join(path, "LOCK");
+    if (!lp)
+        return -ENOMEM;
+    rc = db->vfs->open(db->vfs, lp, SOP_O_RDWR | (create ? SOP_O_CREATE : 0), db->opt.file_mode,
+                       &db->lockf);
+    sop__free(lp);
+    if (rc == -ENOENT)
+        return sop__err(db, -ENOENT, "%s is not a database (no LOCK file)", path);
+    if (rc)
+        return sop__err(db, rc, "cannot open the lock file of %s", path);
+    rc = db->vfs->lock(db->vfs, db->lockf, 0, 1, SOP_LOCK_EX, 0);
+    if (rc)
+        return sop__err(db, rc == SOP_EBUSY ? SOP_EBUSY : rc,
+                        "database %s is open in another process", path);
+    if (create) {
+        rc = create_files(db);
+        if (rc)
+            return rc;
+    }
+    ckpt c[2];
+    int v0 = read_ckpt(db, 0, &c[0]), v1 = read_ckpt(db, 1, &c[1]);
+    if (v0 == SOP_EVERSION || v1 == SOP_EVERSION)
+        return sop__err(db, SOP_EVERSION, "database %s has an unsupported format version", path);
+    const ckpt *best = NULL;
+    if (!v0)
+        best = &c[0];
+    if (!v1 && (!best || c[1].no > best->no))
+        best = &c[1];
+    rc = sop__reg_open(&db->reg, db->vfs, path, db->opt.file_mode, create, db);
+    db->reg_open = 1;
+    if (rc)
+        return rc;
+    rc = sop__log_open(&db->log, db->vfs, path, db->opt.file_mode, db->opt.segment_bytes, db);
+    db->log_open = 1;
+    if (rc)
+        return rc;
+    rc = sop__cache_new(db->opt.cache_bytes, &db->cache);
+    if (rc)
+        return rc;
+    struct replay r = {db, 0};
+    if (best) {
+        db->ckpt_no = best->no;
+        db->ckpt_seg = best->seg;
+        atomic_store(&db->csn, best->csn);
+        if (best->next_id > db->reg.next_id)
+            db->reg.next_id = best->next_id;
+        atomic_store(&db->dup_seq, best->next_seq);
+        rc = sop__log_replay(&db->log, best->seg, best->off, replay_rec, &r, db);
+    } else {
+        rc = sop__log_replay(&db->log, 0, 0, replay_rec, &r, db);
+    }
+    if (rc)
+        return rc;
+    SOP_KILL_POINT("open:after_replay");
+    rc = sop__reg_rebuild_free(&db->reg);
+    if (rc)
+        return rc;
+    atomic_store(&db->visible_csn, atomic_load(&db->csn));
+    sop__handle root = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
+    if (!sop__handle_live(&root)) {
+        if (db->opt.flags & SOP_DB_RDONLY)
+            return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", path);
+        rc = create_catalog(db);
+        if (rc)
+            return rc;
+    }
+    if (!(db->opt.flags & SOP_DB_RDONLY) && (r.applied || !best)) {
+        pthread_mutex_lock(&db->commit_mu);
+        rc = sop__db_checkpoint_locked(db);
+        pthread_mutex_unlock(&db->commit_mu);
+    }
+    return rc;
+}
+
+int sop_db_open(const char *path, const sop_db_options *opts, sop_db **dbp)
+{
+    if (!dbp)
+        return -EINVAL;
+    *dbp = NULL;
+    sop_db *db = sop__calloc(1, sizeof *db);
+    if (!db)
+        return -ENOMEM;
+    pthread_mutex_init(&db->commit_mu, NULL);
+    pthread_mutex_init(&db->mu, NULL);
+    int rc = do_open(db, path, opts);
+    if (rc) {
+        if (!*sop_db_errmsg(db))
+            sop__err(db, rc, "cannot open database %s", path ? path : "(null)");
+        db->open_rc = rc;
+    } else {
+        sop__err_clear(db);
+    }
+    *dbp = db;
+    return rc;
+}
+
+int sop_db_close(sop_db *db)
+{
+    if (!db)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&db->mu);
+    int busy = db->ntxn;
+    pthread_mutex_unlock(&db->mu);
+    if (busy)
+        return sop__err(db, SOP_EBUSY, "%d transactions are still open", busy);
+    if (!db->open_rc && !atomic_load(&db->panic) && !(db->opt.flags & SOP_DB_RDONLY) && db->since_ckpt) {
+        pthread_mutex_lock(&db->commit_mu);
+        rc = sop__db_checkpoint_locked(db);
+        pthread_mutex_unlock(&db->commit_mu);
+    }
+    if (db->cache)
+        sop__cache_free(db->cache);
+    if (db->log_open)
+        sop__log_close(&db->log);
+    if (db->reg_open)
+        sop__reg_close(&db->reg);
+    if (db->lockf)
+        db->vfs->close(db->vfs, db->lockf);
+    for (sop__cmpreg *c = db->cmps, *n; c; c = n) {
+        n = c->next;
+        sop__free(c->name);
+        sop__free(c);
+    }
+    sop__free(db->snaps);
+    sop__free(db->reap);
+    sop__err_clear(db);
+    pthread_mutex_destroy(&db->commit_mu);
+    pthread_mutex_destroy(&db->mu);
+    sop__free(db->path);
+    sop__free(db);
+    return rc;
+}
+
+int sop_db_set_comparator(sop_db *db, const char *name, sop_compare_fn fn, void *ctx)
+{
+    if (!db || !name || !*name || !fn)
+        return -EINVAL;
+    int rc = 0;
+    pthread_mutex_lock(&db->mu);
+    for (sop__cmpreg *c = db->cmps; c; c = c->next)
+        if (!strcmp(c->name, name))
+            rc = SOP_EEXISTS;
+    if (!rc) {
+        sop__cmpreg *c = sop__calloc(1, sizeof *c);
+        char *nm = sop__strdup(name);
+        if (!c || !nm) {
+            sop__free(c);
+            sop__free(nm);
+            rc = -ENOMEM;
+        } else {
+            c->name = nm;
+            c->fn = fn;
+            c->ctx = ctx;
+            c->next = db->cmps;
+            db->cmps = c;
+        }
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc == SOP_EEXISTS ? sop__err(db, rc, "comparator %s is already registered", name) : rc;
+}
+
+int sop_db_stats(sop_db *db, sop_db_stat *st)
+{
+    if (!db || !st || db->open_rc)
+        return -EINVAL;
+    memset(st, 0, sizeof *st);
+    st->commits = atomic_load(&db->st_commits);
+    st->conflicts = atomic_load(&db->st_conflicts);
+    st->merges = atomic_load(&db->st_merges);
+    st->checkpoints = atomic_load(&db->st_ckpts);
+    pthread_mutex_lock(&db->log.mu);
+    st->syncs = db->log.syncs;
+    pthread_mutex_unlock(&db->log.mu);
+    st->segments = sop__log_nsegs(&db->log);
+    uint64_t live_bytes = 0;
+    pthread_mutex_lock(&db->reg.mu);
+    st->nodes = db->reg.live;
+    for (uint64_t b = 0; b < db->reg.nblocks; b++)
+        for (int i = 0; i < SOP__REG_PER_BLOCK; i++)
+            if (sop__handle_live(&db->reg.blocks[b]->h[i]))
+                live_bytes += sop__handle_len(&db->reg.blocks[b]->h[i]);
+    st->file_bytes = db->reg.nblocks * SOP__REG_BLOCK;
+    pthread_mutex_unlock(&db->reg.mu);
+    st->live_bytes = live_bytes;
+    st->file_bytes += sop__log_bytes(&db->log);
+    sop__cache_stat cs;
+    sop__cache_stats(db->cache, &cs);
+    st->cache_bytes = cs.bytes;
+    st->cache_hits = cs.hits;
+    st->cache_misses = cs.misses;
+    return 0;
+}
+
+int sop_db_checkpoint(sop_db *db)
+{
+    if (!db || db->open_rc)
+        return -EINVAL;
+    if (atomic_load(&db->panic))
+        return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
+    if (db->opt.flags & SOP_DB_RDONLY)
+        return sop__err(db, SOP_EREADONLY, "database is open read-only");
+    pthread_mutex_lock(&db->commit_mu);
+    int rc = sop__db_checkpoint_locked(db);
+    pthread_mutex_unlock(&db->commit_mu);
+    return rc;
+}

@@ -1,0 +1,120 @@
+/* err.c - error codes, their text, and per-thread detailed messages. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "err.h"
+
+const char *sop_version(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = SOP_VERSION_MAJOR;
+    if (minor)
+        *minor = SOP_VERSION_MINOR;
+    if (patch)
+        *patch = SOP_VERSION_PATCH;
+#define SOP__STR2(x) #x
+#define SOP__STR(x) SOP__STR2(x)
+    return SOP__STR(SOP_VERSION_MAJOR) "." SOP__STR(SOP_VERSION_MINOR) "." SOP__STR(
+        SOP_VERSION_PATCH);
+}
+
+const char *sop_strerror(int err)
+{
+    switch (err) {
+    case SOP_OK:
+        return "success";
+#define XX(name, value, text)                                                                      \
+    case SOP_E##name:                                                                              \
+        return text;
+        SOP_ERRNO_MAP(XX)
+#undef XX
+    default:
+        break;
+    }
+    if (err < 0 && err > -4096) {
+        /* strerror() is not thread-safe; the common ones are spelled out */
+        switch (-err) {
+        case EIO: return "input/output error";
+        case ENOMEM: return "out of memory";
+        case EINVAL: return "invalid argument";
+        case ENOENT: return "no such file or directory";
+        case EEXIST: return "file exists";
+        case EACCES: return "permission denied";
+        case ENOSPC: return "no space left on device";
+        case EFBIG: return "file too large";
+        case EROFS: return "read-only file system";
+        case EINTR: return "interrupted system call";
+        case EAGAIN: return "resource temporarily unavailable";
+        case ENOTDIR: return "not a directory";
+        case EISDIR: return "is a directory";
+        case ENAMETOOLONG: return "file name too long";
+        case EMFILE: return "too many open files";
+        case EBADF: return "bad file descriptor";
+        default: return "system error";
+        }
+    }
+    return "unknown error";
+}
+
+const char *sop_err_name(int err)
+{
+    switch (err) {
+    case SOP_OK:
+        return "SOP_OK";
+#define XX(name, value, text)                                                                      \
+    case SOP_E##name:                                                                              \
+        return "SOP_E" #name;
+        SOP_ERRNO_MAP(XX)
+#undef XX
+    default:
+        break;
+    }
+    switch (-err) {
+    case EIO: return "EIO";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case ENOENT: return "ENOENT";
+    case EEXIST: return "EEXIST";
+    case EACCES: return "EACCES";
+    case ENOSPC: return "ENOSPC";
+    case EFBIG: return "EFBIG";
+    case EROFS: return "EROFS";
+    case EINTR: return "EINTR";
+    default: return "UNKNOWN";
+    }
+}
+
+/* One slot per thread: the last database it failed on and the message. A
+ * thread that works on two databases keeps the message of the last one;
+ * sop_db_errmsg() of the other returns "". */
+static _Thread_local struct {
+    const sop_db *db;
+    char msg[512];
+} tls_err;
+
+int sop__err(const sop_db *db, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tls_err.msg, sizeof tls_err.msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof tls_err.msg - 40)
+        snprintf(tls_err.msg + n, sizeof tls_err.msg - (size_t)n, " (%s)", sop_err_name(rc));
+    tls_err.db = db;
+    return rc;
+}
+
+void sop__err_clear(const sop_db *db)
+{
+    if (tls_err.db == db) {
+        tls_err.msg[0] = 0;
+        tls_err.db = NULL;
+    }
+}
+
+const char *sop_db_errmsg(const sop_db *db)
+{
+    return tls_err.db == db ? tls_err.msg : "";
+}

@@ -1,0 +1,188 @@
+/*
+ * internal.h - the objects behind the public handles, shared by db.c,
+ * txn.c, store.c, cursor.c and check.c.
+ */
+#ifndef SOP_INTERNAL_H
+#define SOP_INTERNAL_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "btree.h"
+#include "cache.h"
+#include "err.h"
+#include "log.h"
+#include "registry.h"
+#include "sop/sop.h"
+#include "u64map.h"
+
+#define SOP__CATALOG_ROOT 1 /* logical id of the catalog tree's root */
+#define SOP__CATALOG_NODE_BYTES 4096
+
+typedef struct sop__cmpreg {
+    struct sop__cmpreg *next;
+    char *name;
+    sop_compare_fn fn;
+    void *ctx;
+} sop__cmpreg;
+
+struct sop_db {
+    char *path;
+    sop_db_options opt;
+    sop_vfs *vfs;
+    int open_rc; /* non-zero: the handle is in a failed state */
+    sop_file *lockf;
+    sop__registry reg;
+    sop__log log;
+    sop__cache *cache;
+    int reg_open, log_open;
+
+    pthread_mutex_t commit_mu; /* serialises validation, append and apply */
+    atomic_uint_fast64_t csn;         /* last applied commit */
+    atomic_uint_fast64_t visible_csn; /* last durable commit (READ snapshots) */
+    uint64_t ckpt_no;
+    atomic_uint_fast64_t since_ckpt; /* log bytes since the last checkpoint */
+    atomic_int panic;
+
+    pthread_mutex_t mu; /* txn count, snapshots, comparators */
+    int ntxn;
+    uint64_t *snaps; /* snapshots of the open transactions */
+    size_t nsnaps, capsnaps;
+    uint32_t ckpt_seg; /* segment where replay of the last checkpoint starts */
+    struct sop__reap {
+        uint32_t seg;
+        uint64_t csn;
+    } *reap; /* segments emptied by compaction, deleted when no snapshot needs them */
+    size_t nreap, capreap;
+    sop__cmpreg *cmps;
+    atomic_uint_fast64_t dup_seq;
+
+    int test_nosync; /* SOP_TESTING: SOP_TEST_NO_COMMIT_SYNC harness mutant */
+    atomic_uint_fast64_t st_commits, st_conflicts, st_merges, st_ckpts;
+};
+
+/* A node changed by a transaction. */
+typedef struct sop__dirty {
+    sop__node *node;
+    uint64_t base_version; /* version it was copied from; 0 = created here */
+} sop__dirty;
+
+/* A value blob written by a transaction. */
+typedef struct sop__blob {
+    uint64_t id;
+    uint8_t *data;
+    size_t len;
+} sop__blob;
+
+/* A store's item counter as seen and changed by a transaction. */
+typedef struct sop__counter {
+    uint64_t id;
+    uint64_t base_version; /* 0: created in this transaction */
+    uint64_t base_value;
+    int64_t delta;
+    int loaded, read, dropped;
+} sop__counter;
+
+#define SOP__TXN_ACTIVE 0
+#define SOP__TXN_FAILED 1
+
+struct sop_txn {
+    sop_db *db;
+    sop_txn_mode mode;
+    int state;
+    uint64_t snap;     /* sees commits with csn <= snap */
+    uint64_t deadline; /* CLOCK_MONOTONIC ns */
+    uint64_t gen;      /* bumped by every write (cursors re-seek) */
+    sop__u64map seen;  /* id -> pinned sop__node* (also the read set) */
+    sop__u64map dirty; /* id -> sop__dirty* */
+    uint64_t *drops;   /* committed ids deleted by this transaction */
+    size_t ndrops, capdrops;
+    uint64_t *fresh; /* ids handed out to this transaction */
+    size_t nfresh, capfresh;
+    sop__blob *blobs;
+    size_t nblobs, capblobs;
+    sop__counter *counters;
+    size_t ncounters, capcounters;
+    sop_store *stores;
+    sop_cursor *cursors;
+    uint8_t **tmp; /* blob reads returned to the caller */
+    size_t ntmp, captmp;
+};
+
+struct sop_store {
+    sop_store *next;
+    sop_txn *txn;
+    char *name;
+    uint64_t root, counter_id;
+    int unique;
+    sop_key_order order;
+    uint32_t node_bytes, inline_max;
+    char *cmpname;
+    sop_compare_fn ucmp;
+    void *uctx;
+    sop__tree tree;
+    int dropped;
+};
+
+struct sop_cursor {
+    sop_cursor *next;
+    sop_store *store;
+    sop__bcur bc;
+    uint64_t gen;
+    int positioned;
+    uint8_t *ikey; /* copy of the internal key at the cursor */
+    size_t iklen, ikcap;
+    uint8_t ukey[8]; /* decoded fixed-size user key */
+};
+
+/* ---- txn.c ---- */
+/* Checks that @txn can run a call (active, in time, not panicked). */
+int sop__txn_check(sop_txn *txn, int write);
+/* Fails the transaction (it can only be rolled back) and returns rc. */
+int sop__txn_fail(sop_txn *txn, int rc);
+void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node_bytes);
+int sop__txn_new_id(sop_txn *txn, uint64_t *id);
+/* Stores a value blob; returns its id. */
+int sop__txn_put_blob(sop_txn *txn, const void *data, size_t len, uint64_t *id);
+/* Reads a blob visible to the transaction (pointer valid until the next
+ * write or the end of the transaction). */
+int sop__txn_get_blob(sop_txn *txn, uint64_t id, size_t size, const uint8_t **data);
+int sop__txn_drop_blob(sop_txn *txn, uint64_t id);
+/* Deletes committed id @id at commit. */
+int sop__txn_drop_id(sop_txn *txn, uint64_t id);
+sop__counter *sop__txn_counter(sop_txn *txn, uint64_t id, int create);
+int sop__txn_counter_value(sop_txn *txn, sop__counter *c, uint64_t *value);
+/* Loads the image of @id visible at @snap (no transaction bookkeeping). */
+int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out);
+void sop__txn_free_tmp(sop_txn *txn);
+
+/* ---- store.c ---- */
+int sop__catalog_tree(sop_txn *txn, sop__tree *t);
+int sop__store_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
+int sop__bytes_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
+int sop__ukey_cmp(const sop_store *s, const void *a, size_t alen, const void *b, size_t blen);
+#define SOP__DUP_SUFFIX 8
+#define SOP__IKEY_MAX (SOP__KEY_MAX + SOP__DUP_SUFFIX)
+/* Encodes a user key into the internal form (dup suffix not included). */
+int sop__key_encode(const sop_store *s, const sop_val *key, uint8_t *out, size_t *olen);
+/* Decodes an internal key to the user's form (pointer into c->ukey or the
+ * key itself). */
+void sop__key_decode(sop_store *s, const uint8_t *ik, uint32_t iklen, uint8_t *buf, sop_val *out);
+int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags, sop_val *out);
+int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s);
+
+/* ---- compact.c ---- */
+/* Moves the live images out of segments whose live fraction fell under a
+ * half (when the files are over twice the live data); commit_mu held. Sets
+ * *moved when it relocated anything. */
+int sop__compact_locked(sop_db *db, int *moved);
+/* Deletes emptied segments that neither replay nor any snapshot needs. */
+int sop__reap_locked(sop_db *db);
+/* Oldest snapshot of an open transaction (UINT64_MAX when none). */
+uint64_t sop__oldest_snap(sop_db *db);
+
+/* ---- db.c ---- */
+int sop__db_checkpoint_locked(sop_db *db);
+uint64_t sop__now_ns(void);
+
+#endif

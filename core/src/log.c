@@ -1,0 +1,440 @@
+/* log.c - segment files. Format in log.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "crc32c.h"
+#include "err.h"
+#include "killpoint.h"
+#include "log.h"
+#include "mem.h"
+
+#define MAX_RECORD (SOP_VALUE_MAX + (1u << 20))
+
+static void seg_path(const sop__log *l, uint32_t seg, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/seg-%08u", l->dir, seg);
+}
+
+void sop__rec_seal(uint8_t *rec, int type, uint64_t csn, uint32_t plen)
+{
+    sop__put32(rec, SOP__REC_MAGIC);
+    rec[4] = (uint8_t)type;
+    rec[5] = rec[6] = rec[7] = 0;
+    sop__put32(rec + 8, plen);
+    sop__put32(rec + 12, 0);
+    sop__put64(rec + 16, csn);
+    uint32_t crc = sop__crc32c(rec, SOP__REC_HDR, 0);
+    crc = sop__crc32c(rec + SOP__REC_HDR, plen, crc);
+    sop__put32(rec + 12, crc);
+}
+
+int sop__rec_check(const uint8_t *rec, uint64_t len, int *type, uint64_t *csn)
+{
+    if (len < SOP__REC_HDR || sop__get32(rec) != SOP__REC_MAGIC)
+        return SOP_ECORRUPT;
+    uint32_t plen = sop__get32(rec + 8);
+    if ((uint64_t)plen + SOP__REC_HDR > len || (rec[4] != SOP__REC_IMAGE && rec[4] != SOP__REC_COMMIT))
+        return SOP_ECORRUPT;
+    uint8_t hdr[SOP__REC_HDR];
+    memcpy(hdr, rec, SOP__REC_HDR);
+    sop__put32(hdr + 12, 0);
+    uint32_t crc = sop__crc32c(hdr, SOP__REC_HDR, 0);
+    crc = sop__crc32c(rec + SOP__REC_HDR, plen, crc);
+    if (crc != sop__get32(rec + 12))
+        return SOP_ECORRUPT;
+    *type = rec[4];
+    *csn = sop__get64(rec + 16);
+    return (int)plen;
+}
+
+static int ensure_slot(sop__log *l, uint32_t seg)
+{
+    if (seg < l->nfiles)
+        return 0;
+    uint32_t n = l->nfiles ? l->nfiles : 16;
+    while (n <= seg)
+        n *= 2;
+    sop_file **nf = sop__realloc(l->files, n * sizeof *nf);
+    if (!nf)
+        return -ENOMEM;
+    memset(nf + l->nfiles, 0, (n - l->nfiles) * sizeof *nf);
+    l->files = nf;
+    l->nfiles = n;
+    return 0;
+}
+
+/* The open file of @seg. Every segment present is opened by
+ * sop__log_open(); a missing one was deleted by compaction (or lost). */
+static int seg_file(sop__log *l, uint32_t seg, sop_file **out, const sop_db *db)
+{
+    if (seg >= l->nfiles || !l->files[seg])
+        return sop__err(db, SOP_ECORRUPT, "segment %u is missing", seg);
+    *out = l->files[seg];
+    return 0;
+}
+
+static int open_seg(sop__log *l, uint32_t seg, const sop_db *db)
+{
+    char path[4096];
+    seg_path(l, seg, path, sizeof path);
+    int rc = ensure_slot(l, seg);
+    if (!rc)
+        rc = l->vfs->open(l->vfs, path, SOP_O_RDWR, 0, &l->files[seg]);
+    return rc ? sop__err(db, rc, "cannot open segment %s", path) : 0;
+}
+
+static int create_seg(sop__log *l, uint32_t seg, const sop_db *db)
+{
+    char path[4096];
+    seg_path(l, seg, path, sizeof path);
+    int rc = ensure_slot(l, seg);
+    if (rc)
+        return rc;
+    rc = l->vfs->open(l->vfs, path, SOP_O_RDWR | SOP_O_CREATE | SOP_O_TRUNC, l->mode, &l->files[seg]);
+    if (!rc)
+        rc = l->vfs->sync_dir(l->vfs, l->dir);
+    if (rc)
+        return sop__err(db, rc, "cannot create segment %s", path);
+    return 0;
+}
+
+struct seg_scan {
+    uint32_t first, last;
+    uint32_t *nums;
+    size_t n, cap;
+    int rc;
+};
+
+static int scan_name(const char *name, void *arg)
+{
+    struct seg_scan *s = arg;
+    if (strncmp(name, "seg-", 4) != 0 || strlen(name) != 12 || strspn(name + 4, "0123456789") != 8)
+        return 0;
+    uint32_t n = (uint32_t)strtoul(name + 4, NULL, 10);
+    if (!n)
+        return 0;
+    if (s->n == s->cap) {
+        size_t c = s->cap ? s->cap * 2 : 64;
+        uint32_t *a = sop__realloc(s->nums, c * sizeof *a);
+        if (!a)
+            return s->rc = -ENOMEM;
+        s->nums = a;
+        s->cap = c;
+    }
+    s->nums[s->n++] = n;
+    if (!s->first || n < s->first)
+        s->first = n;
+    if (n > s->last)
+        s->last = n;
+    return 0;
+}
+
+int sop__log_open(sop__log *l, sop_vfs *vfs, const char *dir, unsigned mode, uint64_t seg_bytes,
+                  const sop_db *db)
+{
+    memset(l, 0, sizeof *l);
+    l->vfs = vfs;
+    l->mode = mode;
+    l->seg_bytes = seg_bytes;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->dir = sop__strdup(dir);
+    if (!l->dir)
+        return -ENOMEM;
+    struct seg_scan s = {0};
+    int rc = vfs->list(vfs, dir, scan_name, &s);
+    if (rc) {
+        sop__free(s.nums);
+        return rc == -ENOMEM ? rc : sop__err(db, rc, "cannot list %s", dir);
+    }
+    for (size_t i = 0; i < s.n && !rc; i++)
+        rc = open_seg(l, s.nums[i], db);
+    sop__free(s.nums);
+    if (rc)
+        return rc;
+    if (!s.last) {
+        rc = create_seg(l, 1, db);
+        if (rc)
+            return rc;
+        s.first = s.last = 1;
+    }
+    l->first = s.first;
+    l->cur = s.last;
+    sop_file *f = NULL;
+    rc = seg_file(l, l->cur, &f, db);
+    if (rc)
+        return rc;
+    rc = vfs->size(vfs, f, &l->end);
+    l->durable_seg = l->cur;
+    l->durable_end = 0;
+    return rc;
+}
+
+void sop__log_close(sop__log *l)
+{
+    for (uint32_t i = 0; i < l->nfiles; i++)
+        if (l->files[i])
+            l->vfs->close(l->vfs, l->files[i]);
+    sop__free(l->files);
+    sop__free(l->dir);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    memset(l, 0, sizeof *l);
+}
+
+int sop__log_read(sop__log *l, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf,
+                  const sop_db *db)
+{
+    sop_file *f = NULL;
+    pthread_mutex_lock(&l->mu);
+    int rc = seg_file(l, seg, &f, db);
+    pthread_mutex_unlock(&l->mu);
+    if (rc)
+        return rc;
+    size_t got;
+    rc = l->vfs->read(l->vfs, f, buf, len, off, &got);
+    if (rc)
+        return sop__err(db, rc, "cannot read segment %u at %llu", seg, (unsigned long long)off);
+    int type;
+    uint64_t csn;
+    if (got < len || sop__rec_check(buf, len, &type, &csn) < 0)
+        return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: bad record (checksum mismatch)",
+                        seg, (unsigned long long)off);
+    return 0;
+}
+
+int sop__log_replay(sop__log *l, uint32_t seg, uint64_t off, sop__log_fn fn, void *arg,
+                    const sop_db *db)
+{
+    uint8_t hdr[SOP__REC_HDR];
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = 0;
+    if (seg < l->first) {
+        seg = l->first;
+        off = 0;
+    }
+    for (; seg <= l->cur; seg++, off = 0) {
+        sop_file *f = NULL;
+        if (seg < l->cur && (seg >= l->nfiles || !l->files[seg]))
+            continue; /* deleted by compaction */
+        rc = seg_file(l, seg, &f, db);
+        if (rc)
+            break;
+        uint64_t size;
+        rc = l->vfs->size(l->vfs, f, &size);
+        if (rc)
+            break;
+        for (;;) {
+            size_t got = 0;
+            if (off + SOP__REC_HDR > size)
+                break;
+            rc = l->vfs->read(l->vfs, f, hdr, SOP__REC_HDR, off, &got);
+            if (rc)
+                goto out;
+            uint32_t plen = sop__get32(hdr + 8);
+            if (got < SOP__REC_HDR || sop__get32(hdr) != SOP__REC_MAGIC || plen > MAX_RECORD ||
+                off + SOP__REC_HDR + plen > size)
+                break;
+            size_t need = SOP__REC_HDR + (size_t)plen;
+            if (need > cap) {
+                uint8_t *nb = sop__realloc(buf, need);
+                if (!nb) {
+                    rc = -ENOMEM;
+                    goto out;
+                }
+                buf = nb;
+                cap = need;
+            }
+            rc = l->vfs->read(l->vfs, f, buf, need, off, &got);
+            if (rc)
+                goto out;
+            int type;
+            uint64_t csn;
+            if (got < need || sop__rec_check(buf, need, &type, &csn) < 0)
+                break;
+            rc = fn(arg, type, csn, buf + SOP__REC_HDR, plen, seg, off);
+            if (rc)
+                goto out;
+            off += need;
+        }
+        if (seg < l->cur) {
+            if (off != size) {
+                rc = sop__err(db, SOP_ECORRUPT, "segment %u: bad record at offset %llu", seg,
+                              (unsigned long long)off);
+                goto out;
+            }
+            continue;
+        }
+        /* last segment: cut the torn tail */
+        if (off != size) {
+            rc = l->vfs->truncate(l->vfs, f, off);
+            if (!rc)
+                rc = l->vfs->sync(l->vfs, f);
+            if (rc) {
+                rc = sop__err(db, rc, "cannot cut the torn tail of segment %u", seg);
+                goto out;
+            }
+        }
+        l->end = off;
+        l->durable_seg = seg;
+        l->durable_end = off;
+        break;
+    }
+out:
+    sop__free(buf);
+    return rc;
+}
+
+static int sync_cur_locked(sop__log *l, const sop_db *db)
+{
+    /* mu held, no sync in flight */
+    int rc = l->vfs->sync(l->vfs, l->files[l->cur]);
+    l->syncs++;
+    if (rc) {
+        l->failed = 1;
+        return sop__err(db, rc, "cannot sync segment %u", l->cur);
+    }
+    l->durable_seg = l->cur;
+    l->durable_end = l->end;
+    return 0;
+}
+
+int sop__log_reserve(sop__log *l, uint64_t len, uint32_t *seg, uint64_t *off, const sop_db *db)
+{
+    int rc = 0;
+    pthread_mutex_lock(&l->mu);
+    if (l->failed) {
+        rc = SOP_EPANIC;
+    } else if (l->end > 0 && l->end + len > l->seg_bytes) {
+        while (l->syncing)
+            pthread_cond_wait(&l->cv, &l->mu);
+        rc = sync_cur_locked(l, db);
+        if (!rc)
+            rc = create_seg(l, l->cur + 1, db);
+        if (!rc) {
+            l->cur++;
+            l->end = 0;
+            l->durable_seg = l->cur;
+            l->durable_end = 0;
+        } else {
+            l->failed = 1;
+        }
+        pthread_cond_broadcast(&l->cv);
+    }
+    *seg = l->cur;
+    *off = l->end;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int sop__log_write(sop__log *l, const void *buf, uint64_t len, uint64_t off, const sop_db *db)
+{
+    sop_file *f = l->files[l->cur];
+    int rc = l->vfs->write(l->vfs, f, buf, len, off);
+    pthread_mutex_lock(&l->mu);
+    if (rc) {
+        l->failed = 1;
+        rc = sop__err(db, rc == -ENOSPC || rc == -EFBIG ? SOP_EFULL : rc,
+                      "cannot append %llu bytes to segment %u", (unsigned long long)len, l->cur);
+    } else if (off + len > l->end) {
+        l->end = off + len;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+int sop__log_sync(sop__log *l, uint32_t seg, uint64_t end, const sop_db *db)
+{
+    int rc = 0;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        if (l->failed) {
+            rc = SOP_EPANIC;
+            break;
+        }
+        if (seg < l->durable_seg || (seg == l->durable_seg && end <= l->durable_end))
+            break;
+        if (l->syncing) {
+            pthread_cond_wait(&l->cv, &l->mu);
+            continue;
+        }
+        /* become the leader: sync everything appended so far */
+        l->syncing = 1;
+        uint32_t tseg = l->cur;
+        uint64_t tend = l->end;
+        sop_file *f = l->files[tseg];
+        pthread_mutex_unlock(&l->mu);
+        int src = l->vfs->sync(l->vfs, f);
+        pthread_mutex_lock(&l->mu);
+        l->syncs++;
+        l->syncing = 0;
+        if (src) {
+            l->failed = 1;
+            rc = sop__err(db, src, "cannot sync segment %u", tseg);
+            pthread_cond_broadcast(&l->cv);
+            break;
+        }
+        if (tseg > l->durable_seg || (tseg == l->durable_seg && tend > l->durable_end)) {
+            l->durable_seg = tseg;
+            l->durable_end = tend;
+        }
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+uint64_t sop__log_bytes(sop__log *l)
+{
+    uint64_t total = 0;
+    pthread_mutex_lock(&l->mu);
+    for (uint32_t s = 0; s < l->nfiles; s++) {
+        uint64_t sz = 0;
+        if (l->files[s] && l->vfs->size(l->vfs, l->files[s], &sz) == 0)
+            total += sz;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return total;
+}
+
+int sop__log_seg_size(sop__log *l, uint32_t seg, uint64_t *size)
+{
+    *size = 0;
+    pthread_mutex_lock(&l->mu);
+    int rc = seg < l->nfiles && l->files[seg] ? l->vfs->size(l->vfs, l->files[seg], size) : 0;
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+uint32_t sop__log_nsegs(sop__log *l)
+{
+    uint32_t n = 0;
+    pthread_mutex_lock(&l->mu);
+    for (uint32_t s = 0; s < l->nfiles; s++)
+        n += l->files[s] != NULL;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+int sop__log_remove_seg(sop__log *l, uint32_t seg, const sop_db *db)
+{
+    char path[4096];
+    seg_path(l, seg, path, sizeof path);
+    pthread_mutex_lock(&l->mu);
+    int rc = 0;
+    if (seg < l->nfiles && l->files[seg] && seg != l->cur) {
+        l->vfs->close(l->vfs, l->files[seg]);
+        l->files[seg] = NULL;
+        rc = l->vfs->remove(l->vfs, path);
+        if (!rc)
+            rc = l->vfs->sync_dir(l->vfs, l->dir);
+        if (rc)
+            rc = sop__err(db, rc, "cannot remove segment %s", path);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}

@@ -1,0 +1,875 @@
+/*
+ * txn.c - transactions: snapshot reads of nodes, copy-on-write of changed
+ * nodes, and the commit protocol.
+ *
+ * Commit (docs/design/commit.md):
+ *  1. under the commit lock, validate: every node the transaction read
+ *     (WRITE mode) and every node it changed or deleted still has the
+ *     version it saw in the registry; otherwise SOP_ECONFLICT;
+ *  2. assign the next commit sequence number (csn) and append, in one
+ *     write, the new images and a commit record listing the new handles;
+ *  3. apply the handles to the in-memory registry and release the lock;
+ *  4. sync the segment (group commit); the commit record on stable storage
+ *     is the commit point; then make the csn visible to READ snapshots.
+ * A failed append or sync puts the database into a panic state.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bytes.h"
+#include "internal.h"
+#include "killpoint.h"
+#include "mem.h"
+
+static int push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        uint64_t *a = sop__realloc(*arr, c * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
+int sop__txn_check(sop_txn *txn, int write)
+{
+    if (!txn)
+        return -EINVAL;
+    sop_db *db = txn->db;
+    if (txn->state != SOP__TXN_ACTIVE)
+        return sop__err(db, SOP_ETXNDONE, "transaction failed earlier; roll it back");
+    if (atomic_load(&db->panic))
+        return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
+    if (sop__now_ns() > txn->deadline) {
+        txn->state = SOP__TXN_FAILED;
+        return sop__err(db, SOP_ETIMEDOUT, "transaction exceeded its maximum duration");
+    }
+    if (write && txn->mode == SOP_TXN_READ)
+        return sop__err(db, SOP_EREADONLY, "write in a READ transaction");
+    return 0;
+}
+
+int sop__txn_fail(sop_txn *txn, int rc)
+{
+    /* errors that leave the transaction intact */
+    if (rc == SOP_ENOTFOUND || rc == SOP_EEXISTS || rc == SOP_EREADONLY || rc == -EINVAL ||
+        rc == SOP_ETOOBIG || rc == SOP_ENAME || rc == SOP_EINCOMPLETE || rc == SOP_ENOCMP ||
+        rc == SOP_EMISMATCH)
+        return rc;
+    txn->state = SOP__TXN_FAILED;
+    return rc;
+}
+
+int sop_txn_begin(sop_db *db, sop_txn_mode mode, uint32_t max_ms, sop_txn **txnp)
+{
+    if (!txnp)
+        return -EINVAL;
+    *txnp = NULL;
+    if (!db || db->open_rc || mode > SOP_TXN_NOCHECK)
+        return -EINVAL;
+    if (atomic_load(&db->panic))
+        return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
+    if (mode != SOP_TXN_READ && (db->opt.flags & SOP_DB_RDONLY))
+        return sop__err(db, SOP_EREADONLY, "database is open read-only");
+    sop_txn *t = sop__calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->db = db;
+    t->mode = mode;
+    /* writers see everything applied (what they read is validated at
+     * commit, and a commit is durable only after those it read from);
+     * readers see what is durable */
+    t->snap = mode == SOP_TXN_READ ? atomic_load(&db->visible_csn) : atomic_load(&db->csn);
+    t->deadline = sop__now_ns() + (uint64_t)(max_ms ? max_ms : db->opt.txn_max_ms) * 1000000ull;
+    int rc = 0;
+    pthread_mutex_lock(&db->mu);
+    if (db->nsnaps == db->capsnaps) {
+        size_t c = db->capsnaps ? db->capsnaps * 2 : 16;
+        uint64_t *a = sop__realloc(db->snaps, c * sizeof *a);
+        if (a) {
+            db->snaps = a;
+            db->capsnaps = c;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    if (!rc) {
+        db->snaps[db->nsnaps++] = t->snap;
+        db->ntxn++;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc) {
+        sop__free(t);
+        return rc;
+    }
+    *txnp = t;
+    return 0;
+}
+
+sop_txn_mode sop_txn_get_mode(const sop_txn *txn) { return txn ? txn->mode : SOP_TXN_READ; }
+
+void sop__txn_free_tmp(sop_txn *txn)
+{
+    for (size_t i = 0; i < txn->ntmp; i++)
+        sop__free(txn->tmp[i]);
+    txn->ntmp = 0;
+}
+
+static void txn_free(sop_txn *t, int committed)
+{
+    sop_db *db = t->db;
+    SOP__U64MAP_FOREACH(&t->seen, i)
+    sop__cache_unpin(db->cache, t->seen.vals[i]);
+    sop__u64map_free(&t->seen);
+    SOP__U64MAP_FOREACH(&t->dirty, i)
+    {
+        sop__dirty *d = t->dirty.vals[i];
+        if (d->node)
+            sop__node_free(d->node);
+        sop__free(d);
+    }
+    sop__u64map_free(&t->dirty);
+    if (!committed)
+        for (size_t i = 0; i < t->nfresh; i++)
+            sop__reg_release_id(&db->reg, t->fresh[i]);
+    sop__free(t->fresh);
+    sop__free(t->drops);
+    for (size_t i = 0; i < t->nblobs; i++)
+        sop__free(t->blobs[i].data);
+    sop__free(t->blobs);
+    sop__free(t->counters);
+    for (sop_store *s = t->stores, *n; s; s = n) {
+        n = s->next;
+        sop__free(s->name);
+        sop__free(s->cmpname);
+        sop__free(s);
+    }
+    for (sop_cursor *c = t->cursors, *n; c; c = n) {
+        n = c->next;
+        sop__free(c->ikey);
+        sop__free(c);
+    }
+    sop__txn_free_tmp(t);
+    sop__free(t->tmp);
+    pthread_mutex_lock(&db->mu);
+    db->ntxn--;
+    for (size_t i = 0; i < db->nsnaps; i++)
+        if (db->snaps[i] == t->snap) {
+            db->snaps[i] = db->snaps[--db->nsnaps];
+            break;
+        }
+    pthread_mutex_unlock(&db->mu);
+    sop__free(t);
+}
+
+int sop_txn_rollback(sop_txn *txn)
+{
+    if (txn)
+        txn_free(txn, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Node access                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Reads the record at @h and returns its image header fields. */
+static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
+                      uint8_t **recp)
+{
+    if (len < SOP__REC_HDR + SOP__IMG_HDR)
+        return sop__err(db, SOP_ECORRUPT, "id %llu: bad image length %u", (unsigned long long)id, len);
+    uint8_t *rec = sop__malloc(len);
+    if (!rec)
+        return -ENOMEM;
+    int rc = sop__log_read(&db->log, seg, off, len, rec, db);
+    if (!rc && (rec[4] != SOP__REC_IMAGE || sop__get64(rec + SOP__REC_HDR) != id))
+        rc = sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: not an image of id %llu", seg,
+                      (unsigned long long)off, (unsigned long long)id);
+    if (rc) {
+        sop__free(rec);
+        return rc;
+    }
+    *recp = rec;
+    return 0;
+}
+
+/* Finds the location of the image of @id visible at @snap. */
+static int locate(sop_db *db, uint64_t id, uint64_t snap, sop__handle *out)
+{
+    sop__handle h = sop__reg_get(&db->reg, id);
+    if (!h.version || !h.seg)
+        return sop__err(db, SOP_ECORRUPT, "id %llu has no image", (unsigned long long)id);
+    if (h.csn <= snap) {
+        if (h.len & SOP__H_DELETED)
+            return sop__err(db, SOP_ECORRUPT, "id %llu is deleted", (unsigned long long)id);
+        *out = h;
+        return 0;
+    }
+    /* newer than the snapshot: walk back the images from the handle's
+     * location (for a deletion, that is the last image itself) */
+    sop__handle p = {h.seg, sop__handle_len(&h), h.off, 0, 0};
+    for (int hops = 0; hops < 1000000; hops++) {
+        uint8_t *rec = NULL;
+        int rc = read_image(db, p.seg, p.off, p.len, id, &rec);
+        if (rc)
+            return rc;
+        const uint8_t *ih = rec + SOP__REC_HDR;
+        p.csn = sop__get64(rec + 16);
+        p.version = sop__get64(ih + 8);
+        sop__handle prev = {sop__get32(ih + 16), sop__get32(ih + 20), sop__get64(ih + 24), 0, 0};
+        sop__free(rec);
+        if (p.csn <= snap) {
+            *out = p;
+            return 0;
+        }
+        if (!prev.seg)
+            break;
+        p = prev;
+    }
+    return sop__err(db, SOP_ECORRUPT, "id %llu: no version visible to the snapshot",
+                    (unsigned long long)id);
+}
+
+int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out)
+{
+    sop__handle h;
+    int rc = locate(db, id, snap, &h);
+    if (rc)
+        return rc;
+    sop__node *n = sop__cache_get(db->cache, id, h.version);
+    if (n) {
+        *out = n;
+        return 0;
+    }
+    uint8_t *rec = NULL;
+    rc = read_image(db, h.seg, h.off, sop__handle_len(&h), id, &rec);
+    if (rc)
+        return rc;
+    const uint8_t *ih = rec + SOP__REC_HDR;
+    uint32_t plen = sop__get32(rec + 8);
+    if (ih[32] != SOP__IMG_NODE || sop__get64(ih + 8) != h.version)
+        rc = sop__err(db, SOP_ECORRUPT, "id %llu: image kind or version mismatch", (unsigned long long)id);
+    else
+        rc = sop__node_decode(ih + SOP__IMG_HDR, plen - SOP__IMG_HDR, id, h.version, &n);
+    sop__free(rec);
+    if (rc)
+        return rc == SOP_ECORRUPT ? sop__err(db, rc, "node %llu: bad image", (unsigned long long)id) : rc;
+    *out = sop__cache_put(db->cache, n);
+    return 0;
+}
+
+static int tx_get(void *ctx, uint64_t id, sop__node **out)
+{
+    sop_txn *t = ctx;
+    sop__dirty *d = sop__u64map_get(&t->dirty, id);
+    if (d) {
+        *out = d->node;
+        return 0;
+    }
+    sop__node *n = sop__u64map_get(&t->seen, id);
+    if (n) {
+        *out = n;
+        return 0;
+    }
+    int rc = sop__load_node(t->db, id, t->snap, &n);
+    if (rc)
+        return rc;
+    rc = sop__u64map_put(&t->seen, id, n);
+    if (rc) {
+        sop__cache_unpin(t->db->cache, n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+static int tx_get_mut(void *ctx, uint64_t id, sop__node **out)
+{
+    sop_txn *t = ctx;
+    sop__dirty *d = sop__u64map_get(&t->dirty, id);
+    if (d) {
+        *out = d->node;
+        return 0;
+    }
+    sop__node *n;
+    int rc = tx_get(ctx, id, &n);
+    if (rc)
+        return rc;
+    d = sop__calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    rc = sop__node_clone(n, &d->node);
+    if (!rc)
+        rc = sop__u64map_put(&t->dirty, id, d);
+    if (rc) {
+        if (d->node)
+            sop__node_free(d->node);
+        sop__free(d);
+        return rc;
+    }
+    d->base_version = n->version;
+    *out = d->node;
+    return 0;
+}
+
+int sop__txn_new_id(sop_txn *t, uint64_t *id)
+{
+    int rc = sop__reg_alloc_id(&t->db->reg, id);
+    if (!rc) {
+        rc = push_u64(&t->fresh, &t->nfresh, &t->capfresh, *id);
+        if (rc)
+            sop__reg_release_id(&t->db->reg, *id);
+    }
+    return rc;
+}
+
+static int tx_alloc(void *ctx, int leaf, sop__node **out)
+{
+    sop_txn *t = ctx;
+    uint64_t id;
+    int rc = sop__txn_new_id(t, &id);
+    if (rc)
+        return rc;
+    sop__dirty *d = sop__calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    rc = sop__node_new(leaf, id, &d->node);
+    if (!rc)
+        rc = sop__u64map_put(&t->dirty, id, d);
+    if (rc) {
+        if (d->node)
+            sop__node_free(d->node);
+        sop__free(d);
+        return rc;
+    }
+    *out = d->node;
+    return 0;
+}
+
+static int is_fresh(const sop_txn *t, uint64_t id)
+{
+    for (size_t i = t->nfresh; i-- > 0;)
+        if (t->fresh[i] == id)
+            return 1;
+    return 0;
+}
+
+static int tx_drop(void *ctx, uint64_t id)
+{
+    sop_txn *t = ctx;
+    sop__dirty *d = sop__u64map_get(&t->dirty, id);
+    if (d) {
+        sop__node_free(d->node);
+        sop__free(d);
+        sop__u64map_del(&t->dirty, id);
+    }
+    if (is_fresh(t, id))
+        return 0; /* never committed: its id goes back at the end */
+    /* validate the version it had when deleted: it is in the read set */
+    if (!sop__u64map_get(&t->seen, id)) {
+        sop__node *n;
+        int rc = tx_get(ctx, id, &n);
+        if (rc)
+            return rc;
+    }
+    return push_u64(&t->drops, &t->ndrops, &t->capdrops, id);
+}
+
+void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node_bytes)
+{
+    memset(t, 0, sizeof *t);
+    t->ctx = txn;
+    t->get = tx_get;
+    t->get_mut = tx_get_mut;
+    t->alloc = tx_alloc;
+    t->drop = tx_drop;
+    t->cmp = sop__bytes_cmp;
+    t->root = root;
+    t->node_bytes = node_bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Blobs and counters                                                 */
+/* ------------------------------------------------------------------ */
+
+int sop__txn_put_blob(sop_txn *t, const void *data, size_t len, uint64_t *id)
+{
+    if (t->nblobs == t->capblobs) {
+        size_t c = t->capblobs ? t->capblobs * 2 : 8;
+        sop__blob *b = sop__realloc(t->blobs, c * sizeof *b);
+        if (!b)
+            return -ENOMEM;
+        t->blobs = b;
+        t->capblobs = c;
+    }
+    uint8_t *copy = sop__memdup(data, len);
+    if (!copy)
+        return -ENOMEM;
+    int rc = sop__txn_new_id(t, id);
+    if (rc) {
+        sop__free(copy);
+        return rc;
+    }
+    t->blobs[t->nblobs++] = (sop__blob){*id, copy, len};
+    return 0;
+}
+
+static int keep_tmp(sop_txn *t, uint8_t *p)
+{
+    if (t->ntmp == t->captmp) {
+        size_t c = t->captmp ? t->captmp * 2 : 8;
+        uint8_t **a = sop__realloc(t->tmp, c * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        t->tmp = a;
+        t->captmp = c;
+    }
+    t->tmp[t->ntmp++] = p;
+    return 0;
+}
+
+int sop__txn_get_blob(sop_txn *t, uint64_t id, size_t size, const uint8_t **data)
+{
+    for (size_t i = 0; i < t->nblobs; i++)
+        if (t->blobs[i].id == id) {
+            *data = t->blobs[i].data;
+            return 0;
+        }
+    sop_db *db = t->db;
+    sop__handle h;
+    int rc = locate(db, id, t->snap, &h);
+    if (rc)
+        return rc;
+    uint8_t *rec = NULL;
+    rc = read_image(db, h.seg, h.off, sop__handle_len(&h), id, &rec);
+    if (rc)
+        return rc;
+    uint32_t plen = sop__get32(rec + 8);
+    if (rec[SOP__REC_HDR + 32] != SOP__IMG_BLOB || plen - SOP__IMG_HDR != size) {
+        sop__free(rec);
+        return sop__err(db, SOP_ECORRUPT, "blob %llu: kind or size mismatch", (unsigned long long)id);
+    }
+    rc = keep_tmp(t, rec);
+    if (rc) {
+        sop__free(rec);
+        return rc;
+    }
+    *data = rec + SOP__REC_HDR + SOP__IMG_HDR;
+    return 0;
+}
+
+int sop__txn_drop_blob(sop_txn *t, uint64_t id)
+{
+    for (size_t i = 0; i < t->nblobs; i++)
+        if (t->blobs[i].id == id) {
+            sop__free(t->blobs[i].data);
+            t->blobs[i] = t->blobs[--t->nblobs];
+            return 0; /* fresh id: released at the end */
+        }
+    return sop__txn_drop_id(t, id);
+}
+
+int sop__txn_drop_id(sop_txn *t, uint64_t id)
+{
+    return push_u64(&t->drops, &t->ndrops, &t->capdrops, id);
+}
+
+sop__counter *sop__txn_counter(sop_txn *t, uint64_t id, int create)
+{
+    for (size_t i = 0; i < t->ncounters; i++)
+        if (t->counters[i].id == id)
+            return &t->counters[i];
+    if (t->ncounters == t->capcounters) {
+        size_t c = t->capcounters ? t->capcounters * 2 : 8;
+        sop__counter *a = sop__realloc(t->counters, c * sizeof *a);
+        if (!a)
+            return NULL;
+        t->counters = a;
+        t->capcounters = c;
+    }
+    sop__counter *c = &t->counters[t->ncounters++];
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    c->loaded = create; /* a new counter starts at 0 */
+    return c;
+}
+
+/* Reads the value of a counter image (at @h). */
+static int counter_image(sop_db *db, uint64_t id, const sop__handle *h, uint64_t *value)
+{
+    uint8_t *rec = NULL;
+    int rc = read_image(db, h->seg, h->off, sop__handle_len(h), id, &rec);
+    if (rc)
+        return rc;
+    if (rec[SOP__REC_HDR + 32] != SOP__IMG_COUNTER || sop__get32(rec + 8) != SOP__IMG_HDR + 8)
+        rc = sop__err(db, SOP_ECORRUPT, "counter %llu: bad image", (unsigned long long)id);
+    else
+        *value = sop__get64(rec + SOP__REC_HDR + SOP__IMG_HDR);
+    sop__free(rec);
+    return rc;
+}
+
+int sop__txn_counter_value(sop_txn *t, sop__counter *c, uint64_t *value)
+{
+    if (!c->loaded) {
+        sop__handle h;
+        int rc = locate(t->db, c->id, t->snap, &h);
+        if (!rc)
+            rc = counter_image(t->db, c->id, &h, &c->base_value);
+        if (rc)
+            return rc;
+        c->base_version = h.version;
+        c->loaded = 1;
+    }
+    *value = (uint64_t)((int64_t)c->base_value + c->delta);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commit                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct cbuf {
+    uint8_t *p;
+    size_t len, cap;
+} cbuf;
+
+static int cb_reserve(cbuf *b, size_t n)
+{
+    if (b->len + n <= b->cap)
+        return 0;
+    size_t c = b->cap ? b->cap : 65536;
+    while (c < b->len + n)
+        c *= 2;
+    uint8_t *p = sop__realloc(b->p, c);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = c;
+    return 0;
+}
+
+static int validate(sop_txn *t)
+{
+    sop_db *db = t->db;
+    if (t->mode == SOP_TXN_WRITE) {
+        SOP__U64MAP_FOREACH(&t->seen, i)
+        {
+            const sop__node *n = t->seen.vals[i];
+            sop__handle h = sop__reg_get(&db->reg, t->seen.keys[i]);
+            if (h.version != n->version)
+                return sop__err(db, SOP_ECONFLICT, "node %llu changed since it was read",
+                                (unsigned long long)t->seen.keys[i]);
+        }
+    }
+    SOP__U64MAP_FOREACH(&t->dirty, i)
+    {
+        const sop__dirty *d = t->dirty.vals[i];
+        if (!d->base_version)
+            continue;
+        sop__handle h = sop__reg_get(&db->reg, t->dirty.keys[i]);
+        if (h.version != d->base_version)
+            return sop__err(db, SOP_ECONFLICT, "node %llu changed by a concurrent commit",
+                            (unsigned long long)t->dirty.keys[i]);
+    }
+    for (size_t i = 0; i < t->ndrops; i++) {
+        const sop__node *n = sop__u64map_get(&t->seen, t->drops[i]);
+        sop__handle h = sop__reg_get(&db->reg, t->drops[i]);
+        if (n && h.version != n->version)
+            return sop__err(db, SOP_ECONFLICT, "node %llu changed by a concurrent commit",
+                            (unsigned long long)t->drops[i]);
+        if (!sop__handle_live(&h))
+            return sop__err(db, SOP_ECONFLICT, "id %llu deleted by a concurrent commit",
+                            (unsigned long long)t->drops[i]);
+    }
+    for (size_t i = 0; i < t->ncounters; i++) {
+        const sop__counter *c = &t->counters[i];
+        if (c->read && t->mode == SOP_TXN_WRITE && c->base_version &&
+            sop__reg_get(&db->reg, c->id).version != c->base_version)
+            return sop__err(db, SOP_ECONFLICT, "item count changed since it was read");
+    }
+    return 0;
+}
+
+typedef struct entry {
+    uint64_t id;
+    sop__handle h;
+} entry;
+
+/* Appends an IMAGE record and returns its handle (version = cur + 1). */
+static int add_image(cbuf *b, uint32_t seg, uint64_t base_off, uint64_t csn, uint64_t id,
+                     const sop__handle *cur, int kind, const void *data, size_t len,
+                     void (*fill)(const void *src, uint8_t *dst), sop__handle *out)
+{
+    size_t rlen = SOP__REC_HDR + SOP__IMG_HDR + len;
+    if (rlen > UINT32_MAX / 2)
+        return SOP_ETOOBIG;
+    int rc = cb_reserve(b, rlen);
+    if (rc)
+        return rc;
+    uint8_t *r = b->p + b->len;
+    uint8_t *ih = r + SOP__REC_HDR;
+    memset(ih, 0, SOP__IMG_HDR);
+    sop__put64(ih, id);
+    sop__put64(ih + 8, cur->version + 1);
+    if (cur->seg) { /* the previous image, for older snapshots */
+        sop__put32(ih + 16, cur->seg);
+        sop__put32(ih + 20, sop__handle_len(cur));
+        sop__put64(ih + 24, cur->off);
+    }
+    ih[32] = (uint8_t)kind;
+    if (fill)
+        fill(data, ih + SOP__IMG_HDR);
+    else if (len)
+        memcpy(ih + SOP__IMG_HDR, data, len);
+    sop__rec_seal(r, SOP__REC_IMAGE, csn, (uint32_t)(SOP__IMG_HDR + len));
+    out->seg = seg;
+    out->off = base_off + b->len;
+    out->len = (uint32_t)rlen;
+    out->version = cur->version + 1;
+    out->csn = csn;
+    b->len += rlen;
+    return 0;
+}
+
+static void fill_node(const void *src, uint8_t *dst) { sop__node_encode(src, dst); }
+
+static int push_entry(entry **arr, size_t *n, size_t *cap, uint64_t id, const sop__handle *h)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        entry *a = sop__realloc(*arr, c * sizeof *a);
+        if (!a)
+            return -ENOMEM;
+        *arr = a;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = (entry){id, *h};
+    return 0;
+}
+
+static int counter_pending(const sop__counter *c)
+{
+    return !c->dropped && (!c->base_version || c->delta != 0) && c->loaded;
+}
+
+/* Builds images + commit record into @b. Caller holds commit_mu. */
+static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, cbuf *b, entry **ents,
+                 size_t *nents)
+{
+    sop_db *db = t->db;
+    size_t cap = 0;
+    int rc = 0;
+    SOP__U64MAP_FOREACH(&t->dirty, i)
+    {
+        sop__dirty *d = t->dirty.vals[i];
+        sop__handle cur = sop__reg_get(&db->reg, t->dirty.keys[i]), nh;
+        rc = add_image(b, seg, off, csn, t->dirty.keys[i], &cur, SOP__IMG_NODE, d->node,
+                       d->node->bytes, fill_node, &nh);
+        if (!rc)
+            rc = push_entry(ents, nents, &cap, t->dirty.keys[i], &nh);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < t->nblobs; i++) {
+        sop__handle cur = sop__reg_get(&db->reg, t->blobs[i].id), nh;
+        rc = add_image(b, seg, off, csn, t->blobs[i].id, &cur, SOP__IMG_BLOB, t->blobs[i].data,
+                       t->blobs[i].len, NULL, &nh);
+        if (!rc)
+            rc = push_entry(ents, nents, &cap, t->blobs[i].id, &nh);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < t->ncounters; i++) {
+        sop__counter *c = &t->counters[i];
+        if (!counter_pending(c))
+            continue;
+        sop__handle cur = sop__reg_get(&db->reg, c->id), nh;
+        uint64_t value = 0;
+        if (c->base_version) {
+            if (cur.version == c->base_version)
+                value = c->base_value;
+            else if ((rc = counter_image(db, c->id, &cur, &value)) != 0)
+                return rc;
+        }
+        uint8_t v[8];
+        sop__put64(v, (uint64_t)((int64_t)value + c->delta));
+        rc = add_image(b, seg, off, csn, c->id, &cur, SOP__IMG_COUNTER, v, 8, NULL, &nh);
+        if (!rc)
+            rc = push_entry(ents, nents, &cap, c->id, &nh);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < t->ndrops; i++) {
+        sop__handle h = sop__reg_get(&db->reg, t->drops[i]);
+        h.len |= SOP__H_DELETED;
+        h.version++;
+        h.csn = csn;
+        rc = push_entry(ents, nents, &cap, t->drops[i], &h);
+        if (rc)
+            return rc;
+    }
+    size_t clen = SOP__REC_HDR + SOP__COMMIT_HDR + *nents * SOP__COMMIT_ENTRY;
+    rc = cb_reserve(b, clen);
+    if (rc)
+        return rc;
+    uint8_t *r = b->p + b->len, *p = r + SOP__REC_HDR;
+    memset(p, 0, SOP__COMMIT_HDR);
+    sop__put32(p, (uint32_t)*nents);
+    sop__put64(p + 8, sop__reg_next_id(&db->reg));
+    sop__put64(p + 16, atomic_load(&db->dup_seq));
+    p += SOP__COMMIT_HDR;
+    for (size_t i = 0; i < *nents; i++, p += SOP__COMMIT_ENTRY) {
+        const entry *e = &(*ents)[i];
+        sop__put64(p, e->id);
+        sop__put32(p + 8, e->h.seg);
+        sop__put32(p + 12, e->h.len);
+        sop__put64(p + 16, e->h.off);
+        sop__put64(p + 24, e->h.version);
+        sop__put64(p + 32, e->h.csn);
+    }
+    sop__rec_seal(r, SOP__REC_COMMIT, csn, (uint32_t)(clen - SOP__REC_HDR));
+    b->len += clen;
+    return 0;
+}
+
+static uint64_t commit_size(sop_txn *t)
+{
+    uint64_t total = 0, n = 0;
+    SOP__U64MAP_FOREACH(&t->dirty, i)
+    {
+        total += SOP__REC_HDR + SOP__IMG_HDR + ((sop__dirty *)t->dirty.vals[i])->node->bytes;
+        n++;
+    }
+    for (size_t i = 0; i < t->nblobs; i++, n++)
+        total += SOP__REC_HDR + SOP__IMG_HDR + t->blobs[i].len;
+    for (size_t i = 0; i < t->ncounters; i++)
+        if (counter_pending(&t->counters[i])) {
+            total += SOP__REC_HDR + SOP__IMG_HDR + 8;
+            n++;
+        }
+    n += t->ndrops;
+    return total + SOP__REC_HDR + SOP__COMMIT_HDR + n * SOP__COMMIT_ENTRY;
+}
+
+/* After a commit: ids handed out to the transaction but not used go back. */
+static void release_unused(sop_txn *t, const entry *ents, size_t n)
+{
+    sop__u64map used = {0};
+    for (size_t i = 0; i < n; i++)
+        if (sop__u64map_put(&used, ents[i].id, (void *)1)) {
+            sop__u64map_free(&used);
+            return; /* out of memory: unused ids stay unused until reopen */
+        }
+    for (size_t i = 0; i < t->nfresh; i++)
+        if (!sop__u64map_get(&used, t->fresh[i]))
+            sop__reg_release_id(&t->db->reg, t->fresh[i]);
+    sop__u64map_free(&used);
+}
+
+int sop_txn_commit(sop_txn *t)
+{
+    if (!t)
+        return -EINVAL;
+    sop_db *db = t->db;
+    int rc = sop__txn_check(t, 0);
+    if (rc) {
+        txn_free(t, 0);
+        return rc;
+    }
+    int pending_counters = 0;
+    for (size_t i = 0; i < t->ncounters; i++)
+        pending_counters |= counter_pending(&t->counters[i]);
+    if (t->mode == SOP_TXN_READ ||
+        (!t->dirty.n && !t->ndrops && !t->nblobs && !pending_counters)) {
+        txn_free(t, 0);
+        return 0;
+    }
+    cbuf b = {0};
+    entry *ents = NULL;
+    size_t nents = 0;
+    uint32_t seg = 0;
+    uint64_t off = 0, csn = 0, total = commit_size(t);
+
+    pthread_mutex_lock(&db->commit_mu);
+    if (atomic_load(&db->panic)) {
+        rc = sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
+        goto unlock;
+    }
+    rc = validate(t);
+    if (rc) {
+        atomic_fetch_add(&db->st_conflicts, 1);
+        goto unlock;
+    }
+    csn = atomic_load(&db->csn) + 1;
+    rc = sop__log_reserve(&db->log, total, &seg, &off, db);
+    if (rc)
+        goto panic;
+    rc = build(t, csn, seg, off, &b, &ents, &nents);
+    if (rc)
+        goto unlock; /* nothing written */
+    SOP_KILL_POINT("commit:before_append");
+    rc = sop__log_write(&db->log, b.p, b.len, off, db);
+    if (rc)
+        goto panic;
+    SOP_KILL_POINT("commit:after_append");
+    for (size_t i = 0; i < nents; i++) {
+        rc = sop__reg_set(&db->reg, ents[i].id, &ents[i].h);
+        if (rc)
+            goto panic;
+    }
+    for (size_t i = 0; i < t->ndrops; i++)
+        sop__reg_release_id(&db->reg, t->drops[i]);
+    release_unused(t, ents, nents);
+    t->nfresh = 0;
+    SOP__U64MAP_FOREACH(&t->dirty, i)
+    {
+        sop__dirty *d = t->dirty.vals[i];
+        d->node->version = sop__reg_get(&db->reg, t->dirty.keys[i]).version;
+        sop__cache_unpin(db->cache, sop__cache_put(db->cache, d->node));
+        d->node = NULL;
+    }
+    atomic_store(&db->csn, csn);
+    atomic_fetch_add(&db->since_ckpt, b.len);
+    SOP_KILL_POINT("commit:after_apply");
+    pthread_mutex_unlock(&db->commit_mu);
+
+    if (db->opt.sync == SOP_SYNC_FULL && !db->test_nosync) {
+        rc = sop__log_sync(&db->log, seg, off + b.len, db);
+        if (rc) {
+            atomic_store(&db->panic, 1);
+            goto out;
+        }
+        SOP_KILL_POINT("commit:after_sync");
+    }
+    /* publish: every csn up to ours is applied, and durable when syncing */
+    uint_fast64_t v = atomic_load(&db->visible_csn);
+    while (v < csn && !atomic_compare_exchange_weak(&db->visible_csn, &v, csn))
+        ;
+    atomic_fetch_add(&db->st_commits, 1);
+    if (db->since_ckpt >= db->opt.checkpoint_bytes) {
+        pthread_mutex_lock(&db->commit_mu);
+        if (db->since_ckpt >= db->opt.checkpoint_bytes && !atomic_load(&db->panic))
+            sop__db_checkpoint_locked(db); /* a failure panics the db; this commit stands */
+        pthread_mutex_unlock(&db->commit_mu);
+    }
+    rc = 0;
+    goto out;
+panic:
+    atomic_store(&db->panic, 1);
+    if (rc != SOP_EPANIC)
+        sop__err(db, rc, "commit failed: %s; the database must be reopened", sop_strerror(rc));
+    rc = rc == SOP_EFULL ? SOP_EFULL : SOP_EPANIC;
+unlock:
+    pthread_mutex_unlock(&db->commit_mu);
+out:
+    sop__free(b.p);
+    sop__free(ents);
+    txn_free(t, rc == 0);
+    return rc;
+}

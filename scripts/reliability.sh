@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The durability suites, with one summary (reliability plan, part D):
+#   kill        SIGKILL at random times and at named kill points
+#   powerloss   simulated power loss at every I/O operation of a workload
+#   mutant      the same with the commit sync removed: must be caught
+# Writes build/reliability.json and ends with exactly one line
+#   reliability: <cases> cases, <lost> lost, <partial> partial, <corrupt> corrupt
+# Exit 0 only when the last three are 0 and the mutant was caught.
+# Usage: scripts/reliability.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libcmocka-dev
+
+b=build/reliability
+cmake -S . -B $b -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOP_TESTING=ON -DSOP_WERROR=ON >/dev/null
+cmake --build $b -j"$(nproc)" --target crash_kill crash_powerloss >/dev/null
+export SOP_TEST_TMP=$PWD/$b/testtmp
+if [ $quick = 1 ]; then kills=${SOP_KILL_ITERS:-80}; seeds=2; else kills=${SOP_KILL_ITERS:-2000}; seeds=16; fi
+
+out=$b/reliability.log
+: >"$out"
+status=0
+SOP_KILL_ITERS=$kills $b/tests/crash/crash_kill >>"$out" 2>&1 || status=1
+$b/tests/crash/crash_powerloss --seeds $seeds >>"$out" 2>&1 || status=1
+mutant=caught
+$b/tests/crash/crash_powerloss --seeds $seeds --mutant-nosync >"$b/mutant.log" 2>&1 || mutant="NOT caught"
+
+grep -E '^(kill|powerloss): [0-9]+ cases' "$out" || true
+awk -v mutant="$mutant" '
+  /^(kill|powerloss): [0-9]+ cases/ {
+    name=$1; sub(":","",name)
+    for (i = 2; i <= NF; i++) { v=$i; gsub(",","",v); k=$(i+1); gsub(",","",k); if (v ~ /^[0-9]+$/) f[name,k]=v }
+    names[name]=1
+  }
+  END {
+    js = "{\"suites\":{"; sep = ""
+    for (n in names) {
+      js = js sprintf("%s\"%s\":{\"cases\":%d,\"acked\":%d,\"lost\":%d,\"partial\":%d,\"corrupt\":%d}", sep, n, f[n,"cases"], f[n,"acked"], f[n,"lost"], f[n,"partial"], f[n,"corrupt"])
+      sep = ","; c += f[n,"cases"]; l += f[n,"lost"]; p += f[n,"partial"]; x += f[n,"corrupt"]
+    }
+    js = js sprintf("},\"mutant_nosync\":\"%s\",\"cases\":%d,\"lost\":%d,\"partial\":%d,\"corrupt\":%d}", mutant, c, l, p, x)
+    print js > "build/reliability.json"
+    print c+0, l+0, p+0, x+0
+  }' "$out" >$b/totals
+printf '%-28s %s\n' "harness mutant (no sync):" "$mutant"
+[ "$mutant" = caught ] || status=1
+set -- $(cat $b/totals)
+[ "$1" -gt 0 ] || status=1
+[ "$2$3$4" = 000 ] || status=1
+[ $status = 0 ] || { echo "see $out and $b/mutant.log" >&2; }
+echo "reliability: $1 cases, $2 lost, $3 partial, $4 corrupt"
+exit $status

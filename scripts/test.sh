@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds with ASan+UBSan and
+# -Werror, runs every test (unit, model, crash, fault, examples, CLI), then
+# checks that an application builds against the installed library.
+# Idempotent. Usage: scripts/test.sh [ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libcmocka-dev
+jobs=$(nproc)
+
+echo "== build (ASan+UBSan, -Werror)"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSOP_SANITIZE="address;undefined" \
+      -DSOP_WERROR=ON -DSOP_TESTING=ON >/dev/null
+cmake --build build/asan -j"$jobs"
+
+echo "== tests"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+(cd build/asan && ctest --output-on-failure -j"$jobs" "$@")
+
+echo "== install and build an application against it"
+tests/install/run.sh
+
+echo "== reliability (quick)"
+scripts/reliability.sh --quick

@@ -1,0 +1,1024 @@
+/*
+ * ioerr.c - I/O error sweep (reliability plan C3).
+ *
+ * For each operation X and each fault class F, for transient and
+ * persistent faults, for n = 1, 2, ...: the database directory is restored
+ * from a snapshot (plain stdio copy), opened through the fault VFS, the
+ * n-th I/O call of X matching F's mask is made to fail, and then:
+ *   1. X must return (an alarm catches hangs) with SOP_OK or one of the
+ *      codes its documentation in sop.h lists (table "allowed" below);
+ *   2. on the same handle, with the fault disarmed: if it is in the panic
+ *      state, every later call (begin READ/WRITE, checkpoint, check)
+ *      returns SOP_EPANIC; otherwise sop_db_check() is clean and the
+ *      content is the state before or after X (a read error must leave the
+ *      database usable);
+ *   3. sop_db_close() returns SOP_OK (the fault is disarmed; after a panic
+ *      it only releases the handle);
+ *   4. reopened with the real VFS, sop_db_check() is clean and the content
+ *      (a signature of every store: names, keys, values, counts) is exactly
+ *      the state before X or after X, never a mix.
+ * The sweep of (X, F, mode) stops at the first n whose fault was not
+ * reached (fault_vfs_triggered() == 0); n - 1 is its number of injection
+ * points.
+ *
+ * Operations X (the snapshot has commits after its last checkpoint):
+ *   open     open + recovery (replays the un-checkpointed commits and
+ *            checkpoints)
+ *   repair   the same, with one registry block torn (its second half
+ *            garbage) and a valid registry.dw that repairs it at open
+ *   small    a small write transaction (begin .. commit), cold cache
+ *   large    a transaction of values > inline_max (own blobs)
+ *   ckpt     sop_db_checkpoint() after an unsynced commit (SYNC_NONE)
+ *   close    sop_db_close() after an unsynced commit (SYNC_NONE)
+ *   check    sop_db_check(), cold cache
+ * Fault classes F:
+ *   EIO      -EIO on any call except close
+ *   ENOSPC   -ENOSPC on write, sync, create, truncate, mkdir
+ *   SHORT    short read (half the bytes, as if at end of file) or short
+ *            write (half written, then -EIO), on read and write
+ *   SYNC     -EIO on sync and sync_dir
+ * For ENOSPC and SYNC (calls that change durable state) a fault that was
+ * reached must make X fail: a failed write or sync is never ignored, and a
+ * failed fsync is never retried into a success. When it happens inside
+ * sop_txn_commit(), the handle must then be in the panic state.
+ *
+ * Allowed return codes (from sop.h; SOP_ECORRUPT only for SHORT, where a
+ * read really returned fewer bytes than the file has):
+ *   open, repair  OK, -EIO, SOP_EFULL
+ *   small, large  OK, -EIO, SOP_EPANIC, SOP_EFULL
+ *   ckpt          OK, -EIO, -ENOSPC, SOP_EPANIC
+ *   close         OK, -EIO
+ *   check         OK, -EIO
+ * Content after reopen: open/repair/check: the snapshot's; ckpt/close: the
+ * snapshot's plus the commit made before X (nothing committed is lost);
+ * small/large: before or after, and exactly "after" when X returned SOP_OK,
+ * exactly "before" when X failed before sop_txn_commit() was called.
+ *
+ * Then explicit panic tests: a commit whose fsync (or append) fails must
+ * return -EIO/SOP_EPANIC (SOP_EFULL for ENOSPC on the append) and every
+ * later call - on new and on already open transactions, stores and cursors
+ * - returns SOP_EPANIC until the handle is closed; the reopened database
+ * holds the transaction all or nothing. And the same with power cut right
+ * after the failed fsync (fault VFS power-loss model, in a child process):
+ * the unsynced commit may be lost, but never half of it.
+ *
+ * Prints per X the number of injection points and, last,
+ * "ioerr: <points> injection points, <bad> bad"; exits 1 when bad > 0.
+ * Options: --only <X> (one operation), --verbose.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault_vfs.h"
+#include "sop/sop.h"
+#include "testutil.h"
+
+#define ITER_ALARM_S 60 /* one iteration longer than this is a hang */
+#define MAX_REPORTS 100000  /* detailed lines printed for bad iterations */
+
+static uint64_t g_bad;
+static int g_verbose;
+static char g_where[256]; /* the iteration running, for failure reports */
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ioerr: FATAL [%s]: ", g_where);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void bad(const char *fmt, ...)
+{
+    g_bad++;
+    if (g_bad > MAX_REPORTS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ioerr: BAD [%s]: ", g_where);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "ioerr: HANG: an iteration exceeded its time limit: ";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    w = write(2, g_where, strlen(g_where));
+    w = write(2, "\n", 1);
+    (void)w;
+    _exit(3);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                              */
+/* ------------------------------------------------------------------ */
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        fatal("cannot open %s: %s", from, strerror(errno));
+    FILE *out = fopen(to, "wb");
+    if (!out)
+        fatal("cannot create %s: %s", to, strerror(errno));
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            fatal("cannot write %s", to);
+    if (ferror(in))
+        fatal("cannot read %s", from);
+    fclose(in);
+    if (fclose(out))
+        fatal("cannot close %s", to);
+}
+
+/* Replaces directory @dst by a byte copy of the regular files of @src. */
+static void copy_dir(const char *src, const char *dst)
+{
+    tu_rmtree(dst);
+    if (mkdir(dst, 0700))
+        fatal("mkdir %s: %s", dst, strerror(errno));
+    DIR *d = opendir(src);
+    if (!d)
+        fatal("opendir %s: %s", src, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char a[4096], b[4096];
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        struct stat st;
+        if (lstat(a, &st) == 0 && S_ISREG(st.st_mode))
+            copy_file(a, b);
+    }
+    closedir(d);
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st))
+        fatal("stat %s: %s", path, strerror(errno));
+    return (uint64_t)st.st_size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Content signature                                                  */
+/* ------------------------------------------------------------------ */
+
+static void fnv(uint64_t *h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        *h ^= b[i];
+        *h *= 0x100000001b3ull;
+    }
+}
+
+static void fnv_len(uint64_t *h, uint64_t n) { fnv(h, &n, sizeof n); }
+
+#define MAX_STORES 16
+typedef struct names {
+    int n;
+    char name[MAX_STORES][SOP_STORE_NAME_MAX + 1];
+} names;
+
+static int collect_name(const char *name, void *ctx)
+{
+    names *ns = ctx;
+    if (ns->n >= MAX_STORES)
+        return SOP_EFULL;
+    snprintf(ns->name[ns->n++], sizeof ns->name[0], "%s", name);
+    return 0;
+}
+
+/* A signature of every store: its name, its items in order (key, value),
+ * and its count (which must equal the items scanned). */
+static int db_sig(sop_db *db, uint64_t *out)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &txn);
+    if (rc)
+        return rc;
+    names ns = {0};
+    uint64_t h = 0xcbf29ce484222325ull;
+    rc = sop_store_list(txn, collect_name, &ns);
+    for (int i = 0; !rc && i < ns.n; i++) {
+        sop_store *s;
+        rc = sop_store_open(txn, ns.name[i], &s);
+        if (rc)
+            break;
+        fnv_len(&h, strlen(ns.name[i]));
+        fnv(&h, ns.name[i], strlen(ns.name[i]));
+        uint64_t count = 0, items = 0;
+        rc = sop_store_count(s, &count);
+        sop_cursor *c = NULL;
+        if (!rc)
+            rc = sop_cursor_open(s, &c);
+        if (!rc)
+            rc = sop_cursor_first(c);
+        while (!rc) {
+            sop_val k, v;
+            rc = sop_cursor_get(c, &k, &v);
+            if (rc)
+                break;
+            fnv_len(&h, k.size);
+            fnv(&h, k.data, k.size);
+            fnv_len(&h, v.size);
+            fnv(&h, v.data, v.size);
+            items++;
+            rc = sop_cursor_next(c);
+        }
+        if (rc == SOP_ENOTFOUND)
+            rc = 0;
+        sop_cursor_close(c);
+        if (!rc && items != count) {
+            fprintf(stderr, "ioerr: store %s: count %" PRIu64 " but %" PRIu64 " items\n", ns.name[i],
+                    count, items);
+            rc = SOP_ECORRUPT;
+        }
+        fnv_len(&h, items);
+    }
+    sop_txn_rollback(txn);
+    *out = h;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Workloads                                                          */
+/* ------------------------------------------------------------------ */
+
+static void mkval(char *buf, size_t len, unsigned tag)
+{
+    uint64_t s = tag * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)('A' + tu_rand(&s) % 58);
+}
+
+static int put(sop_store *s, const char *key, size_t vlen, unsigned tag)
+{
+    static char buf[1 << 15];
+    if (vlen > sizeof buf)
+        vlen = sizeof buf;
+    mkval(buf, vlen, tag);
+    sop_val k = {key, strlen(key)}, v = {buf, vlen};
+    return sop_upsert(s, &k, &v);
+}
+
+static int put_num(sop_store *s, int64_t key, size_t vlen, unsigned tag)
+{
+    char buf[64];
+    mkval(buf, vlen, tag);
+    sop_val k = {&key, sizeof key}, v = {buf, vlen};
+    return sop_upsert(s, &k, &v);
+}
+
+static int del(sop_store *s, const char *key)
+{
+    sop_val k = {key, strlen(key)};
+    return sop_remove(s, &k);
+}
+
+static sop_db_options db_opts(sop_vfs *vfs, int sync_none)
+{
+    sop_db_options o;
+    sop_db_options_init(&o);
+    o.vfs = vfs;
+    o.segment_bytes = 1u << 20;
+    o.cache_bytes = 4u << 20;
+    if (sync_none)
+        o.sync = SOP_SYNC_NONE;
+    return o;
+}
+
+/* The stores: "acct" (small values, 2 levels at node_bytes 1024), "docs"
+ * (some values in blobs), "nums" (int64 keys). */
+static int fixture_txn(sop_db *db, int step)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
+    if (rc)
+        return rc;
+    sop_store *acct = NULL, *docs = NULL, *nums = NULL;
+    if (step == 0) {
+        sop_store_options so;
+        sop_store_options_init(&so);
+        so.node_bytes = 1024;
+        rc = sop_store_create(txn, "acct", &so, &acct);
+        if (!rc)
+            rc = sop_store_create(txn, "docs", &so, &docs);
+        so.order = SOP_ORDER_INT64;
+        if (!rc)
+            rc = sop_store_create(txn, "nums", &so, &nums);
+    } else {
+        rc = sop_store_open(txn, "acct", &acct);
+        if (!rc)
+            rc = sop_store_open(txn, "docs", &docs);
+        if (!rc)
+            rc = sop_store_open(txn, "nums", &nums);
+    }
+    char key[32];
+    switch (step) {
+    case 0:
+        for (int i = 0; !rc && i < 60; i++) {
+            snprintf(key, sizeof key, "a%03d", i);
+            rc = put(acct, key, 16 + (size_t)(i % 13), (unsigned)i);
+        }
+        for (int i = 0; !rc && i < 12; i++) {
+            snprintf(key, sizeof key, "doc%02d", i);
+            rc = put(docs, key, i % 3 == 0 ? 600 + (size_t)i * 100 : 40, 1000u + (unsigned)i);
+        }
+        for (int i = 0; !rc && i < 40; i++)
+            rc = put_num(nums, (int64_t)i * 7 - 100, 12, 2000u + (unsigned)i);
+        break;
+    case 1: /* after the checkpoint of a close: replayed at the next open */
+        for (int i = 0; !rc && i < 5; i++) {
+            snprintf(key, sizeof key, "a%03d", i * 11);
+            rc = put(acct, key, 20, 3000u + (unsigned)i);
+        }
+        if (!rc)
+            rc = put(docs, "doc99", 1500, 3100);
+        break;
+    case 2:
+        if (!rc)
+            rc = del(acct, "a007");
+        if (!rc)
+            rc = del(acct, "a008");
+        for (int i = 0; !rc && i < 2; i++)
+            rc = put_num(nums, 1000 + i, 12, 3200u + (unsigned)i);
+        break;
+    default:
+        rc = -EINVAL;
+    }
+    if (rc) {
+        sop_txn_rollback(txn);
+        return rc;
+    }
+    return sop_txn_commit(txn);
+}
+
+/* X = small: a few updates, a new key, a removal, in two stores. @stage is
+ * set to 1 when sop_txn_commit() is called. */
+static int txn_small(sop_db *db, int *stage)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
+    if (rc)
+        return rc;
+    sop_store *acct = NULL, *nums = NULL;
+    rc = sop_store_open(txn, "acct", &acct);
+    if (!rc)
+        rc = put(acct, "a010", 24, 4000);
+    if (!rc)
+        rc = put(acct, "a041", 24, 4001);
+    if (!rc)
+        rc = put(acct, "a500", 24, 4002);
+    if (!rc)
+        rc = del(acct, "a033");
+    if (!rc)
+        rc = sop_store_open(txn, "nums", &nums);
+    if (!rc)
+        rc = put_num(nums, -100, 30, 4003);
+    if (rc) {
+        sop_txn_rollback(txn);
+        return rc;
+    }
+    *stage = 1;
+    return sop_txn_commit(txn);
+}
+
+/* X = large: values far above inline_max (256 at node_bytes 1024). */
+static int txn_large(sop_db *db, int *stage)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
+    if (rc)
+        return rc;
+    sop_store *docs = NULL;
+    rc = sop_store_open(txn, "docs", &docs);
+    if (!rc)
+        rc = put(docs, "big-a", 3000, 5000);
+    if (!rc)
+        rc = put(docs, "big-b", 9000, 5001);
+    if (!rc)
+        rc = put(docs, "big-c", 20000, 5002);
+    if (!rc)
+        rc = put(docs, "doc03", 4000, 5003); /* replaces a blob by a blob */
+    if (!rc)
+        rc = put(docs, "doc06", 10, 5004);   /* replaces a blob by an inline value */
+    if (rc) {
+        sop_txn_rollback(txn);
+        return rc;
+    }
+    *stage = 1;
+    return sop_txn_commit(txn);
+}
+
+/* The commit made before X = ckpt and X = close. */
+static int txn_prep(sop_db *db)
+{
+    sop_txn *txn;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
+    if (rc)
+        return rc;
+    sop_store *acct = NULL, *docs = NULL;
+    rc = sop_store_open(txn, "acct", &acct);
+    if (!rc)
+        rc = sop_store_open(txn, "docs", &docs);
+    for (int i = 0; !rc && i < 6; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "p%03d", i);
+        rc = put(acct, key, 30, 6000u + (unsigned)i);
+    }
+    if (!rc)
+        rc = put(docs, "doc01", 2500, 6100);
+    if (rc) {
+        sop_txn_rollback(txn);
+        return rc;
+    }
+    return sop_txn_commit(txn);
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations under test                                              */
+/* ------------------------------------------------------------------ */
+
+enum { X_OPEN, X_REPAIR, X_SMALL, X_LARGE, X_CKPT, X_CLOSE, X_CHECK, NX };
+static const char *const x_name[NX] = {"open", "repair", "small", "large", "ckpt", "close", "check"};
+
+typedef struct xctx {
+    int x;
+    sop_vfs *fv;
+    sop_db *db;
+    int opened; /* db is a usable (not failed-open) handle */
+    int stage;  /* commit X: sop_txn_commit() was called */
+    const char *dir;
+} xctx;
+
+static int x_sync_none(int x) { return x == X_CKPT || x == X_CLOSE; }
+
+static void open_or_die(xctx *c)
+{
+    sop_db_options o = db_opts(c->fv, x_sync_none(c->x));
+    int rc = sop_db_open(c->dir, &o, &c->db);
+    if (rc)
+        fatal("unarmed open: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
+    c->opened = 1;
+}
+
+/* Everything before X (nothing armed). */
+static void x_prep(xctx *c)
+{
+    switch (c->x) {
+    case X_OPEN:
+    case X_REPAIR:
+        return;
+    case X_CKPT:
+    case X_CLOSE: {
+        open_or_die(c);
+        int rc = txn_prep(c->db);
+        if (rc)
+            fatal("unarmed prep commit: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
+        return;
+    }
+    default:
+        open_or_die(c);
+    }
+}
+
+/* X itself (armed). */
+static int x_run(xctx *c)
+{
+    int rc;
+    uint64_t problems = 0;
+    switch (c->x) {
+    case X_OPEN:
+    case X_REPAIR: {
+        sop_db_options o = db_opts(c->fv, 0);
+        rc = sop_db_open(c->dir, &o, &c->db);
+        c->opened = rc == 0;
+        if (rc && !*sop_db_errmsg(c->db))
+            bad("open failed with %s but sop_db_errmsg() is empty", sop_err_name(rc));
+        return rc;
+    }
+    case X_SMALL:
+        return txn_small(c->db, &c->stage);
+    case X_LARGE:
+        return txn_large(c->db, &c->stage);
+    case X_CKPT:
+        return sop_db_checkpoint(c->db);
+    case X_CLOSE:
+        rc = sop_db_close(c->db);
+        if (rc == SOP_EBUSY)
+            fatal("close: SOP_EBUSY with no transaction open");
+        c->db = NULL;
+        c->opened = 0;
+        return rc;
+    case X_CHECK:
+        rc = sop_db_check(c->db, NULL, NULL, &problems);
+        if (rc == SOP_ECORRUPT && !problems)
+            bad("check returned SOP_ECORRUPT with 0 problems");
+        return rc;
+    }
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fault classes                                                      */
+/* ------------------------------------------------------------------ */
+
+enum { F_EIO, F_ENOSPC, F_SHORT, F_SYNC, NF };
+typedef struct fclass {
+    const char *name;
+    int err;
+    unsigned mask;
+    int mutating; /* only calls that change durable state: a hit must fail X */
+} fclass;
+static const fclass fclasses[NF] = {
+    {"EIO", -EIO, FAULT_OP_ALL & ~FAULT_OP_CLOSE, 0},
+    {"ENOSPC", -ENOSPC,
+     FAULT_OP_WRITE | FAULT_OP_SYNC | FAULT_OP_OPEN_CREATE | FAULT_OP_TRUNCATE | FAULT_OP_MKDIR, 1},
+    {"SHORT", FAULT_ERR_SHORT, FAULT_OP_READ | FAULT_OP_WRITE, 0},
+    {"SYNC", -EIO, FAULT_OP_SYNC | FAULT_OP_SYNCDIR, 1},
+};
+
+static int allowed(int x, int f, int rc)
+{
+    if (rc == SOP_OK || rc == -EIO)
+        return 1;
+    if (rc == SOP_ECORRUPT && f == F_SHORT && x != X_CKPT && x != X_CLOSE)
+        return 1;
+    switch (x) {
+    case X_OPEN:
+    case X_REPAIR:
+        return rc == SOP_EFULL;
+    case X_SMALL:
+    case X_LARGE:
+        return rc == SOP_EPANIC || rc == SOP_EFULL;
+    case X_CKPT:
+        return rc == -ENOSPC || rc == SOP_EPANIC;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The sweep                                                          */
+/* ------------------------------------------------------------------ */
+
+static const char *g_snap, *g_snap_torn, *g_work;
+static uint64_t g_sig_before, g_sig_after[NX];
+static uint64_t g_bad_rc[NX], g_bad_state[NX];
+
+static int same_handle_panicked(sop_db *db)
+{
+    sop_txn *t;
+    int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t);
+    if (rc == 0) {
+        sop_txn_rollback(t);
+        return 0;
+    }
+    if (rc != SOP_EPANIC)
+        bad("begin READ after X: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+    return rc == SOP_EPANIC;
+}
+
+/* Every later call of a panicked handle returns SOP_EPANIC. */
+static void assert_panic_sticks(sop_db *db)
+{
+    sop_txn *t = NULL;
+    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
+    if (rc != SOP_EPANIC) {
+        bad("panicked handle: begin WRITE returned %s", sop_err_name(rc));
+        if (!rc)
+            sop_txn_rollback(t);
+    }
+    rc = sop_db_checkpoint(db);
+    if (rc != SOP_EPANIC)
+        bad("panicked handle: checkpoint returned %s", sop_err_name(rc));
+    rc = sop_db_check(db, NULL, NULL, NULL);
+    if (rc != SOP_EPANIC)
+        bad("panicked handle: check returned %s", sop_err_name(rc));
+    if (!*sop_db_errmsg(db))
+        bad("panicked handle: empty sop_db_errmsg()");
+}
+
+static int sig_ok(int x, uint64_t s, int rc, int stage)
+{
+    uint64_t before = (x == X_CKPT || x == X_CLOSE) ? g_sig_after[x] : g_sig_before;
+    uint64_t after = g_sig_after[x];
+    if (x == X_SMALL || x == X_LARGE) {
+        if (rc == SOP_OK)
+            return s == after;
+        if (!stage)
+            return s == before;
+    }
+    return s == before || s == after;
+}
+
+/* Reopens with the real VFS: check clean, content allowed. */
+static void verify_reopen(int x, int rc, int stage)
+{
+    sop_db_options o = db_opts(NULL, 0);
+    sop_db *db;
+    int orc = sop_db_open(g_work, &o, &db);
+    if (orc) {
+        bad("reopen with the real VFS: %s (%s)", sop_err_name(orc), sop_db_errmsg(db));
+        g_bad_state[x]++;
+        sop_db_close(db);
+        return;
+    }
+    uint64_t problems = 0;
+    int crc = sop_db_check(db, NULL, NULL, &problems);
+    if (crc) {
+        bad("check after reopen: %s, %" PRIu64 " problems (%s)", sop_err_name(crc), problems,
+            sop_db_errmsg(db));
+        g_bad_state[x]++;
+    }
+    uint64_t s = 0;
+    int src = db_sig(db, &s);
+    if (src) {
+        bad("content after reopen: %s (%s)", sop_err_name(src), sop_db_errmsg(db));
+        g_bad_state[x]++;
+    } else if (!sig_ok(x, s, rc, stage)) {
+        bad("content after reopen is neither the state before nor after X (X returned %s, "
+            "commit %s)",
+            sop_err_name(rc), stage ? "called" : "not called");
+        g_bad_state[x]++;
+    }
+    int clrc = sop_db_close(db);
+    if (clrc)
+        bad("close after reopen: %s", sop_err_name(clrc));
+}
+
+/* One iteration; returns whether the armed fault was reached. */
+static int iteration(int x, int f, int persistent, uint64_t n)
+{
+    const fclass *fc = &fclasses[f];
+    snprintf(g_where, sizeof g_where, "X=%s fault=%s %s n=%" PRIu64, x_name[x], fc->name,
+             persistent ? "persistent" : "transient", n);
+    alarm(ITER_ALARM_S);
+    copy_dir(x == X_REPAIR ? g_snap_torn : g_snap, g_work);
+    xctx c = {.x = x, .dir = g_work};
+    c.fv = fault_vfs_new(NULL);
+    if (!c.fv)
+        fatal("fault_vfs_new");
+    x_prep(&c);
+    fault_vfs_fail_nth(c.fv, fc->mask, n, fc->err, persistent);
+    int rc = x_run(&c);
+    uint64_t hit = fault_vfs_triggered(c.fv);
+    fault_vfs_disarm(c.fv);
+    if (g_verbose)
+        fprintf(stderr, "ioerr: [%s] -> %s, hit %" PRIu64 "\n", g_where, sop_err_name(rc), hit);
+
+    if (!allowed(x, f, rc)) {
+        bad("X returned %s, not a documented result for this operation (%s)", sop_err_name(rc),
+            c.db ? sop_db_errmsg(c.db) : "");
+        g_bad_rc[x]++;
+    }
+    if (!hit && rc)
+        bad("X failed with %s but no fault was injected", sop_err_name(rc));
+    if (hit && fc->mutating && rc == SOP_OK)
+        bad("a failed %s was ignored: X returned SOP_OK", f == F_SYNC ? "sync" : "write");
+
+    /* the same handle, fault disarmed */
+    if (c.db && c.opened) {
+        int must_panic = rc == SOP_EPANIC ||
+                         ((x == X_SMALL || x == X_LARGE) && c.stage && hit && fc->mutating && rc);
+        if (same_handle_panicked(c.db)) {
+            assert_panic_sticks(c.db);
+        } else {
+            if (must_panic)
+                bad("X returned %s after a failed write/sync in commit, but the handle is not "
+                    "in the panic state",
+                    sop_err_name(rc));
+            uint64_t problems = 0;
+            int crc = sop_db_check(c.db, NULL, NULL, &problems);
+            if (crc)
+                bad("check on the same handle after X: %s, %" PRIu64 " problems (%s)",
+                    sop_err_name(crc), problems, sop_db_errmsg(c.db));
+            uint64_t s = 0;
+            int src = db_sig(c.db, &s);
+            if (src)
+                bad("content on the same handle after X: %s (%s)", sop_err_name(src),
+                    sop_db_errmsg(c.db));
+            else if (!sig_ok(x, s, rc, c.stage))
+                bad("content on the same handle after X (%s) is neither before nor after",
+                    sop_err_name(rc));
+        }
+    }
+    if (c.db) {
+        int clrc = sop_db_close(c.db);
+        if (clrc && c.opened)
+            bad("close after X (fault disarmed): %s (%s)", sop_err_name(clrc), "");
+        else if (clrc && !c.opened)
+            bad("close of a failed-open handle: %s", sop_err_name(clrc));
+    }
+    fault_vfs_free(c.fv);
+    verify_reopen(x, rc, c.stage);
+    alarm(0);
+    return hit != 0;
+}
+
+/* Runs X without faults: its result must be OK; returns the signature. */
+static uint64_t reference_run(int x)
+{
+    snprintf(g_where, sizeof g_where, "reference X=%s", x_name[x]);
+    copy_dir(x == X_REPAIR ? g_snap_torn : g_snap, g_work);
+    xctx c = {.x = x, .dir = g_work};
+    c.fv = fault_vfs_new(NULL);
+    x_prep(&c);
+    int rc = x_run(&c);
+    if (rc)
+        fatal("X without fault: %s (%s)", sop_err_name(rc), c.db ? sop_db_errmsg(c.db) : "");
+    if (c.db && sop_db_close(c.db))
+        fatal("close");
+    fault_vfs_free(c.fv);
+    sop_db_options o = db_opts(NULL, 0);
+    sop_db *db;
+    rc = sop_db_open(g_work, &o, &db);
+    if (rc)
+        fatal("reopen: %s", sop_err_name(rc));
+    uint64_t problems;
+    rc = sop_db_check(db, NULL, NULL, &problems);
+    if (rc)
+        fatal("check: %s", sop_err_name(rc));
+    uint64_t s;
+    rc = db_sig(db, &s);
+    if (rc)
+        fatal("sig: %s", sop_err_name(rc));
+    sop_db_close(db);
+    return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Builds the snapshot: stores with data, checkpointed at a close, then two
+ * commits that only the log holds (copied while the database is open). */
+static void build_fixture(const char *base, const char *snap)
+{
+    snprintf(g_where, sizeof g_where, "fixture");
+    sop_db_options o = db_opts(NULL, 0);
+    sop_db *db;
+    int rc = sop_db_open(base, &o, &db);
+    if (!rc)
+        rc = fixture_txn(db, 0);
+    if (rc)
+        fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+    if ((rc = sop_db_close(db)) != 0)
+        fatal("fixture close: %s", sop_err_name(rc));
+    rc = sop_db_open(base, &o, &db);
+    if (!rc)
+        rc = fixture_txn(db, 1);
+    if (!rc)
+        rc = fixture_txn(db, 2);
+    if (rc)
+        fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+    copy_dir(base, snap); /* every commit is synced (SYNC_FULL) */
+    sop_db_close(db);
+}
+
+/* The torn-registry snapshot: the second half of registry block 0 (listed
+ * in registry.dw, which the last checkpoint wrote) is garbage, as if the
+ * checkpoint's in-place write was cut; open must repair it from the dw. */
+static void build_torn(const char *snap, const char *torn)
+{
+    copy_dir(snap, torn);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/registry.dw", torn);
+    if (file_size(path) < 32 + 4096)
+        fatal("registry.dw holds no block");
+    snprintf(path, sizeof path, "%s/registry", torn);
+    FILE *fp = fopen(path, "r+b");
+    if (!fp)
+        fatal("open %s", path);
+    unsigned char junk[2048];
+    uint64_t s = 12345;
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)tu_rand(&s);
+    if (fseek(fp, 2048, SEEK_SET) || fwrite(junk, 1, sizeof junk, fp) != sizeof junk)
+        fatal("write %s", path);
+    fclose(fp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Explicit panic tests                                               */
+/* ------------------------------------------------------------------ */
+
+static int scan_cb(const sop_val *k, const sop_val *v, void *ctx)
+{
+    (void)k;
+    (void)v;
+    (void)ctx;
+    return 0;
+}
+
+/* A commit whose segment sync (or append) fails. */
+static void panic_test(const char *label, unsigned mask, int err, uint64_t nth)
+{
+    snprintf(g_where, sizeof g_where, "panic %s", label);
+    alarm(ITER_ALARM_S);
+    copy_dir(g_snap, g_work);
+    sop_vfs *fv = fault_vfs_new(NULL);
+    sop_db_options o = db_opts(fv, 0);
+    sop_db *db;
+    int rc = sop_db_open(g_work, &o, &db);
+    if (rc)
+        fatal("open: %s", sop_err_name(rc));
+    /* handles that exist before the failure */
+    sop_txn *r0, *w0;
+    sop_store *s0, *sw;
+    sop_cursor *c0;
+    if (sop_txn_begin(db, SOP_TXN_READ, 0, &r0) || sop_store_open(r0, "acct", &s0) ||
+        sop_cursor_open(s0, &c0) || sop_txn_begin(db, SOP_TXN_NOCHECK, 0, &w0) ||
+        sop_store_open(w0, "nums", &sw) || put_num(sw, 77777, 10, 9000))
+        fatal("setup");
+    int stage = 0;
+    fault_vfs_fail_nth(fv, mask, nth, err, 0);
+    rc = txn_small(db, &stage);
+    uint64_t hit = fault_vfs_triggered(fv);
+    fault_vfs_disarm(fv);
+    if (!hit || !stage)
+        fatal("the fault was not reached in commit");
+    /* sync: -EIO or SOP_EPANIC (SOP_EFULL for ENOSPC); append: SOP_EPANIC,
+     * or SOP_EFULL for ENOSPC */
+    int want_ok = rc == SOP_EPANIC || (err == -ENOSPC ? rc == SOP_EFULL : rc == -EIO);
+    if (!want_ok)
+        bad("commit with a failed %s returned %s", mask == FAULT_OP_SYNC ? "sync" : "append",
+            sop_err_name(rc));
+    if (!*sop_db_errmsg(db))
+        bad("empty sop_db_errmsg() after the failed commit");
+    /* every later call: SOP_EPANIC (no retry of the sync ever succeeds) */
+    sop_val k = {"a010", 4}, v;
+    if ((rc = sop_get(s0, &k, &v)) != SOP_EPANIC)
+        bad("get in an older READ txn: %s", sop_err_name(rc));
+    if ((rc = sop_cursor_first(c0)) != SOP_EPANIC)
+        bad("cursor_first in an older READ txn: %s", sop_err_name(rc));
+    if ((rc = sop_scan(s0, NULL, scan_cb, NULL)) != SOP_EPANIC)
+        bad("scan in an older READ txn: %s", sop_err_name(rc));
+    if ((rc = put_num(sw, 77778, 10, 9001)) != SOP_EPANIC)
+        bad("upsert in an older WRITE txn: %s", sop_err_name(rc));
+    if ((rc = sop_txn_commit(w0)) != SOP_EPANIC)
+        bad("commit of an older WRITE txn: %s (must never succeed after a failed sync)",
+            sop_err_name(rc));
+    sop_txn_rollback(r0);
+    sop_txn *t = NULL;
+    if ((rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t)) != SOP_EPANIC) {
+        bad("begin WRITE: %s", sop_err_name(rc));
+        if (!rc)
+            sop_txn_rollback(t);
+    }
+    if ((rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t)) != SOP_EPANIC) {
+        bad("begin READ: %s", sop_err_name(rc));
+        if (!rc)
+            sop_txn_rollback(t);
+    }
+    if ((rc = sop_db_checkpoint(db)) != SOP_EPANIC)
+        bad("checkpoint: %s", sop_err_name(rc));
+    if ((rc = sop_db_check(db, NULL, NULL, NULL)) != SOP_EPANIC)
+        bad("check: %s", sop_err_name(rc));
+    stage = 0;
+    if ((rc = txn_small(db, &stage)) != SOP_EPANIC)
+        bad("a new commit: %s", sop_err_name(rc));
+    if ((rc = sop_db_close(db)) != SOP_OK)
+        bad("close of a panicked handle: %s", sop_err_name(rc));
+    fault_vfs_free(fv);
+    verify_reopen(X_SMALL, -EIO, 1); /* all or nothing; w0 never present */
+    alarm(0);
+}
+
+/* A failed commit sync, then power is cut (child process): the unsynced
+ * commit may be lost or kept, never in part. */
+static void panic_powerloss(uint64_t seed)
+{
+    snprintf(g_where, sizeof g_where, "panic+powerloss seed %" PRIu64, seed);
+    copy_dir(g_snap, g_work);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork");
+    if (pid == 0) {
+        sop_vfs *fv = fault_vfs_new(NULL);
+        sop_db_options o = db_opts(fv, 0);
+        sop_db *db;
+        if (sop_db_open(g_work, &o, &db))
+            _exit(10);
+        int stage = 0;
+        fault_vfs_fail_nth(fv, FAULT_OP_SYNC, 1, -EIO, 0);
+        int rc = txn_small(db, &stage);
+        if (rc == SOP_OK || !fault_vfs_triggered(fv))
+            _exit(11);
+        fault_vfs_crash_now(fv, seed);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        fatal("waitpid");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != FAULT_VFS_CRASH_EXIT) {
+        bad("child did not reach the power cut (status %d)", st);
+        return;
+    }
+    alarm(ITER_ALARM_S);
+    verify_reopen(X_SMALL, -EIO, 1);
+    alarm(0);
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--verbose"))
+            g_verbose = 1;
+        else {
+            fprintf(stderr, "usage: ioerr [--only open|repair|small|large|ckpt|close|check] "
+                            "[--verbose]\n");
+            return 2;
+        }
+    }
+    signal(SIGALRM, on_alarm);
+    signal(SIGPIPE, SIG_IGN);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const char *base = tu_tmpdir("base");
+    g_snap = tu_tmpdir("snap");
+    g_snap_torn = tu_tmpdir("snap-torn");
+    g_work = tu_tmpdir("work");
+    build_fixture(base, g_snap);
+    build_torn(g_snap, g_snap_torn);
+
+    /* the snapshot must need recovery, and the torn one a repair */
+    g_sig_before = reference_run(X_OPEN);
+    for (int x = 0; x < NX; x++)
+        g_sig_after[x] = reference_run(x);
+    if (g_sig_after[X_REPAIR] != g_sig_before || g_sig_after[X_CHECK] != g_sig_before ||
+        g_sig_after[X_SMALL] == g_sig_before || g_sig_after[X_LARGE] == g_sig_before ||
+        g_sig_after[X_CKPT] == g_sig_before || g_sig_after[X_CKPT] != g_sig_after[X_CLOSE])
+        fatal("reference states are not as designed");
+
+    uint64_t total = 0;
+    for (int x = 0; x < NX; x++) {
+        if (only && strcmp(only, x_name[x]))
+            continue;
+        uint64_t xpoints = 0;
+        char detail[512];
+        size_t dl = 0;
+        detail[0] = 0;
+        for (int f = 0; f < NF; f++)
+            for (int p = 0; p < 2; p++) {
+                uint64_t n = 1;
+                while (iteration(x, f, p, n))
+                    n++;
+                xpoints += n - 1;
+                dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s/%c %" PRIu64,
+                                       dl ? ", " : "", fclasses[f].name, p ? 'p' : 't', n - 1);
+                if (dl >= sizeof detail)
+                    dl = sizeof detail - 1;
+            }
+        printf("ioerr: X=%-6s %4" PRIu64 " injection points (%s); bad rc %" PRIu64
+               ", bad state %" PRIu64 "\n",
+               x_name[x], xpoints, detail, g_bad_rc[x], g_bad_state[x]);
+        fflush(stdout);
+        total += xpoints;
+    }
+
+    if (!only || !strcmp(only, "panic")) {
+        panic_test("sync EIO", FAULT_OP_SYNC, -EIO, 1);
+        panic_test("sync ENOSPC", FAULT_OP_SYNC, -ENOSPC, 1);
+        panic_test("append EIO", FAULT_OP_WRITE, -EIO, 1);
+        panic_test("append ENOSPC", FAULT_OP_WRITE, -ENOSPC, 1);
+        panic_test("append short", FAULT_OP_WRITE, FAULT_ERR_SHORT, 1);
+        for (uint64_t s = 1; s <= 8; s++)
+            panic_powerloss(s);
+        printf("ioerr: panic tests: 5 failed commits, 8 power cuts after a failed fsync\n");
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("ioerr: %" PRIu64 " injection points, %" PRIu64 " bad (%.1f s)\n", total, g_bad, secs);
+    return g_bad ? 1 : 0;
+}
