@@ -18,6 +18,13 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd build/asan && ctest --output-on-failure -j"$jobs" "$@")
 
+echo "== concurrency suites under ThreadSanitizer"
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DSOP_SANITIZE=thread -DSOP_WERROR=ON \
+      -DSOP_TESTING=ON >/dev/null
+cmake --build build/tsan -j"$jobs" --target bank anomalies test_cache
+(cd build/tsan && TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} \
+    ctest --output-on-failure -R '^(bank|anomalies|test_cache)$')
+
 echo "== install and build an application against it"
 tests/install/run.sh
 

@@ -690,16 +690,29 @@ static int check_val(size_t vlen, uint8_t vflags)
     return 0;
 }
 
-/* The leaf of @c will change item @idx (or insert before it) so that its
- * encoded size changes by @delta (the item's new size: @newsz). Performs
- * one structural step if the leaf would overflow or underflow. Returns 0
- * after such a step, BT_NOSPLIT if none is needed or possible, or an
- * error. */
+/* The leaf of @c will get a new item of encoded size @newsz before slot
+ * @idx (insert), or its item @idx will get size @newsz (del: be removed).
+ * Performs one structural step if an internal node on the path is
+ * underfull or the leaf would overflow or underflow. Returns 0 after such
+ * a step (the path is then stale), BT_NOSPLIT if none is needed or
+ * possible, or an error. */
 static int prepare_leaf(sop__bcur *c, int insert, uint32_t idx, uint32_t newsz, int del)
 {
     int l = c->depth - 1;
     sop__node *x = c->path[l].node;
     uint32_t nb = nbytes(c->t);
+    /* first repair the internal nodes on the path, top-down: a cascade
+     * that had to split a grandparent first, or an earlier failure, may
+     * have left one under node_bytes / 4 (or the root without a key) */
+    if (l > 0 && c->path[0].node->n == 0)
+        return collapse_root(c);
+    for (int i = 1; i < l; i++) {
+        if (c->path[i].node->bytes < nb / 4) {
+            int rc = rebalance(c, i, BT_NONE, 0, 0);
+            if (rc != BT_NOSPLIT)
+                return rc;
+        }
+    }
     if (insert) {
         if ((uint64_t)x->bytes + newsz <= nb && x->n + 1 <= BT_MAXN)
             return BT_NOSPLIT;

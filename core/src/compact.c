@@ -22,25 +22,20 @@
 #define BATCH (8u << 20)    /* bytes relocated per commit */
 #define BUDGET (64u << 20)  /* bytes relocated per call */
 
-uint64_t sop__oldest_snap(sop_db *db)
-{
-    uint64_t m = UINT64_MAX;
-    pthread_mutex_lock(&db->mu);
-    for (size_t i = 0; i < db->nsnaps; i++)
-        if (db->snaps[i] < m)
-            m = db->snaps[i];
-    pthread_mutex_unlock(&db->mu);
-    return m;
-}
-
 int sop__reap_locked(sop_db *db)
 {
-    uint64_t oldest = sop__oldest_snap(db);
+    if (!db->nreap)
+        return 0;
+    uint32_t min_seg;
+    uint64_t oldest = sop__oldest_snap(db, &min_seg);
+    uint32_t ckseg = (uint32_t)atomic_load(&db->shm->ckpt_seg);
     size_t keep = 0;
     int rc = 0;
     for (size_t i = 0; i < db->nreap; i++) {
         struct sop__reap r = db->reap[i];
-        if (!rc && r.seg < db->ckpt_seg && oldest >= r.csn)
+        /* replay never starts before ckpt_seg, every process has followed
+         * the log past it, and no snapshot predates the relocation */
+        if (!rc && r.seg < ckseg && r.seg < min_seg && oldest >= r.csn)
             rc = sop__log_remove_seg(&db->log, r.seg, db);
         else
             db->reap[keep++] = r;
@@ -151,8 +146,8 @@ static int relocate(sop_db *db, const idlist *ids, size_t from, size_t to, uint6
     uint8_t *c = p;
     memset(c + SOP__REC_HDR, 0, SOP__COMMIT_HDR);
     sop__put32(c + SOP__REC_HDR, (uint32_t)(to - from));
-    sop__put64(c + SOP__REC_HDR + 8, sop__reg_next_id(&db->reg));
-    sop__put64(c + SOP__REC_HDR + 16, atomic_load(&db->dup_seq));
+    sop__put64(c + SOP__REC_HDR + 8, atomic_load(&db->shm->next_id));
+    sop__put64(c + SOP__REC_HDR + 16, atomic_load(&db->shm->next_seq));
     sop__rec_seal(c, SOP__REC_COMMIT, csn, (uint32_t)(SOP__COMMIT_HDR + (to - from) * SOP__COMMIT_ENTRY));
     rc = sop__log_write(&db->log, buf, total, off, db);
     if (rc) {
@@ -170,10 +165,9 @@ static int relocate(sop_db *db, const idlist *ids, size_t from, size_t to, uint6
     }
     atomic_store(&db->csn, csn);
     atomic_fetch_add(&db->since_ckpt, total);
-    /* same content: visible at once (a later sync covers it) */
-    uint_fast64_t v = atomic_load(&db->visible_csn);
-    while (v < csn && !atomic_compare_exchange_weak(&db->visible_csn, &v, csn))
-        ;
+    atomic_store(&db->shm->csn, csn);
+    /* the same content: visible at once (the checkpoint that follows syncs it) */
+    sop__atomic_max(&db->shm->durable_csn, csn);
     *csn_out = csn;
 out:
     sop__free(buf);

@@ -85,6 +85,7 @@ int sop_cursor_open(sop_store *s, sop_cursor **curp)
     sop_cursor *c = sop__calloc(1, sizeof *c);
     if (!c)
         return -ENOMEM;
+    s->txn->no_merge = 1; /* a merge replays point operations only */
     c->store = s;
     c->bc.t = &s->tree;
     c->next = s->txn->cursors;
@@ -248,26 +249,13 @@ int sop_cursor_update(sop_cursor *c, const sop_val *val)
     sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
     if (c->store->tree.cmp(c->store->tree.cmp_ctx, k, klen, c->ikey, c->iklen) != 0)
         return SOP_EINCOMPLETE; /* the item was removed */
-    /* sop_update() semantics on this exact internal key */
-    if (!val || (!val->data && val->size))
-        return sop__err(s->txn->db, -EINVAL, "NULL value");
-    if (val->size > SOP_VALUE_MAX)
-        return sop__err(s->txn->db, SOP_ETOOBIG, "value too large");
     uint8_t ref[SOP__BLOBREF_SIZE];
-    const void *vd = val->data;
-    size_t vl = val->size;
-    uint8_t nvf = SOP__V_INLINE;
-    if (val->size > s->inline_max) {
-        uint64_t id;
-        rc = sop__txn_put_blob(s->txn, val->data, val->size, &id);
-        if (rc)
-            return fail(c, rc);
-        sop__put64(ref, id);
-        sop__put64(ref + 8, val->size);
-        vd = ref;
-        vl = SOP__BLOBREF_SIZE;
-        nvf = SOP__V_BLOB;
-    }
+    const void *vd;
+    size_t vl;
+    uint8_t nvf;
+    rc = sop__value_prepare(s, val, ref, &vd, &vl, &nvf);
+    if (rc)
+        return fail(c, rc);
     sop__oldval old = {0};
     rc = sop__bt_update(&s->tree, c->ikey, c->iklen, vd, vl, nvf, &old);
     if (!rc && old.vflags == SOP__V_BLOB)

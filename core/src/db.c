@@ -126,7 +126,7 @@ static int ckpt_write(sop_db *db)
     int rc = sop__log_sync(l, l->cur, l->end, db);
     if (rc)
         goto fail;
-    uint64_t no = db->ckpt_no + 1;
+    uint64_t no = atomic_load(&db->shm->ckpt_no) + 1;
     rc = sop__reg_checkpoint(&db->reg, no, db);
     if (rc)
         goto fail;
@@ -138,8 +138,8 @@ static int ckpt_write(sop_db *db)
     sop__put64(b + 16, l->end);
     sop__put64(b + 24, no);
     sop__put64(b + 32, atomic_load(&db->csn));
-    sop__put64(b + 40, sop__reg_next_id(&db->reg));
-    sop__put64(b + 48, atomic_load(&db->dup_seq));
+    sop__put64(b + 40, atomic_load(&db->shm->next_id));
+    sop__put64(b + 48, atomic_load(&db->shm->next_seq));
     sop__put32(b, sop__crc32c(b + 4, CKPT_SIZE - 4, 0));
     char name[16];
     snprintf(name, sizeof name, "ckpt.%d", (int)(no & 1));
@@ -159,8 +159,9 @@ static int ckpt_write(sop_db *db)
     sop__free(path);
     if (rc)
         goto fail;
-    db->ckpt_no = no;
-    db->ckpt_seg = l->cur;
+    atomic_store(&db->shm->ckpt_no, no);
+    atomic_store(&db->shm->ckpt_seg, l->cur);
+    sop__atomic_max(&db->shm->durable_csn, atomic_load(&db->csn)); /* all synced */
     atomic_store(&db->since_ckpt, 0);
     atomic_fetch_add(&db->st_ckpts, 1);
     return 0;
@@ -184,50 +185,6 @@ int sop__db_checkpoint_locked(sop_db *db)
     if (!rc && moved && !(rc = ckpt_write(db)))
         rc = sop__reap_locked(db);
     return rc;
-}
-
-struct replay {
-    sop_db *db;
-    uint64_t applied;
-};
-
-static int replay_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t len,
-                      uint32_t seg, uint64_t off)
-{
-    struct replay *r = arg;
-    sop_db *db = r->db;
-    if (type != SOP__REC_COMMIT)
-        return 0;
-    if (len < SOP__COMMIT_HDR)
-        return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: short commit record", seg,
-                        (unsigned long long)off);
-    uint32_t n = sop__get32(p);
-    uint64_t next_id = sop__get64(p + 8), next_seq = sop__get64(p + 16);
-    if ((uint64_t)n * SOP__COMMIT_ENTRY + SOP__COMMIT_HDR != len)
-        return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: bad commit record", seg,
-                        (unsigned long long)off);
-    const uint8_t *e = p + SOP__COMMIT_HDR;
-    for (uint32_t i = 0; i < n; i++, e += SOP__COMMIT_ENTRY) {
-        uint64_t id = sop__get64(e);
-        sop__handle h = {sop__get32(e + 8), sop__get32(e + 12), sop__get64(e + 16),
-                         sop__get64(e + 24), sop__get64(e + 32)};
-        if (!id)
-            return sop__err(db, SOP_ECORRUPT, "commit record with id 0");
-        sop__handle cur = sop__reg_get(&db->reg, id);
-        if (h.version >= cur.version) {
-            int rc = sop__reg_set(&db->reg, id, &h);
-            if (rc)
-                return rc;
-        }
-    }
-    if (next_id > db->reg.next_id)
-        db->reg.next_id = next_id;
-    if (next_seq > atomic_load(&db->dup_seq))
-        atomic_store(&db->dup_seq, next_seq);
-    if (csn > atomic_load(&db->csn))
-        atomic_store(&db->csn, csn);
-    r->applied++;
-    return 0;
 }
 
 static int create_files(sop_db *db)
@@ -270,6 +227,110 @@ static int create_catalog(sop_db *db)
         return rc;
     }
     return sop_txn_commit(txn);
+}
+
+/* The newest valid checkpoint record, or NULL (*none* valid). */
+static int best_ckpt(sop_db *db, ckpt *out, int *found)
+{
+    ckpt c[2];
+    int v0 = read_ckpt(db, 0, &c[0]), v1 = read_ckpt(db, 1, &c[1]);
+    if (v0 == SOP_EVERSION || v1 == SOP_EVERSION)
+        return sop__err(db, SOP_EVERSION, "database %s has an unsupported format version", db->path);
+    *found = 0;
+    if (!v0) {
+        *out = c[0];
+        *found = 1;
+    }
+    if (!v1 && (!*found || c[1].no > out->no)) {
+        *out = c[1];
+        *found = 1;
+    }
+    return 0;
+}
+
+/* Loads the registry and the log, and replays the commits after the last
+ * checkpoint. Called by the first opener (alone: @first, which also repairs
+ * an interrupted checkpoint and cuts a torn tail) or under the commit lock. */
+static int load(sop_db *db, int first)
+{
+    int create = (db->opt.flags & SOP_DB_CREATE) && !(db->opt.flags & SOP_DB_RDONLY);
+    ckpt best;
+    int found;
+    int rc = best_ckpt(db, &best, &found);
+    if (rc)
+        return rc;
+    rc = sop__reg_open(&db->reg, db->vfs, db->path, db->opt.file_mode, create, first, db);
+    db->reg_open = 1;
+    if (rc)
+        return rc;
+    db->reg.id_source = &db->shm->next_id;
+    rc = sop__log_open(&db->log, db->vfs, db->path, db->opt.file_mode, db->opt.segment_bytes, db);
+    db->log_open = 1;
+    if (rc)
+        return rc;
+    rc = sop__cache_new(db->opt.cache_bytes, &db->cache);
+    if (rc)
+        return rc;
+    if (found) {
+        atomic_store(&db->csn, best.csn);
+        sop__atomic_max(&db->shm->next_id, best.next_id);
+        sop__atomic_max(&db->shm->next_seq, best.next_seq);
+        if (first) {
+            atomic_store(&db->shm->ckpt_no, best.no);
+            atomic_store(&db->shm->ckpt_seg, best.seg);
+        }
+        uint64_t size = 0;
+        rc = sop__log_seg_size(&db->log, best.seg, &size);
+        if (rc)
+            return sop__err(db, rc, "cannot stat segment %u", best.seg);
+        if (size < best.off)
+            return sop__err(db, SOP_ECORRUPT, "segment %u is %llu bytes, shorter than the %llu "
+                            "its checkpoint covers", best.seg, (unsigned long long)size,
+                            (unsigned long long)best.off);
+        sop__log_seek(&db->log, best.seg, best.off);
+    } else {
+        sop__log_seek(&db->log, db->log.first, 0);
+    }
+    rc = sop__log_follow(&db->log, db->log.last, 1, sop__apply_rec, db, db);
+    if (rc)
+        return rc;
+    sop__atomic_max(&db->shm->next_id, db->reg.next_id);
+    db->applied_tail = sop__tail_pack(db->log.cur, db->log.end);
+    return 0;
+}
+
+static int recover(sop_db *db)
+{
+    int rc = load(db, 1);
+    if (rc)
+        return rc;
+    SOP_KILL_POINT("open:after_replay");
+    rc = sop__reg_rebuild_free(&db->reg);
+    if (rc)
+        return rc;
+    sop__shm *m = db->shm;
+    atomic_store(&m->csn, atomic_load(&db->csn));
+    atomic_store(&m->durable_csn, atomic_load(&db->csn));
+    atomic_store(&m->tail, db->applied_tail);
+    if (!atomic_load(&m->next_id))
+        atomic_store(&m->next_id, 1);
+    return 0;
+}
+
+/* A process joining others: loads under the commit lock (no checkpoint
+ * is writing the registry meanwhile). */
+static int join(sop_db *db)
+{
+    int rc = 0;
+    if (db->shm_mapped) {
+        rc = db->vfs->lock(db->vfs, db->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_EX, 1);
+        if (rc)
+            return sop__err(db, rc, "cannot take the commit lock");
+    }
+    rc = load(db, 0);
+    if (db->shm_mapped)
+        db->vfs->lock(db->vfs, db->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_UN, 0);
+    return rc;
 }
 
 static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
@@ -319,66 +380,41 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
         return sop__err(db, -ENOENT, "%s is not a database (no LOCK file)", path);
     if (rc)
         return sop__err(db, rc, "cannot open the lock file of %s", path);
-    rc = db->vfs->lock(db->vfs, db->lockf, 0, 1, SOP_LOCK_EX, 0);
+    int first;
+    rc = sop__shm_attach(db, &first);
     if (rc)
-        return sop__err(db, rc == SOP_EBUSY ? SOP_EBUSY : rc,
-                        "database %s is open in another process", path);
-    if (create) {
+        return rc;
+    if (create && first) {
         rc = create_files(db);
         if (rc)
             return rc;
     }
-    ckpt c[2];
-    int v0 = read_ckpt(db, 0, &c[0]), v1 = read_ckpt(db, 1, &c[1]);
-    if (v0 == SOP_EVERSION || v1 == SOP_EVERSION)
-        return sop__err(db, SOP_EVERSION, "database %s has an unsupported format version", path);
-    const ckpt *best = NULL;
-    if (!v0)
-        best = &c[0];
-    if (!v1 && (!best || c[1].no > best->no))
-        best = &c[1];
-    rc = sop__reg_open(&db->reg, db->vfs, path, db->opt.file_mode, create, db);
-    db->reg_open = 1;
+    rc = first ? recover(db) : join(db);
     if (rc)
         return rc;
-    rc = sop__log_open(&db->log, db->vfs, path, db->opt.file_mode, db->opt.segment_bytes, db);
-    db->log_open = 1;
+    rc = sop__shm_claim_slot(db);
     if (rc)
         return rc;
-    rc = sop__cache_new(db->opt.cache_bytes, &db->cache);
-    if (rc)
-        return rc;
-    struct replay r = {db, 0};
-    if (best) {
-        db->ckpt_no = best->no;
-        db->ckpt_seg = best->seg;
-        atomic_store(&db->csn, best->csn);
-        if (best->next_id > db->reg.next_id)
-            db->reg.next_id = best->next_id;
-        atomic_store(&db->dup_seq, best->next_seq);
-        rc = sop__log_replay(&db->log, best->seg, best->off, replay_rec, &r, db);
-    } else {
-        rc = sop__log_replay(&db->log, 0, 0, replay_rec, &r, db);
-    }
-    if (rc)
-        return rc;
-    SOP_KILL_POINT("open:after_replay");
-    rc = sop__reg_rebuild_free(&db->reg);
-    if (rc)
-        return rc;
-    atomic_store(&db->visible_csn, atomic_load(&db->csn));
-    sop__handle root = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
-    if (!sop__handle_live(&root)) {
-        if (db->opt.flags & SOP_DB_RDONLY)
-            return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", path);
-        rc = create_catalog(db);
-        if (rc)
-            return rc;
-    }
-    if (!(db->opt.flags & SOP_DB_RDONLY) && (r.applied || !best)) {
-        pthread_mutex_lock(&db->commit_mu);
-        rc = sop__db_checkpoint_locked(db);
-        pthread_mutex_unlock(&db->commit_mu);
+    if (first) {
+        sop__handle root = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
+        int fresh = !sop__handle_live(&root);
+        if (fresh) {
+            if (db->opt.flags & SOP_DB_RDONLY)
+                return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", path);
+            rc = create_catalog(db);
+            if (rc)
+                return rc;
+        }
+        if (!(db->opt.flags & SOP_DB_RDONLY) && (db->replayed || fresh)) {
+            rc = sop__commit_lock(db);
+            if (!rc) {
+                rc = sop__db_checkpoint_locked(db);
+                sop__commit_unlock(db);
+            }
+            if (rc)
+                return rc;
+        }
+        rc = sop__shm_ready(db);
     }
     return rc;
 }
@@ -393,6 +429,7 @@ int sop_db_open(const char *path, const sop_db_options *opts, sop_db **dbp)
         return -ENOMEM;
     pthread_mutex_init(&db->commit_mu, NULL);
     pthread_mutex_init(&db->mu, NULL);
+    db->slot = -1;
     int rc = do_open(db, path, opts);
     if (rc) {
         if (!*sop_db_errmsg(db))
@@ -415,11 +452,12 @@ int sop_db_close(sop_db *db)
     pthread_mutex_unlock(&db->mu);
     if (busy)
         return sop__err(db, SOP_EBUSY, "%d transactions are still open", busy);
-    if (!db->open_rc && !atomic_load(&db->panic) && !(db->opt.flags & SOP_DB_RDONLY) && db->since_ckpt) {
-        pthread_mutex_lock(&db->commit_mu);
+    if (!db->open_rc && !atomic_load(&db->panic) && !(db->opt.flags & SOP_DB_RDONLY) &&
+        atomic_load(&db->since_ckpt) && (rc = sop__commit_lock(db)) == 0) {
         rc = sop__db_checkpoint_locked(db);
-        pthread_mutex_unlock(&db->commit_mu);
+        sop__commit_unlock(db);
     }
+    sop__shm_detach(db);
     if (db->cache)
         sop__cache_free(db->cache);
     if (db->log_open)
@@ -511,8 +549,10 @@ int sop_db_checkpoint(sop_db *db)
         return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
     if (db->opt.flags & SOP_DB_RDONLY)
         return sop__err(db, SOP_EREADONLY, "database is open read-only");
-    pthread_mutex_lock(&db->commit_mu);
-    int rc = sop__db_checkpoint_locked(db);
-    pthread_mutex_unlock(&db->commit_mu);
+    int rc = sop__commit_lock(db);
+    if (rc)
+        return rc;
+    rc = sop__db_checkpoint_locked(db);
+    sop__commit_unlock(db);
     return rc;
 }

@@ -96,12 +96,16 @@ static _Thread_local struct {
 
 int sop__err(const sop_db *db, int rc, const char *fmt, ...)
 {
+    /* a full disk or file size limit is one condition for the caller */
+    int os = rc;
+    if (rc == -ENOSPC || rc == -EFBIG || rc == -EDQUOT)
+        rc = SOP_EFULL;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tls_err.msg, sizeof tls_err.msg, fmt, ap);
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof tls_err.msg - 40)
-        snprintf(tls_err.msg + n, sizeof tls_err.msg - (size_t)n, " (%s)", sop_err_name(rc));
+        snprintf(tls_err.msg + n, sizeof tls_err.msg - (size_t)n, " (%s)", sop_err_name(os));
     tls_err.db = db;
     return rc;
 }

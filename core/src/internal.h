@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "registry.h"
+#include "shared.h"
 #include "sop/sop.h"
 #include "u64map.h"
 
@@ -38,9 +39,13 @@ struct sop_db {
     int reg_open, log_open;
 
     pthread_mutex_t commit_mu; /* serialises validation, append and apply */
-    atomic_uint_fast64_t csn;         /* last applied commit */
-    atomic_uint_fast64_t visible_csn; /* last durable commit (READ snapshots) */
-    uint64_t ckpt_no;
+    atomic_uint_fast64_t csn;  /* last commit applied to this process's registry */
+    sop__shm *shm;             /* shared area (or shm_priv) */
+    sop__shm shm_priv;
+    int shm_mapped;
+    int slot;                  /* this process's reader slot */
+    atomic_uint_fast64_t applied_tail; /* log position followed up to */
+    uint64_t replayed;         /* commit records applied by following */
     atomic_uint_fast64_t since_ckpt; /* log bytes since the last checkpoint */
     atomic_int panic;
 
@@ -48,14 +53,12 @@ struct sop_db {
     int ntxn;
     uint64_t *snaps; /* snapshots of the open transactions */
     size_t nsnaps, capsnaps;
-    uint32_t ckpt_seg; /* segment where replay of the last checkpoint starts */
     struct sop__reap {
         uint32_t seg;
         uint64_t csn;
     } *reap; /* segments emptied by compaction, deleted when no snapshot needs them */
     size_t nreap, capreap;
     sop__cmpreg *cmps;
-    atomic_uint_fast64_t dup_seq;
 
     int test_nosync; /* SOP_TESTING: SOP_TEST_NO_COMMIT_SYNC harness mutant */
     atomic_uint_fast64_t st_commits, st_conflicts, st_merges, st_ckpts;
@@ -83,6 +86,26 @@ typedef struct sop__counter {
     int loaded, read, dropped;
 } sop__counter;
 
+/* An item operation, recorded so that a commit whose nodes changed under
+ * it can be replayed on the newer nodes (merge). */
+#define SOP__OP_ADD 0
+#define SOP__OP_ADD_IF_ABSENT 1
+#define SOP__OP_UPDATE 2
+#define SOP__OP_UPSERT 3
+#define SOP__OP_REMOVE 4
+#define SOP__OP_GET 5
+
+typedef struct sop__op {
+    uint8_t kind;
+    int rc;             /* what it returned */
+    const char *store;  /* the store's name (owned by its handle) */
+    uint8_t *key, *val; /* copies, in one allocation */
+    size_t klen, vlen;
+    uint64_t state;     /* the item before it: 0 absent, else 1 << 32 | CRC of its bytes */
+} sop__op;
+
+#define SOP__OPLOG_MAX (64u << 20) /* bytes of keys and values kept for merges */
+
 #define SOP__TXN_ACTIVE 0
 #define SOP__TXN_FAILED 1
 
@@ -107,6 +130,10 @@ struct sop_txn {
     sop_cursor *cursors;
     uint8_t **tmp; /* blob reads returned to the caller */
     size_t ntmp, captmp;
+    sop__op *ops; /* item operations, for a merge at commit */
+    size_t nops, capops, opbytes;
+    int no_merge;   /* did something a merge cannot replay */
+    int write_read; /* a write found nothing to change (NOCHECK validates reads) */
 };
 
 struct sop_store {
@@ -156,7 +183,15 @@ int sop__txn_counter_value(sop_txn *txn, sop__counter *c, uint64_t *value);
 int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out);
 void sop__txn_free_tmp(sop_txn *txn);
 
+/* Records an item operation for a merge at commit (see sop__op). */
+void sop__txn_log_op(sop_txn *txn, sop_store *s, int kind, const sop_val *key, const sop_val *val,
+                     int rc, uint64_t state);
+
 /* ---- store.c ---- */
+/* Runs an item operation (SOP__OP_*) without checks or logging; *state
+ * gets the state of the item it found (see sop__op). */
+int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val, sop_val *out,
+                 uint64_t *state);
 int sop__catalog_tree(sop_txn *txn, sop__tree *t);
 int sop__store_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
 int sop__bytes_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
@@ -168,6 +203,10 @@ int sop__key_encode(const sop_store *s, const sop_val *key, uint8_t *out, size_t
 /* Decodes an internal key to the user's form (pointer into c->ukey or the
  * key itself). */
 void sop__key_decode(sop_store *s, const uint8_t *ik, uint32_t iklen, uint8_t *buf, sop_val *out);
+/* The stored form of a value: inline, or a new blob of the transaction
+ * (then *data points into @ref). */
+int sop__value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBREF_SIZE],
+                       const void **data, size_t *len, uint8_t *vflags);
 int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags, sop_val *out);
 int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s);
 
@@ -178,8 +217,29 @@ int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s);
 int sop__compact_locked(sop_db *db, int *moved);
 /* Deletes emptied segments that neither replay nor any snapshot needs. */
 int sop__reap_locked(sop_db *db);
-/* Oldest snapshot of an open transaction (UINT64_MAX when none). */
-uint64_t sop__oldest_snap(sop_db *db);
+
+/* ---- shared.c ---- */
+/* Applies a commit record to the in-memory registry (a sop__log_fn). */
+int sop__apply_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t len,
+                   uint32_t seg, uint64_t off);
+/* Takes the open lock and maps the shared area; *first when this process
+ * is the only one and must recover. */
+int sop__shm_attach(sop_db *db, int *first);
+/* The first opener has recovered: publishes the area, downgrades its lock. */
+int sop__shm_ready(sop_db *db);
+int sop__shm_claim_slot(sop_db *db);
+void sop__shm_detach(sop_db *db);
+/* Oldest snapshot of any open transaction of any process (UINT64_MAX when
+ * none), and the oldest segment a live process has not followed past. */
+uint64_t sop__oldest_snap(sop_db *db, uint32_t *min_seg);
+void sop__publish_snap_locked(sop_db *db);
+/* Applies the commits other processes appended (commit_mu held; @locked:
+ * the commit file lock is held too, and a torn tail is cut). */
+int sop__follow(sop_db *db, int locked);
+/* commit_mu + the commit file lock, then follows the log. */
+int sop__commit_lock(sop_db *db);
+/* Publishes the log's tail and releases both locks. */
+void sop__commit_unlock(sop_db *db);
 
 /* ---- db.c ---- */
 int sop__db_checkpoint_locked(sop_db *db);

@@ -68,10 +68,14 @@ static int ensure_slot(sop__log *l, uint32_t seg)
 
 /* The open file of @seg. Every segment present is opened by
  * sop__log_open(); a missing one was deleted by compaction (or lost). */
+static int try_open(sop__log *l, uint32_t seg, const sop_db *db);
 static int seg_file(sop__log *l, uint32_t seg, sop_file **out, const sop_db *db)
 {
-    if (seg >= l->nfiles || !l->files[seg])
+    int rc = try_open(l, seg, db);
+    if (rc == -ENOENT)
         return sop__err(db, SOP_ECORRUPT, "segment %u is missing", seg);
+    if (rc)
+        return rc;
     *out = l->files[seg];
     return 0;
 }
@@ -162,6 +166,7 @@ int sop__log_open(sop__log *l, sop_vfs *vfs, const char *dir, unsigned mode, uin
         s.first = s.last = 1;
     }
     l->first = s.first;
+    l->last = s.last;
     l->cur = s.last;
     sop_file *f = NULL;
     rc = seg_file(l, l->cur, &f, db);
@@ -200,30 +205,67 @@ int sop__log_read(sop__log *l, uint32_t seg, uint64_t off, uint32_t len, uint8_t
         return sop__err(db, rc, "cannot read segment %u at %llu", seg, (unsigned long long)off);
     int type;
     uint64_t csn;
-    if (got < len || sop__rec_check(buf, len, &type, &csn) < 0)
+    if (got < len) {
+        uint64_t size = 0;
+        if (l->vfs->size(l->vfs, f, &size) == 0 && size < off + len)
+            return sop__err(db, SOP_ECORRUPT, "segment %u ends at %llu, before the record at %llu",
+                            seg, (unsigned long long)size, (unsigned long long)off);
+        return sop__err(db, -EIO, "segment %u: short read at %llu", seg, (unsigned long long)off);
+    }
+    if (sop__rec_check(buf, len, &type, &csn) < 0)
         return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: bad record (checksum mismatch)",
                         seg, (unsigned long long)off);
     return 0;
 }
 
-int sop__log_replay(sop__log *l, uint32_t seg, uint64_t off, sop__log_fn fn, void *arg,
-                    const sop_db *db)
+void sop__log_seek(sop__log *l, uint32_t seg, uint64_t off)
+{
+    pthread_mutex_lock(&l->mu);
+    l->cur = seg;
+    l->end = off;
+    l->durable_seg = seg;
+    l->durable_end = off;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Opens segment @seg if it exists: 0, -ENOENT, or an error. */
+static int try_open(sop__log *l, uint32_t seg, const sop_db *db)
+{
+    if (seg < l->nfiles && l->files[seg])
+        return 0;
+    char path[4096];
+    seg_path(l, seg, path, sizeof path);
+    int rc = ensure_slot(l, seg);
+    if (!rc)
+        rc = l->vfs->open(l->vfs, path, SOP_O_RDWR, 0, &l->files[seg]);
+    if (rc && rc != -ENOENT)
+        rc = sop__err(db, rc, "cannot open segment %s", path);
+    return rc;
+}
+
+int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *arg, const sop_db *db)
 {
     uint8_t hdr[SOP__REC_HDR];
     uint8_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
-    if (seg < l->first) {
-        seg = l->first;
-        off = 0;
-    }
-    for (; seg <= l->cur; seg++, off = 0) {
+    uint32_t seg = l->cur;
+    uint64_t off = l->end;
+    for (;;) {
         sop_file *f = NULL;
-        if (seg < l->cur && (seg >= l->nfiles || !l->files[seg]))
-            continue; /* deleted by compaction */
-        rc = seg_file(l, seg, &f, db);
+        pthread_mutex_lock(&l->mu);
+        rc = try_open(l, seg, db);
+        pthread_mutex_unlock(&l->mu);
+        if (rc == -ENOENT && seg < last) {
+            seg++; /* deleted by compaction (replay from the oldest segment) */
+            off = 0;
+            continue;
+        }
+        if (rc == -ENOENT)
+            rc = sop__err(db, SOP_ECORRUPT, "segment %u is missing", seg);
         if (rc)
             break;
+        f = l->files[seg];
         uint64_t size;
         rc = l->vfs->size(l->vfs, f, &size);
         if (rc)
@@ -233,10 +275,12 @@ int sop__log_replay(sop__log *l, uint32_t seg, uint64_t off, sop__log_fn fn, voi
             if (off + SOP__REC_HDR > size)
                 break;
             rc = l->vfs->read(l->vfs, f, hdr, SOP__REC_HDR, off, &got);
+            if (!rc && got < SOP__REC_HDR) /* short of what the size promised */
+                rc = sop__err(db, -EIO, "segment %u: short read at %llu", seg, (unsigned long long)off);
             if (rc)
                 goto out;
             uint32_t plen = sop__get32(hdr + 8);
-            if (got < SOP__REC_HDR || sop__get32(hdr) != SOP__REC_MAGIC || plen > MAX_RECORD ||
+            if (sop__get32(hdr) != SOP__REC_MAGIC || plen > MAX_RECORD ||
                 off + SOP__REC_HDR + plen > size)
                 break;
             size_t need = SOP__REC_HDR + (size_t)plen;
@@ -250,41 +294,60 @@ int sop__log_replay(sop__log *l, uint32_t seg, uint64_t off, sop__log_fn fn, voi
                 cap = need;
             }
             rc = l->vfs->read(l->vfs, f, buf, need, off, &got);
+            if (!rc && got < need)
+                rc = sop__err(db, -EIO, "segment %u: short read at %llu", seg, (unsigned long long)off);
             if (rc)
                 goto out;
             int type;
             uint64_t csn;
-            if (got < need || sop__rec_check(buf, need, &type, &csn) < 0)
+            if (sop__rec_check(buf, need, &type, &csn) < 0)
                 break;
             rc = fn(arg, type, csn, buf + SOP__REC_HDR, plen, seg, off);
             if (rc)
                 goto out;
             off += need;
         }
-        if (seg < l->cur) {
-            if (off != size) {
-                rc = sop__err(db, SOP_ECORRUPT, "segment %u: bad record at offset %llu", seg,
-                              (unsigned long long)off);
-                goto out;
+        if (off == size) {
+            /* clean end: go on into the next segment when there is one */
+            pthread_mutex_lock(&l->mu);
+            int nx = try_open(l, seg + 1, db);
+            pthread_mutex_unlock(&l->mu);
+            if (nx == 0) {
+                seg++;
+                off = 0;
+                continue;
             }
-            continue;
+            if (nx != -ENOENT)
+                rc = nx;
+            break;
         }
-        /* last segment: cut the torn tail */
-        if (off != size) {
+        /* an invalid record */
+        if (seg < last) {
+            rc = sop__err(db, SOP_ECORRUPT, "segment %u: bad record at offset %llu", seg,
+                          (unsigned long long)off);
+            break;
+        }
+        if (cut) { /* the torn tail of a writer that died */
             rc = l->vfs->truncate(l->vfs, f, off);
             if (!rc)
                 rc = l->vfs->sync(l->vfs, f);
-            if (rc) {
+            if (rc)
                 rc = sop__err(db, rc, "cannot cut the torn tail of segment %u", seg);
-                goto out;
-            }
         }
-        l->end = off;
-        l->durable_seg = seg;
-        l->durable_end = off;
         break;
     }
 out:
+    pthread_mutex_lock(&l->mu);
+    if (seg != l->cur) {
+        /* segments before @seg were synced in full before @seg was created */
+        l->durable_seg = seg;
+        l->durable_end = 0;
+    }
+    l->cur = seg;
+    l->end = off;
+    if (seg > l->last)
+        l->last = seg;
+    pthread_mutex_unlock(&l->mu);
     sop__free(buf);
     return rc;
 }
@@ -317,6 +380,8 @@ int sop__log_reserve(sop__log *l, uint64_t len, uint32_t *seg, uint64_t *off, co
             rc = create_seg(l, l->cur + 1, db);
         if (!rc) {
             l->cur++;
+            if (l->cur > l->last)
+                l->last = l->cur;
             l->end = 0;
             l->durable_seg = l->cur;
             l->durable_end = 0;
@@ -430,6 +495,8 @@ int sop__log_remove_seg(sop__log *l, uint32_t seg, const sop_db *db)
         l->vfs->close(l->vfs, l->files[seg]);
         l->files[seg] = NULL;
         rc = l->vfs->remove(l->vfs, path);
+        if (rc == -ENOENT)
+            rc = 0; /* another process deleted it */
         if (!rc)
             rc = l->vfs->sync_dir(l->vfs, l->dir);
         if (rc)

@@ -55,6 +55,7 @@ typedef struct sop__log {
     uint32_t nfiles;
     uint32_t first; /* oldest segment present */
     uint32_t cur;   /* segment appended to */
+    uint32_t last;  /* highest segment known to exist */
     uint64_t end;   /* append offset in cur */
     uint32_t durable_seg;
     uint64_t durable_end;
@@ -68,12 +69,18 @@ int sop__log_open(sop__log *l, sop_vfs *vfs, const char *dir, unsigned mode, uin
                   const sop_db *db);
 void sop__log_close(sop__log *l);
 
-/* Scans records from (seg, off) to the end, calling fn for each valid one.
- * The torn tail of the last segment is cut off and the append position set
- * after the last valid record. fn returns 0 to go on. */
 typedef int (*sop__log_fn)(void *arg, int type, uint64_t csn, const uint8_t *payload, uint32_t len,
                            uint32_t seg, uint64_t off);
-int sop__log_replay(sop__log *l, uint32_t seg, uint64_t off, sop__log_fn fn, void *arg,
+/* Sets the position where reading (and appending) continues. */
+void sop__log_seek(sop__log *l, uint32_t seg, uint64_t off);
+/* Reads the records after the position, calling fn for each valid one
+ * (fn returns 0 to go on), into the following segments too, and moves the
+ * position past them. Segments missing below @last were deleted by
+ * compaction. At an invalid record in a segment before @last: SOP_ECORRUPT.
+ * At one in the last segment: with @cut the file is cut there (the torn
+ * tail of a writer that died: only under the commit lock), without, the
+ * reading stops there (another process may be writing it). */
+int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *arg,
                     const sop_db *db);
 
 /* Where the next append of @len bytes goes (rotating to a new segment when

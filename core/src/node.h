@@ -38,8 +38,9 @@
 
 /* vflags: how a leaf value is stored */
 #define SOP__V_INLINE 0
-#define SOP__V_BLOB 1 /* value bytes are a blob reference: u64 blob id, u64 size */
-#define SOP__BLOBREF_SIZE 16
+#define SOP__V_BLOB 1 /* value bytes are a blob reference: u64 blob id, u64 size,
+                        u32 CRC32C of the value, u32 zero */
+#define SOP__BLOBREF_SIZE 24
 
 typedef struct sop__slot {
     uint32_t koff, klen; /* key bytes: heap + koff */

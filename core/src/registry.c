@@ -96,7 +96,11 @@ static int apply_dw(sop__registry *r, const sop_db *db)
     uint8_t *img = NULL;
     size_t got;
     rc = r->vfs->read(r->vfs, f, hdr, DW_HDR, 0, &got);
-    if (rc || got < DW_HDR || sop__get32(hdr + 4) != DW_MAGIC ||
+    if (rc) {
+        rc = sop__err(db, rc, "cannot read %s", r->dw_path);
+        goto done;
+    }
+    if (got < DW_HDR || sop__get32(hdr + 4) != DW_MAGIC ||
         sop__get32(hdr) != sop__crc32c(hdr + 4, DW_HDR - 4, 0))
         goto done; /* torn or empty: ignore */
     uint32_t count = sop__get32(hdr + 16);
@@ -108,15 +112,21 @@ static int apply_dw(sop__registry *r, const sop_db *db)
     /* first pass: all images must be valid */
     for (uint32_t i = 0; i < count; i++) {
         rc = r->vfs->read(r->vfs, f, img, SOP__REG_BLOCK, DW_HDR + (uint64_t)i * SOP__REG_BLOCK, &got);
-        if (rc || got < SOP__REG_BLOCK || sop__get32(img) != sop__crc32c(img + 4, SOP__REG_BLOCK - 4, 0)) {
-            rc = 0;
+        if (rc) {
+            rc = sop__err(db, rc, "cannot read %s", r->dw_path);
             goto done;
         }
+        if (got < SOP__REG_BLOCK || sop__get32(img) != sop__crc32c(img + 4, SOP__REG_BLOCK - 4, 0))
+            goto done; /* incomplete: its checkpoint never wrote in place */
     }
     for (uint32_t i = 0; i < count; i++) {
         rc = r->vfs->read(r->vfs, f, img, SOP__REG_BLOCK, DW_HDR + (uint64_t)i * SOP__REG_BLOCK, &got);
-        if (rc)
+        if (!rc && got < SOP__REG_BLOCK)
+            rc = -EIO;
+        if (rc) {
+            rc = sop__err(db, rc, "cannot read %s", r->dw_path);
             goto done;
+        }
         uint64_t bno = sop__get32(img + 4);
         rc = r->vfs->write(r->vfs, r->file, img, SOP__REG_BLOCK, bno * SOP__REG_BLOCK);
         if (rc) {
@@ -143,7 +153,7 @@ static char *join(const char *dir, const char *name)
 }
 
 int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode, int create,
-                  const sop_db *db)
+                  int repair, const sop_db *db)
 {
     memset(r, 0, sizeof *r);
     r->vfs = vfs;
@@ -156,8 +166,7 @@ int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode
     int rc = vfs->open(vfs, r->path, SOP_O_RDWR | (create ? SOP_O_CREATE : 0), mode, &r->file);
     if (rc)
         return sop__err(db, rc, "cannot open %s", r->path);
-    rc = apply_dw(r, db);
-    if (rc)
+    if (repair && (rc = apply_dw(r, db)) != 0)
         return rc;
     uint64_t size;
     rc = vfs->size(vfs, r->file, &size);
@@ -171,6 +180,8 @@ int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode
     for (uint64_t b = 0; !rc && b < n; b++) {
         size_t got;
         rc = vfs->read(vfs, r->file, buf, SOP__REG_BLOCK, b * SOP__REG_BLOCK, &got);
+        if (!rc && got < SOP__REG_BLOCK)
+            rc = -EIO;
         if (rc) {
             rc = sop__err(db, rc, "cannot read registry block %llu", (unsigned long long)b);
             break;
@@ -242,10 +253,15 @@ uint64_t sop__reg_next_id(sop__registry *r)
 int sop__reg_alloc_id(sop__registry *r, uint64_t *id)
 {
     pthread_mutex_lock(&r->mu);
-    if (r->nfree)
+    if (r->nfree) {
         *id = r->free_ids[--r->nfree];
-    else
-        *id = r->next_id++;
+    } else {
+        if (r->chunk_lo == r->chunk_hi) {
+            r->chunk_lo = atomic_fetch_add(r->id_source, 64);
+            r->chunk_hi = r->chunk_lo + 64;
+        }
+        *id = r->chunk_lo++;
+    }
     pthread_mutex_unlock(&r->mu);
     return 0;
 }

@@ -24,6 +24,7 @@
 #ifndef SOP_REGISTRY_H
 #define SOP_REGISTRY_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "sop/sop.h"
@@ -58,22 +59,27 @@ typedef struct sop__registry {
     pthread_mutex_t mu;
     sop__regblock **blocks;
     uint64_t nblocks, cap_blocks;
-    uint64_t next_id;  /* ids >= next_id were never handed out */
+    uint64_t next_id;  /* above every id with a handle */
+    atomic_uint_fast64_t *id_source; /* shared counter ids are handed out from */
+    uint64_t chunk_lo, chunk_hi;     /* ids taken from it, not handed out yet */
     uint64_t *free_ids; /* reusable ids */
     size_t nfree, cap_free;
     uint64_t live;     /* live handles */
 } sop__registry;
 
+/* Loads the registry; @repair: first opener, applies a complete double-write
+ * file left by an interrupted checkpoint. */
 int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode, int create,
-                  const sop_db *db);
+                  int repair, const sop_db *db);
 void sop__reg_close(sop__registry *r);
 /* Handle of @id (all-zero if never written). Thread-safe. */
 sop__handle sop__reg_get(sop__registry *r, uint64_t id);
 /* Sets handle @id (caller serialises commits). -ENOMEM. */
 int sop__reg_set(sop__registry *r, uint64_t id, const sop__handle *h);
-/* The lowest id never handed out. */
+/* Above every id that has a handle. */
 uint64_t sop__reg_next_id(sop__registry *r);
-/* Hands out an unused id. */
+/* Hands out an unused id: a reused one, or the next of a chunk taken
+ * from *id_source (shared by the processes). */
 int sop__reg_alloc_id(sop__registry *r, uint64_t *id);
 /* Gives back an id that was handed out but never committed, or whose
  * deletion committed. */

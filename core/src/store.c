@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "crc32c.h"
 #include "internal.h"
 #include "mem.h"
 
@@ -203,6 +204,9 @@ int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags
     int rc = sop__txn_get_blob(s->txn, id, size, &data);
     if (rc)
         return rc;
+    if (sop__crc32c(data, size, 0) != sop__get32(v + 16))
+        return sop__err(s->txn->db, SOP_ECORRUPT, "store %s: blob %llu: checksum mismatch", s->name,
+                        (unsigned long long)id);
     out->data = data;
     out->size = size;
     return 0;
@@ -318,6 +322,7 @@ int sop_store_create(sop_txn *txn, const char *name, const sop_store_options *op
     if (rc)
         return rc;
     sop_db *db = txn->db;
+    txn->no_merge = 1; /* a merge replays item operations only */
     if (!valid_name(name))
         return sop__err(db, SOP_ENAME, "invalid store name (1..%d of A-Z a-z 0-9 _ . -, not starting with '.')",
                         SOP_STORE_NAME_MAX);
@@ -473,6 +478,7 @@ int sop_store_remove(sop_txn *txn, const char *name)
     rc = sop_store_open(txn, name, &s);
     if (rc)
         return rc;
+    txn->no_merge = 1;
     struct drop_ctx d = {txn, NULL, 0, 0, 0};
     rc = sop__bt_walk(&s->tree, collect, &d);
     for (size_t i = 0; !rc && i < d.n; i++)
@@ -508,6 +514,7 @@ int sop_store_list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *c
         return rc;
     if (!fn)
         return -EINVAL;
+    txn->no_merge = 1;
     sop__tree cat;
     sop__catalog_tree(txn, &cat);
     sop__bcur c = {.t = &cat};
@@ -547,6 +554,7 @@ int sop_store_count(sop_store *s, uint64_t *count)
         return rc;
     if (!count)
         return -EINVAL;
+    s->txn->no_merge = 1;
     sop__counter *c = sop__txn_counter(s->txn, s->counter_id, 0);
     if (!c)
         return -ENOMEM;
@@ -589,9 +597,8 @@ static int count_add(sop_store *s, int64_t d)
     return 0;
 }
 
-/* Prepares the stored form of a value: inline, or a new blob. */
-static int value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBREF_SIZE],
-                         const void **data, size_t *len, uint8_t *vflags)
+int sop__value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBREF_SIZE],
+                       const void **data, size_t *len, uint8_t *vflags)
 {
     if (!val || (!val->data && val->size))
         return sop__err(s->txn->db, -EINVAL, "NULL value");
@@ -610,6 +617,8 @@ static int value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOB
         return rc;
     sop__put64(ref, id);
     sop__put64(ref + 8, val->size);
+    sop__put32(ref + 16, sop__crc32c(val->data, val->size, 0));
+    sop__put32(ref + 20, 0);
     *data = ref;
     *len = SOP__BLOBREF_SIZE;
     *vflags = SOP__V_BLOB;
@@ -674,14 +683,14 @@ static int insert(sop_store *s, const sop_val *key, const sop_val *val, int if_a
     const void *vd;
     size_t vl;
     uint8_t vf;
-    rc = value_prepare(s, val, ref, &vd, &vl, &vf);
+    rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
     if (rc)
         return rc;
     if (s->unique) {
         rc = sop__bt_insert(&s->tree, ik, n, vd, vl, vf);
     } else {
         for (int tries = 0; tries < 64; tries++) {
-            sop__put64be(ik + n, atomic_fetch_add(&s->txn->db->dup_seq, 1));
+            sop__put64be(ik + n, atomic_fetch_add(&s->txn->db->shm->next_seq, 1));
             rc = sop__bt_insert(&s->tree, ik, n + DUP_SUFFIX, vd, vl, vf);
             if (rc != SOP_EEXISTS)
                 break;
@@ -694,37 +703,21 @@ static int insert(sop_store *s, const sop_val *key, const sop_val *val, int if_a
     return rc;
 }
 
-#define ITEM_OP(rc_expr)                                                                           \
-    do {                                                                                           \
-        int rc_ = (rc_expr);                                                                       \
-        if (rc_ == 0)                                                                              \
-            s->txn->gen++;                                                                         \
-        return rc_ ? sop__txn_fail(s->txn, rc_) : 0;                                               \
-    } while (0)
-
-int sop_add(sop_store *s, const sop_val *key, const sop_val *val)
+/* The state of the item under @c for a merge: the CRC of its value (for
+ * a value in a blob, of its size and CRC: not of the blob id, which every
+ * write changes). */
+static uint64_t item_state(const sop__bcur *c)
 {
-    int rc = store_check(s, 1);
-    if (rc)
-        return rc;
-    rc = insert(s, key, val, 0);
-    if (rc == SOP_EEXISTS)
-        return sop__err(s->txn->db, rc, "key exists in store %s", s->name);
-    ITEM_OP(rc);
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
+    if (vf == SOP__V_BLOB && vlen == SOP__BLOBREF_SIZE)
+        return (1ull << 32) | sop__crc32c(v + 8, 12, vf);
+    return (1ull << 32) | sop__crc32c(v, vlen, vf);
 }
 
-int sop_add_if_absent(sop_store *s, const sop_val *key, const sop_val *val)
-{
-    int rc = store_check(s, 1);
-    if (rc)
-        return rc;
-    rc = insert(s, key, val, 1);
-    if (rc == SOP_EEXISTS)
-        return rc;
-    ITEM_OP(rc);
-}
-
-static int update(sop_store *s, const sop_val *key, const sop_val *val)
+static int update(sop_store *s, const sop_val *key, const sop_val *val, uint64_t *state)
 {
     sop__bcur c;
     uint8_t ik[IKEY_MAX];
@@ -732,11 +725,12 @@ static int update(sop_store *s, const sop_val *key, const sop_val *val)
     int rc = find_first(s, key, &c, ik, &n);
     if (rc)
         return rc;
+    *state = item_state(&c);
     uint8_t ref[SOP__BLOBREF_SIZE];
     const void *vd;
     size_t vl;
     uint8_t vf;
-    rc = value_prepare(s, val, ref, &vd, &vl, &vf);
+    rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
     if (rc)
         return rc;
     sop__oldval old = {0};
@@ -748,39 +742,14 @@ static int update(sop_store *s, const sop_val *key, const sop_val *val)
     return rc;
 }
 
-int sop_update(sop_store *s, const sop_val *key, const sop_val *val)
+static int do_remove(sop_store *s, const sop_val *key, uint64_t *state)
 {
-    int rc = store_check(s, 1);
-    if (rc)
-        return rc;
-    rc = update(s, key, val);
-    if (rc == SOP_ENOTFOUND)
-        return sop__err(s->txn->db, rc, "key not found in store %s", s->name);
-    ITEM_OP(rc);
-}
-
-int sop_upsert(sop_store *s, const sop_val *key, const sop_val *val)
-{
-    int rc = store_check(s, 1);
-    if (rc)
-        return rc;
-    rc = update(s, key, val);
-    if (rc == SOP_ENOTFOUND)
-        rc = insert(s, key, val, 0);
-    ITEM_OP(rc);
-}
-
-int sop_remove(sop_store *s, const sop_val *key)
-{
-    int rc = store_check(s, 1);
-    if (rc)
-        return rc;
     sop__bcur c;
     uint8_t ik[IKEY_MAX];
     size_t n;
-    rc = find_first(s, key, &c, ik, &n);
-    if (rc == SOP_ENOTFOUND)
-        return sop__err(s->txn->db, rc, "key not found in store %s", s->name);
+    int rc = find_first(s, key, &c, ik, &n);
+    if (!rc)
+        *state = item_state(&c);
     sop__oldval old = {0};
     if (!rc)
         rc = sop__bt_delete(&s->tree, ik, n, &old);
@@ -788,30 +757,106 @@ int sop_remove(sop_store *s, const sop_val *key)
         rc = drop_old(s, &old);
     if (!rc)
         rc = count_add(s, -1);
-    ITEM_OP(rc);
+    return rc;
 }
 
-int sop_get(sop_store *s, const sop_val *key, sop_val *val)
+static int do_get(sop_store *s, const sop_val *key, sop_val *val, uint64_t *state)
 {
-    int rc = store_check(s, 0);
-    if (rc)
-        return rc;
-    if (!val)
-        return -EINVAL;
     sop__bcur c;
     uint8_t ik[IKEY_MAX];
     size_t n;
-    rc = find_first(s, key, &c, ik, &n);
+    int rc = find_first(s, key, &c, ik, &n);
     if (rc == 0) {
+        *state = item_state(&c);
         const uint8_t *k, *v;
         uint32_t klen, vlen;
         uint8_t vf;
         sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
         rc = sop__value_get(s, v, vlen, vf, val);
     }
-    if (rc == SOP_ENOTFOUND)
+    return rc;
+}
+
+int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val, sop_val *out,
+                 uint64_t *state)
+{
+    int rc;
+    *state = 0;
+    switch (kind) {
+    case SOP__OP_ADD:
+        return insert(s, key, val, 0);
+    case SOP__OP_ADD_IF_ABSENT:
+        return insert(s, key, val, 1);
+    case SOP__OP_UPDATE:
+        return update(s, key, val, state);
+    case SOP__OP_UPSERT:
+        rc = update(s, key, val, state);
+        return rc == SOP_ENOTFOUND ? insert(s, key, val, 0) : rc;
+    case SOP__OP_REMOVE:
+        return do_remove(s, key, state);
+    case SOP__OP_GET:
+        return do_get(s, key, out, state);
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Runs an item operation for the caller: checks, runs, records it for a
+ * merge at commit, reports. */
+static int item(sop_store *s, int kind, const sop_val *key, const sop_val *val, sop_val *out)
+{
+    int write = kind != SOP__OP_GET;
+    int rc = store_check(s, write);
+    if (rc)
         return rc;
-    return rc ? sop__txn_fail(s->txn, rc) : 0;
+    if (!write && !out)
+        return -EINVAL;
+    uint64_t state;
+    rc = sop__item_op(s, kind, key, val, out, &state);
+    if (rc == 0 || rc == SOP_EEXISTS || rc == SOP_ENOTFOUND)
+        sop__txn_log_op(s->txn, s, kind, key, val, rc, state);
+    if (rc == 0) {
+        if (write)
+            s->txn->gen++;
+        return 0;
+    }
+    if (rc == SOP_EEXISTS && kind == SOP__OP_ADD)
+        return sop__err(s->txn->db, rc, "key exists in store %s", s->name);
+    if (rc == SOP_ENOTFOUND && write)
+        return sop__err(s->txn->db, rc, "key not found in store %s", s->name);
+    if (rc == SOP_EEXISTS || rc == SOP_ENOTFOUND)
+        return rc;
+    return sop__txn_fail(s->txn, rc);
+}
+
+int sop_add(sop_store *s, const sop_val *key, const sop_val *val)
+{
+    return item(s, SOP__OP_ADD, key, val, NULL);
+}
+
+int sop_add_if_absent(sop_store *s, const sop_val *key, const sop_val *val)
+{
+    return item(s, SOP__OP_ADD_IF_ABSENT, key, val, NULL);
+}
+
+int sop_update(sop_store *s, const sop_val *key, const sop_val *val)
+{
+    return item(s, SOP__OP_UPDATE, key, val, NULL);
+}
+
+int sop_upsert(sop_store *s, const sop_val *key, const sop_val *val)
+{
+    return item(s, SOP__OP_UPSERT, key, val, NULL);
+}
+
+int sop_remove(sop_store *s, const sop_val *key)
+{
+    return item(s, SOP__OP_REMOVE, key, NULL, NULL);
+}
+
+int sop_get(sop_store *s, const sop_val *key, sop_val *val)
+{
+    return item(s, SOP__OP_GET, key, NULL, val);
 }
 
 int sop_get_copy(sop_store *s, const sop_val *key, void *buf, size_t cap, size_t *len)

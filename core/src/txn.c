@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "crc32c.h"
 #include "internal.h"
 #include "killpoint.h"
 #include "mem.h"
@@ -40,14 +41,14 @@ int sop__txn_check(sop_txn *txn, int write)
     if (!txn)
         return -EINVAL;
     sop_db *db = txn->db;
-    if (txn->state != SOP__TXN_ACTIVE)
-        return sop__err(db, SOP_ETXNDONE, "transaction failed earlier; roll it back");
     if (atomic_load(&db->panic))
         return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
     if (sop__now_ns() > txn->deadline) {
         txn->state = SOP__TXN_FAILED;
         return sop__err(db, SOP_ETIMEDOUT, "transaction exceeded its maximum duration");
     }
+    if (txn->state != SOP__TXN_ACTIVE)
+        return sop__err(db, SOP_ETXNDONE, "transaction failed earlier; roll it back");
     if (write && txn->mode == SOP_TXN_READ)
         return sop__err(db, SOP_EREADONLY, "write in a READ transaction");
     return 0;
@@ -60,7 +61,71 @@ int sop__txn_fail(sop_txn *txn, int rc)
         rc == SOP_ETOOBIG || rc == SOP_ENAME || rc == SOP_EINCOMPLETE || rc == SOP_ENOCMP ||
         rc == SOP_EMISMATCH)
         return rc;
-    txn->state = SOP__TXN_FAILED;
+    /* a READ transaction changed nothing: only time and panic end it */
+    if (txn->mode != SOP_TXN_READ || rc == SOP_ETIMEDOUT || rc == SOP_EPANIC)
+        txn->state = SOP__TXN_FAILED;
+    return rc;
+}
+
+static void txn_free(sop_txn *t, int committed);
+
+/* A new transaction. @locked: the caller holds commit_mu and has followed
+ * the log (a merge at commit). */
+static int txn_new(sop_db *db, sop_txn_mode mode, uint32_t max_ms, int locked, sop_txn **txnp)
+{
+    sop_txn *t = sop__calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->db = db;
+    t->mode = mode;
+    t->deadline = sop__now_ns() + (uint64_t)(max_ms ? max_ms : db->opt.txn_max_ms) * 1000000ull;
+    /* register a provisional snapshot 0 first, so that no process deletes
+     * a segment this transaction may still need while it takes its own */
+    int rc = 0;
+    pthread_mutex_lock(&db->mu);
+    if (db->nsnaps == db->capsnaps) {
+        size_t c = db->capsnaps ? db->capsnaps * 2 : 16;
+        uint64_t *a = sop__realloc(db->snaps, c * sizeof *a);
+        if (a) {
+            db->snaps = a;
+            db->capsnaps = c;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    if (!rc) {
+        db->snaps[db->nsnaps++] = 0;
+        db->ntxn++;
+        sop__publish_snap_locked(db);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc) {
+        sop__free(t);
+        return rc;
+    }
+    /* learn the commits of other processes, then: writers see everything
+     * applied (what they read is validated at commit, and a commit is
+     * durable only after those it read from); readers what is durable */
+    if (!locked && atomic_load(&db->shm->tail) != atomic_load(&db->applied_tail)) {
+        pthread_mutex_lock(&db->commit_mu);
+        rc = sop__follow(db, 0);
+        pthread_mutex_unlock(&db->commit_mu);
+    }
+    uint64_t applied = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
+    t->snap = mode == SOP_TXN_READ && durable < applied ? durable : applied;
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < db->nsnaps; i++)
+        if (db->snaps[i] == 0) {
+            db->snaps[i] = t->snap;
+            break;
+        }
+    sop__publish_snap_locked(db);
+    pthread_mutex_unlock(&db->mu);
+    *txnp = t;
+    if (rc) {
+        txn_free(t, 0);
+        *txnp = NULL;
+    }
     return rc;
 }
 
@@ -75,39 +140,7 @@ int sop_txn_begin(sop_db *db, sop_txn_mode mode, uint32_t max_ms, sop_txn **txnp
         return sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
     if (mode != SOP_TXN_READ && (db->opt.flags & SOP_DB_RDONLY))
         return sop__err(db, SOP_EREADONLY, "database is open read-only");
-    sop_txn *t = sop__calloc(1, sizeof *t);
-    if (!t)
-        return -ENOMEM;
-    t->db = db;
-    t->mode = mode;
-    /* writers see everything applied (what they read is validated at
-     * commit, and a commit is durable only after those it read from);
-     * readers see what is durable */
-    t->snap = mode == SOP_TXN_READ ? atomic_load(&db->visible_csn) : atomic_load(&db->csn);
-    t->deadline = sop__now_ns() + (uint64_t)(max_ms ? max_ms : db->opt.txn_max_ms) * 1000000ull;
-    int rc = 0;
-    pthread_mutex_lock(&db->mu);
-    if (db->nsnaps == db->capsnaps) {
-        size_t c = db->capsnaps ? db->capsnaps * 2 : 16;
-        uint64_t *a = sop__realloc(db->snaps, c * sizeof *a);
-        if (a) {
-            db->snaps = a;
-            db->capsnaps = c;
-        } else {
-            rc = -ENOMEM;
-        }
-    }
-    if (!rc) {
-        db->snaps[db->nsnaps++] = t->snap;
-        db->ntxn++;
-    }
-    pthread_mutex_unlock(&db->mu);
-    if (rc) {
-        sop__free(t);
-        return rc;
-    }
-    *txnp = t;
-    return 0;
+    return txn_new(db, mode, max_ms, 0, txnp);
 }
 
 sop_txn_mode sop_txn_get_mode(const sop_txn *txn) { return txn ? txn->mode : SOP_TXN_READ; }
@@ -155,6 +188,9 @@ static void txn_free(sop_txn *t, int committed)
     }
     sop__txn_free_tmp(t);
     sop__free(t->tmp);
+    for (size_t i = 0; i < t->nops; i++)
+        sop__free(t->ops[i].key);
+    sop__free(t->ops);
     pthread_mutex_lock(&db->mu);
     db->ntxn--;
     for (size_t i = 0; i < db->nsnaps; i++)
@@ -162,6 +198,7 @@ static void txn_free(sop_txn *t, int committed)
             db->snaps[i] = db->snaps[--db->nsnaps];
             break;
         }
+    sop__publish_snap_locked(db);
     pthread_mutex_unlock(&db->mu);
     sop__free(t);
 }
@@ -557,7 +594,9 @@ static int cb_reserve(cbuf *b, size_t n)
 static int validate(sop_txn *t)
 {
     sop_db *db = t->db;
-    if (t->mode == SOP_TXN_WRITE) {
+    /* NOCHECK: what it read is not validated, except where a write found
+     * nothing to change (its result depended on the read) */
+    if (t->mode == SOP_TXN_WRITE || t->write_read) {
         SOP__U64MAP_FOREACH(&t->seen, i)
         {
             const sop__node *n = t->seen.vals[i];
@@ -721,8 +760,8 @@ static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, cbuf *b, 
     uint8_t *r = b->p + b->len, *p = r + SOP__REC_HDR;
     memset(p, 0, SOP__COMMIT_HDR);
     sop__put32(p, (uint32_t)*nents);
-    sop__put64(p + 8, sop__reg_next_id(&db->reg));
-    sop__put64(p + 16, atomic_load(&db->dup_seq));
+    sop__put64(p + 8, atomic_load(&db->shm->next_id));
+    sop__put64(p + 16, atomic_load(&db->shm->next_seq));
     p += SOP__COMMIT_HDR;
     for (size_t i = 0; i < *nents; i++, p += SOP__COMMIT_ENTRY) {
         const entry *e = &(*ents)[i];
@@ -772,6 +811,106 @@ static void release_unused(sop_txn *t, const entry *ents, size_t n)
     sop__u64map_free(&used);
 }
 
+void sop__txn_log_op(sop_txn *t, sop_store *s, int kind, const sop_val *key, const sop_val *val,
+                     int rc, uint64_t state)
+{
+    if (kind != SOP__OP_GET && rc != 0)
+        t->write_read = 1;
+    if (t->no_merge || t->mode == SOP_TXN_READ)
+        return;
+    size_t kl = key ? key->size : 0, vl = val ? val->size : 0;
+    if (t->opbytes + kl + vl > SOP__OPLOG_MAX)
+        goto give_up;
+    if (t->nops == t->capops) {
+        size_t c = t->capops ? t->capops * 2 : 32;
+        sop__op *a = sop__realloc(t->ops, c * sizeof *a);
+        if (!a)
+            goto give_up;
+        t->ops = a;
+        t->capops = c;
+    }
+    uint8_t *mem = sop__malloc(kl + vl);
+    if (!mem)
+        goto give_up;
+    if (kl)
+        memcpy(mem, key->data, kl);
+    if (vl)
+        memcpy(mem + kl, val->data, vl);
+    sop__op *op = &t->ops[t->nops++];
+    op->kind = (uint8_t)kind;
+    op->rc = rc;
+    op->store = s->name;
+    op->key = mem;
+    op->val = mem + kl;
+    op->klen = kl;
+    op->vlen = vl;
+    op->state = state;
+    if (kind != SOP__OP_GET && rc != 0)
+        t->write_read = 1;
+    t->opbytes += kl + vl;
+    return;
+give_up:
+    t->no_merge = 1; /* a conflict will then fail the commit */
+}
+
+/* The merge of a transaction whose nodes changed under it: its item
+ * operations are run again, in order, on the current nodes (commit lock
+ * held). It succeeds only when every operation finds its item as it found
+ * it the first time and gives the same result (WRITE: reads and writes;
+ * NOCHECK: writes only): then no concurrent commit touched an item of
+ * this transaction, and the new transaction equals the old one run after
+ * them. SOP_ECONFLICT otherwise. */
+static int merge(sop_txn *t, sop_txn **out)
+{
+    sop_txn *r;
+    int rc = txn_new(t->db, t->mode, UINT32_MAX / 2, 1, &r);
+    if (rc)
+        return rc;
+    r->no_merge = 1;
+    for (size_t i = 0; i < t->nops && !rc; i++) {
+        const sop__op *op = &t->ops[i];
+        if (op->kind == SOP__OP_GET && t->mode != SOP_TXN_WRITE)
+            continue;
+        sop_store *s;
+        rc = sop_store_open(r, op->store, &s);
+        if (rc == SOP_ENOTFOUND)
+            rc = SOP_ECONFLICT; /* removed meanwhile */
+        if (rc)
+            break;
+        sop_val k = {op->key, op->klen}, v = {op->val, op->vlen}, got = {NULL, 0};
+        uint64_t state;
+        int orc = sop__item_op(s, op->kind, &k, &v, &got, &state);
+        if (orc != op->rc && orc != 0 && orc != SOP_EEXISTS && orc != SOP_ENOTFOUND)
+            rc = orc; /* an error */
+        else if (orc != op->rc || state != op->state)
+            rc = SOP_ECONFLICT;
+    }
+    if (rc) {
+        txn_free(r, 0);
+        return rc == SOP_ECONFLICT ? sop__err(t->db, rc, "an item this transaction read or wrote "
+                                              "was changed by a concurrent commit") : rc;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Validation under the commit lock; on a node conflict, the merge. *w is
+ * then the transaction to write (t, or its replay). */
+static int validate_or_merge(sop_txn *t, sop_txn **w)
+{
+    sop_db *db = t->db;
+    *w = t;
+    int rc = validate(t);
+    if (rc == SOP_ECONFLICT && !t->no_merge) {
+        rc = merge(t, w);
+        if (!rc && !(rc = validate(*w)))
+            atomic_fetch_add(&db->st_merges, 1);
+    }
+    if (rc == SOP_ECONFLICT)
+        atomic_fetch_add(&db->st_conflicts, 1);
+    return rc;
+}
+
 int sop_txn_commit(sop_txn *t)
 {
     if (!t)
@@ -787,30 +926,44 @@ int sop_txn_commit(sop_txn *t)
         pending_counters |= counter_pending(&t->counters[i]);
     if (t->mode == SOP_TXN_READ ||
         (!t->dirty.n && !t->ndrops && !t->nblobs && !pending_counters)) {
+        /* nothing to write; what a WRITE transaction read (and what a
+         * NOCHECK write that changed nothing found) is still validated */
+        if ((t->mode == SOP_TXN_WRITE || t->write_read) && (t->seen.n || t->ncounters) &&
+            !(rc = sop__commit_lock(db))) {
+            sop_txn *w = t;
+            rc = validate_or_merge(t, &w);
+            sop__commit_unlock(db);
+            if (w != t)
+                txn_free(w, 0);
+        }
         txn_free(t, 0);
-        return 0;
+        return rc;
     }
     cbuf b = {0};
     entry *ents = NULL;
     size_t nents = 0;
     uint32_t seg = 0;
-    uint64_t off = 0, csn = 0, total = commit_size(t);
+    uint64_t off = 0, csn = 0, total;
+    sop_txn *w = t; /* what gets written: t, or its merge */
 
-    pthread_mutex_lock(&db->commit_mu);
+    rc = sop__commit_lock(db); /* also learns other processes' commits */
+    if (rc) {
+        txn_free(t, 0);
+        return rc;
+    }
     if (atomic_load(&db->panic)) {
         rc = sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
         goto unlock;
     }
-    rc = validate(t);
-    if (rc) {
-        atomic_fetch_add(&db->st_conflicts, 1);
+    rc = validate_or_merge(t, &w);
+    if (rc)
         goto unlock;
-    }
+    total = commit_size(w);
     csn = atomic_load(&db->csn) + 1;
     rc = sop__log_reserve(&db->log, total, &seg, &off, db);
     if (rc)
         goto panic;
-    rc = build(t, csn, seg, off, &b, &ents, &nents);
+    rc = build(w, csn, seg, off, &b, &ents, &nents);
     if (rc)
         goto unlock; /* nothing written */
     SOP_KILL_POINT("commit:before_append");
@@ -823,21 +976,22 @@ int sop_txn_commit(sop_txn *t)
         if (rc)
             goto panic;
     }
-    for (size_t i = 0; i < t->ndrops; i++)
-        sop__reg_release_id(&db->reg, t->drops[i]);
-    release_unused(t, ents, nents);
-    t->nfresh = 0;
-    SOP__U64MAP_FOREACH(&t->dirty, i)
+    for (size_t i = 0; i < w->ndrops; i++)
+        sop__reg_release_id(&db->reg, w->drops[i]);
+    release_unused(w, ents, nents);
+    w->nfresh = 0;
+    SOP__U64MAP_FOREACH(&w->dirty, i)
     {
-        sop__dirty *d = t->dirty.vals[i];
-        d->node->version = sop__reg_get(&db->reg, t->dirty.keys[i]).version;
+        sop__dirty *d = w->dirty.vals[i];
+        d->node->version = sop__reg_get(&db->reg, w->dirty.keys[i]).version;
         sop__cache_unpin(db->cache, sop__cache_put(db->cache, d->node));
         d->node = NULL;
     }
     atomic_store(&db->csn, csn);
+    atomic_store(&db->shm->csn, csn);
     atomic_fetch_add(&db->since_ckpt, b.len);
     SOP_KILL_POINT("commit:after_apply");
-    pthread_mutex_unlock(&db->commit_mu);
+    sop__commit_unlock(db);
 
     if (db->opt.sync == SOP_SYNC_FULL && !db->test_nosync) {
         rc = sop__log_sync(&db->log, seg, off + b.len, db);
@@ -848,15 +1002,12 @@ int sop_txn_commit(sop_txn *t)
         SOP_KILL_POINT("commit:after_sync");
     }
     /* publish: every csn up to ours is applied, and durable when syncing */
-    uint_fast64_t v = atomic_load(&db->visible_csn);
-    while (v < csn && !atomic_compare_exchange_weak(&db->visible_csn, &v, csn))
-        ;
+    sop__atomic_max(&db->shm->durable_csn, csn);
     atomic_fetch_add(&db->st_commits, 1);
-    if (db->since_ckpt >= db->opt.checkpoint_bytes) {
-        pthread_mutex_lock(&db->commit_mu);
-        if (db->since_ckpt >= db->opt.checkpoint_bytes && !atomic_load(&db->panic))
+    if (atomic_load(&db->since_ckpt) >= db->opt.checkpoint_bytes && sop__commit_lock(db) == 0) {
+        if (atomic_load(&db->since_ckpt) >= db->opt.checkpoint_bytes && !atomic_load(&db->panic))
             sop__db_checkpoint_locked(db); /* a failure panics the db; this commit stands */
-        pthread_mutex_unlock(&db->commit_mu);
+        sop__commit_unlock(db);
     }
     rc = 0;
     goto out;
@@ -866,10 +1017,12 @@ panic:
         sop__err(db, rc, "commit failed: %s; the database must be reopened", sop_strerror(rc));
     rc = rc == SOP_EFULL ? SOP_EFULL : SOP_EPANIC;
 unlock:
-    pthread_mutex_unlock(&db->commit_mu);
+    sop__commit_unlock(db);
 out:
     sop__free(b.p);
     sop__free(ents);
-    txn_free(t, rc == 0);
+    if (w != t)
+        txn_free(w, rc == 0);
+    txn_free(t, rc == 0 && w == t);
     return rc;
 }

@@ -17,6 +17,8 @@
  *    threads), and closing one descriptor does not drop the locks held
  *    through another (the trap of classic POSIX fcntl locks).
  *  - remove() unlinks a file; on a directory it falls back to rmdir().
+ *  - shm_map() maps a region of a file MAP_SHARED (the coordination area
+ *    of the lock file; never data).
  *  - list() reads every name first and then calls the callback, so the
  *    callback may create or remove entries of the directory.
  *
@@ -30,6 +32,7 @@
 #include <stdio.h> /* rename */
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -338,6 +341,35 @@ static int px_list(sop_vfs *vfs, const char *dir, int (*fn)(const char *name, vo
     return rc;
 }
 
+static int px_shm_map(sop_vfs *vfs, sop_file *f, uint64_t off, size_t len, void **addr)
+{
+    (void)vfs;
+    if (!off_ok(off, len))
+        return -EINVAL;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0)
+        return neg_errno();
+    if ((uint64_t)st.st_size < off + len) {
+        int r;
+        do
+            r = ftruncate(f->fd, (off_t)(off + len));
+        while (r != 0 && errno == EINTR);
+        if (r != 0)
+            return neg_errno();
+    }
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, (off_t)off);
+    if (p == MAP_FAILED)
+        return neg_errno();
+    *addr = p;
+    return SOP_OK;
+}
+
+static int px_shm_unmap(sop_vfs *vfs, void *addr, size_t len)
+{
+    (void)vfs;
+    return munmap(addr, len) == 0 ? SOP_OK : neg_errno();
+}
+
 static sop_vfs g_posix_vfs = {
     .version = 1,
     .ctx = NULL,
@@ -354,6 +386,8 @@ static sop_vfs g_posix_vfs = {
     .mkdir = px_mkdir,
     .sync_dir = px_sync_dir,
     .list = px_list,
+    .shm_map = px_shm_map,
+    .shm_unmap = px_shm_unmap,
 };
 
 sop_vfs *sop_vfs_posix(void) { return &g_posix_vfs; }

@@ -1,62 +1,80 @@
 /*
- * bank.c - concurrent transactions: the bank invariant (reliability plan C6.1).
+ * bank.c - concurrent transactions: the bank invariant (reliability plan
+ * C6.1), across threads and across two processes (plan C6.4).
  *
- * One database, threads of one process sharing one sop_db:
+ * One database, shared by the threads of two processes (each process has
+ * one sop_db, its threads share it):
  *  - store "acct": 64 accounts x 1000 (node_bytes 1024 and 64-byte values,
  *    so the accounts spread over several leaves and transfers between
  *    accounts of different leaves really commit in parallel);
- *  - store "ledger": one record per transfer, key (thread, seq), value
+ *  - store "ledger": one record per transfer, key (ledger id, seq), value
  *    (from, to, amount), so every transfer changes two stores atomically;
- *  - store "churn": during phases A and B one churn thread adds, updates
- *    and removes items of 40..400 bytes (inline_max 128: many are value
- *    blobs) under 2000 keys, and keeps their number in item "!meta". The
- *    removals merge nodes, so node ids are freed and reused while older
- *    snapshots still read them.
+ *    every transfer thread has its own ledger id: 0..T-1 in this process,
+ *    T..2T-1 in the second one;
+ *  - store "churn": during phases A and B one churn thread (this process)
+ *    adds, updates and removes items of 40..400 bytes (inline_max 128:
+ *    many are value blobs) under 2000 keys, and keeps their number in item
+ *    "!meta". The removals merge nodes, so node ids are freed and reused
+ *    while older snapshots still read them.
  *
- * Phases (each SOP_BANK_SECONDS, default 5):
- *  A. T worker threads (SOP_BANK_THREADS, default 4) run WRITE
+ * Phases (A and B each SOP_BANK_SECONDS, default 5), run by both processes
+ * at the same time (this one moves the second one from phase to phase
+ * through shared memory):
+ *  A. T worker threads per process (SOP_BANK_THREADS, default 4) run WRITE
  *     transactions: read two balances, move min(random 1..100, balance),
  *     append the ledger record, commit; retry on SOP_ECONFLICT.
  *  B. the same with every odd thread using NOCHECK transactions (each
  *     transfer writes both accounts it read, and NOCHECK validates its
  *     writes, so the invariant must still hold).
- *  C. lost update: T threads increment one counter key SOP_BANK_INCR
- *     (default 250) times each with retries, first in WRITE then in NOCHECK
- *     transactions; each final value must be exactly T x N.
- * During A-C an auditor thread keeps taking snapshots (READ transactions,
- * every 4th a read-only WRITE transaction), and now and then calls
- * sop_db_stats(), sop_db_checkpoint() and sop_db_check() (which must be
- * clean while the workers commit). In each snapshot it checks:
+ *  C. lost update: T threads per process increment one counter key
+ *     SOP_BANK_INCR (default 250) times each with retries, first in WRITE
+ *     then in NOCHECK transactions; each final value must be exactly
+ *     T x N x (number of processes).
+ * During A-C an auditor thread in each process keeps taking snapshots
+ * (READ transactions, every 4th a read-only WRITE transaction), and now and
+ * then calls sop_db_stats(), sop_db_checkpoint() and sop_db_check() (which
+ * must be clean while the workers of both processes commit). In each
+ * snapshot it checks:
  *  - the 64 balances read by key, in random order with yields, total
  *    exactly 64,000, and no balance is negative or torn;
  *  - a cursor scan (forwards or backwards) yields the same 64 keys and
  *    balances, and sop_store_count("acct") == 64;
  *  - the ledger scan count equals sop_store_count("ledger"), and every
  *    balance equals 1000 + its net flow in the ledger (cross-store
- *    atomicity);
- *  - the snapshot contains every transfer acknowledged before it began,
- *    and at most T more than were acknowledged once it had begun;
+ *    atomicity), and no ledger id has a gap in its sequence;
+ *  - the snapshot contains every transfer acknowledged (by either process)
+ *    before it began, and at most T (2T with a second process) more than
+ *    were acknowledged once it had begun;
  *  - ledger counts never decrease from one snapshot to the next;
  *  - "churn": every value intact, and scan count == sop_store_count ==
  *    1 + the count in "!meta".
- * Afterwards: the total, the ledger against the per-thread commit counts,
- * sop_db_check() clean, the stats' conflict count; then reopen and verify
- * again; finally a second process opens the closed database and verifies.
+ * Afterwards: the total, the ledger of every ledger id against the commits
+ * its thread counted (those of the second process come through shared
+ * memory), sop_db_check() clean, the stats' conflict count (in each
+ * process); then reopen and verify again; finally a second process opens
+ * the closed database and verifies.
  *
- * Two processes: while the database is open, a forked child's
- * sop_db_open() must fail with SOP_EBUSY (checked before and after the
- * workload), and so must a second open in this process.
- * TODO(multi-process commits): when several processes may commit to one
- * database (storage.md, "What is not built yet"), replace the SOP_EBUSY
- * checks with plan C6.4: run the bank workers in two processes at once.
+ * Two processes (SOP_BANK_PROCS, see "The second process" below): by
+ * default a forked process opens the database while this one holds it and
+ * runs the workload above concurrently with this one; all the checks span
+ * both processes (acknowledgements are counted in shared memory). A second
+ * process also opens and checks the database at rest before and after the
+ * workload, a second handle in this process does the same, and after close
+ * another process must open and verify the database.
  *
- * Output: "bank: <commits> commits, <conflicts> conflicts, <snapshots>
- * snapshots, <bad> bad totals"; exit status 1 when bad > 0 or any other
- * invariant failed.
+ * Output: one line per phase and process, then "bank: <commits> commits,
+ * <conflicts> conflicts, <snapshots> snapshots, <bad> bad totals" (both
+ * processes) and the same figures per process; exit status 1 when bad > 0
+ * or any other invariant failed (in either process).
  *
  * Environment: SOP_BANK_THREADS, SOP_BANK_SECONDS, SOP_BANK_INCR,
  * SOP_BANK_SYNC=none (SOP_SYNC_NONE instead of SOP_SYNC_FULL),
  * SOP_BANK_VERBOSE=1 (print the reason of every conflict),
+ * SOP_BANK_PROCS=shared|busy|auto|none (what a second process must get),
+ * SOP_BANK_NOCHECK=0 (WRITE transactions only, to tell NOCHECK failures
+ * from others), SOP_BANK_SMALL=0 (default segment, checkpoint and cache sizes and no
+ * explicit checkpoints; by default they are small so that checkpoints,
+ * compaction and evictions run during the workload),
  * SOP_TEST_SEED, SOP_TEST_TMP.
  */
 #include <errno.h>
@@ -67,6 +85,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,13 +111,20 @@ static sop_db *g_db;
 static const char *g_path;
 static sop_db_options g_opts;
 static int g_verbose; /* SOP_BANK_VERBOSE=1: print why transactions conflicted */
+static int g_small = 1; /* SOP_BANK_SMALL=0: default sizes, no explicit checkpoints */
+static int g_nocheck = 1; /* SOP_BANK_NOCHECK=0: WRITE transactions only */
 
+#define MAX_PRINTED 100 /* failures printed; the rest are only counted */
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
-        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                       \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fputc('\n', stderr);                                                                       \
-        atomic_fetch_add(&g_fail, 1);                                                              \
+        uint64_t nfail_ = atomic_fetch_add(&g_fail, 1);                                            \
+        if (nfail_ < MAX_PRINTED) {                                                                \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        } else if (nfail_ == MAX_PRINTED) {                                                        \
+            fprintf(stderr, "FAIL: more failures are not printed\n");                              \
+        }                                                                                          \
     } while (0)
 
 #define CHECK(cond, ...)                                                                           \
@@ -211,6 +237,7 @@ typedef struct worker {
     int counter_phase;           /* 0: transfers; 1: increments of ctr_key */
     const char *ctr_key;
     long incr;                   /* increments to do in a counter phase */
+    atomic_int *stop;            /* transfers run until it is set */
     /* results (read by main after join) */
     uint64_t commits, conflicts, retried, max_attempts;
     uint64_t next_seq;           /* ledger records written by this thread, all phases */
@@ -218,8 +245,34 @@ typedef struct worker {
 
 static atomic_int g_stop_workers;
 static atomic_int g_stop_auditor;
-static atomic_uint_fast64_t g_acked; /* transfers whose commit returned SOP_OK */
-static unsigned g_threads;
+static unsigned g_threads;  /* worker threads per process; ledger ids 0..T-1 here, T..2T-1 in
+                               the second process */
+static long g_incr;         /* increments per thread in a counter phase */
+static atomic_uint g_inflight; /* transfers that may be committed but not yet acked */
+
+/* Phases: this process sets g_sh->phase, the second process follows. */
+enum { PH_IDLE, PH_WRITE, PH_NOCHECK, PH_INCR_WRITE, PH_INCR_NOCHECK, PH_DONE };
+#define NPHASES (PH_DONE - PH_WRITE)
+static const char *const phase_names[NPHASES] = {"write", "write+nocheck", "incr-write",
+                                                 "incr-nocheck"};
+static const char *const ctr_keys[2] = {"counter", "counter_nc"};
+
+/* Shared between this process and the second one (MAP_SHARED). */
+enum { CHILD_STARTING, CHILD_REFUSED, CHILD_RUNNING, CHILD_FAILED };
+typedef struct xphase {
+    atomic_uint_fast64_t commits, conflicts, retried, max_attempts, ns;
+} xphase;
+typedef struct xshared {
+    atomic_uint_fast64_t acked; /* transfers whose commit returned SOP_OK, both processes */
+    atomic_int phase;           /* PH_*: set by this process, followed by the second one */
+    atomic_int state;           /* CHILD_* */
+    atomic_int counted;         /* counter phases the second process has finished */
+    /* results of the second process, written before it exits */
+    xphase ph[NPHASES];
+    atomic_uint_fast64_t snapshots, checks, audit_conflicts, bad;
+    atomic_uint_fast64_t next_seq[MAX_THREADS]; /* ledger records of ledger id T + i */
+} xshared;
+static xshared *g_sh;
 
 static void jitter(uint64_t *rng)
 {
@@ -340,7 +393,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     long done = 0;
-    while (w->counter_phase ? done < w->incr : !atomic_load(&g_stop_workers)) {
+    while (w->counter_phase ? done < w->incr : !atomic_load(w->stop)) {
         int from = (int)tu_rand_below(&w->rng, NACCT);
         int to = (int)((uint64_t)from + 1 + tu_rand_below(&w->rng, NACCT - 1)) % NACCT;
         int64_t want = 1 + (int64_t)tu_rand_below(&w->rng, 100);
@@ -370,7 +423,7 @@ static void *worker_main(void *arg)
         done++;
         if (!w->counter_phase) {
             w->next_seq++;
-            atomic_fetch_add(&g_acked, 1);
+            atomic_fetch_add(&g_sh->acked, 1);
         }
         if (attempts > 1)
             w->retried++;
@@ -430,12 +483,14 @@ typedef struct churner {
     uint64_t rng;
     uint32_t gen;
     uint64_t commits, conflicts;
+    atomic_int *stop;
 } churner;
 
 static int churn_once(churner *c)
 {
     sop_txn *t;
-    int rc = sop_txn_begin(g_db, (c->gen & 3) == 3 ? SOP_TXN_NOCHECK : SOP_TXN_WRITE, 0, &t);
+    int rc = sop_txn_begin(g_db, g_nocheck && (c->gen & 3) == 3 ? SOP_TXN_NOCHECK : SOP_TXN_WRITE,
+                           0, &t);
     if (rc)
         return rc;
     sop_store *s;
@@ -491,7 +546,7 @@ fail:
 static void *churn_main(void *arg)
 {
     churner *c = arg;
-    while (!atomic_load(&g_stop_workers)) {
+    while (!atomic_load(c->stop)) {
         int rc;
         uint64_t attempts = 0;
         while ((rc = churn_once(c)) == SOP_ECONFLICT && ++attempts < MAX_ATTEMPTS) {
@@ -538,8 +593,8 @@ static int churn_fn(const sop_val *key, const sop_val *val, void *ctx)
 typedef struct ledger_sum {
     int64_t net[NACCT];
     uint64_t n;
-    uint64_t per_thread[MAX_THREADS]; /* records per thread */
-    uint64_t max_seq1[MAX_THREADS];   /* 1 + highest seq per thread */
+    uint64_t per_thread[2 * MAX_THREADS]; /* records per ledger id (T..2T-1: second process) */
+    uint64_t max_seq1[2 * MAX_THREADS];   /* 1 + highest seq per ledger id */
     int bad;
 } ledger_sum;
 
@@ -557,7 +612,7 @@ static int ledger_fn(const sop_val *key, const sop_val *val, void *ctx)
     const uint8_t *p = val->data;
     uint32_t from = get_u32(p), to = get_u32(p + 4);
     int64_t amount = get_i64(p + 8);
-    if (th >= g_threads || from >= NACCT || to >= NACCT || from == to || amount < 0 ||
+    if (th >= 2 * g_threads || from >= NACCT || to >= NACCT || from == to || amount < 0 ||
         amount > 100) {
         ls->bad++;
         return 0;
@@ -574,19 +629,21 @@ typedef struct auditor {
     pthread_t th;
     uint64_t rng;
     uint64_t snapshots, last_read_n, last_write_n;
-    uint64_t checks; /* sop_db_check runs during the workload */
+    uint64_t checks;    /* sop_db_check runs during the workload */
+    uint64_t conflicts; /* read-only WRITE audits that failed validation */
+    atomic_int *stop;
 } auditor;
 
 /* Audits one snapshot of @mode. Returns 0 when it ran (whatever it found),
  * else the engine error. @ls receives the ledger summary. */
 static int audit_once(auditor *a, sop_txn_mode mode, int check_acks, ledger_sum *ls)
 {
-    uint64_t acked_before = atomic_load(&g_acked);
+    uint64_t acked_before = atomic_load(&g_sh->acked);
     sop_txn *t;
     int rc = sop_txn_begin(g_db, mode, 0, &t);
     if (rc)
         return rc;
-    uint64_t acked_after = atomic_load(&g_acked);
+    uint64_t acked_after = atomic_load(&g_sh->acked);
     sop_store *acct, *led;
     sop_cursor *c = NULL;
     int64_t bal[NACCT];
@@ -674,9 +731,9 @@ static int audit_once(auditor *a, sop_txn_mode mode, int check_acks, ledger_sum 
         CHECK(bal[i] == INITIAL + ls->net[i],
               "account %d = %" PRId64 " but the ledger in the same snapshot says %" PRId64, i,
               bal[i], INITIAL + ls->net[i]);
-    for (unsigned th = 0; th < g_threads; th++)
+    for (unsigned th = 0; th < 2 * g_threads; th++)
         CHECK(ls->per_thread[th] == ls->max_seq1[th],
-              "ledger: thread %u has %" PRIu64 " records but seq up to %" PRIu64
+              "ledger: ledger id %u has %" PRIu64 " records but seq up to %" PRIu64
               " (a gap: a commit missing from the snapshot)",
               th, ls->per_thread[th], ls->max_seq1[th]);
 
@@ -698,9 +755,10 @@ static int audit_once(auditor *a, sop_txn_mode mode, int check_acks, ledger_sum 
               "snapshot misses acknowledged commits: %" PRIu64 " records, %" PRIu64
               " acknowledged before it began",
               ls->n, acked_before);
-        CHECK(ls->n <= acked_after + g_threads,
+        unsigned inflight = atomic_load(&g_inflight);
+        CHECK(ls->n <= acked_after + inflight,
               "snapshot has %" PRIu64 " records, only %" PRIu64 " acknowledged + %u in flight",
-              ls->n, acked_after, g_threads);
+              ls->n, acked_after, inflight);
     }
     /* READ snapshots see what is durable, WRITE ones what is applied (a
      * superset, storage.md): each kind moves forward, and a WRITE snapshot
@@ -726,7 +784,13 @@ out:
         sop_txn_rollback(t);
         return rc;
     }
+    /* a read-only WRITE transaction is validated too: SOP_ECONFLICT when a
+     * commit changed what it read (its reads were consistent anyway) */
     rc = sop_txn_commit(t);
+    if (rc == SOP_ECONFLICT && mode == SOP_TXN_WRITE) {
+        a->conflicts++;
+        rc = 0;
+    }
     if (rc)
         FAIL_RC(g_db, "commit of a read-only audit", rc);
     return rc;
@@ -744,7 +808,7 @@ static void *auditor_main(void *arg)
     ledger_sum *ls = malloc(sizeof *ls);
     if (!ls)
         abort();
-    while (!atomic_load(&g_stop_auditor)) {
+    while (!atomic_load(a->stop)) {
         sop_txn_mode mode = (a->snapshots % 4 == 3) ? SOP_TXN_WRITE : SOP_TXN_READ;
         int rc = audit_once(a, mode, 1, ls);
         if (rc) {
@@ -765,7 +829,7 @@ static void *auditor_main(void *arg)
                   "sop_db_check during the workload: %s, %" PRIu64 " problems", sop_err_name(rc),
                   problems);
         }
-        if (a->snapshots % 32 == 0) {
+        if (g_small && a->snapshots % 32 == 0) {
             rc = sop_db_checkpoint(g_db);
             CHECK(rc == 0, "sop_db_checkpoint during the workload: %s [%s]", sop_err_name(rc),
                   sop_db_errmsg(g_db));
@@ -872,10 +936,13 @@ static void verify_at_rest(const char *when, const worker *ws, uint64_t expect_c
             FAIL_RC(g_db, when, rc);
             continue;
         }
-        for (unsigned th = 0; th < g_threads; th++)
-            CHECK(ls->per_thread[th] == ws[th].next_seq,
-                  "%s: ledger has %" PRIu64 " records of thread %u, which committed %" PRIu64,
-                  when, ls->per_thread[th], th, ws[th].next_seq);
+        for (unsigned th = 0; th < 2 * g_threads; th++) {
+            uint64_t want = th < g_threads ? ws[th].next_seq
+                                           : atomic_load(&g_sh->next_seq[th - g_threads]);
+            CHECK(ls->per_thread[th] == want,
+                  "%s: ledger has %" PRIu64 " records of ledger id %u, which committed %" PRIu64,
+                  when, ls->per_thread[th], th, want);
+        }
     }
     CHECK(atomic_load(&g_bad) == bad_before, "%s: wrong total", when);
     free(ls);
@@ -884,91 +951,6 @@ static void verify_at_rest(const char *when, const worker *ws, uint64_t expect_c
     CHECK(c2 == expect_ctr_nc, "%s: counter_nc = %" PRIu64 ", expected %" PRIu64, when, c2,
           expect_ctr_nc);
     db_check(when);
-}
-
-/* While this process has the database open, another process must get
- * SOP_EBUSY. TODO(multi-process commits): once the multi-process commit
- * mode exists, the child should instead open the database and run bank
- * workers concurrently with this process (plan C6.4). */
-static void check_busy_in_child(const char *when)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        FAIL("fork: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        sop_db *db2 = NULL;
-        int rc = sop_db_open(g_path, &g_opts, &db2);
-        int ok = rc == SOP_EBUSY;
-        if (!ok)
-            fprintf(stderr, "FAIL child (%s): sop_db_open gave %s, expected SOP_EBUSY [%s]\n", when,
-                    sop_err_name(rc), db2 ? sop_db_errmsg(db2) : "");
-        sop_db_close(db2);
-        _exit(ok ? 0 : 1);
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "second process %s: not refused with SOP_EBUSY",
-          when);
-}
-
-/* After close, another process opens the database and verifies it. */
-static void check_reopen_in_child(void)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        FAIL("fork: %s", strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        sop_db *db2 = NULL;
-        int rc = sop_db_open(g_path, &g_opts, &db2);
-        int ok = rc == 0;
-        if (!ok) {
-            fprintf(stderr, "FAIL child: reopen after close gave %s [%s]\n", sop_err_name(rc),
-                    db2 ? sop_db_errmsg(db2) : "");
-        } else {
-            sop_txn *t;
-            sop_store *s;
-            int64_t total = 0, b;
-            ok = 0;
-            if (!sop_txn_begin(db2, SOP_TXN_READ, 0, &t)) {
-                if (!sop_store_open(t, "acct", &s)) {
-                    ok = 1;
-                    for (int i = 0; i < NACCT; i++) {
-                        if (read_acct(s, i, &b)) {
-                            ok = 0;
-                            break;
-                        }
-                        total += b;
-                    }
-                }
-                sop_txn_rollback(t);
-            }
-            uint64_t problems = 0;
-            rc = sop_db_check(db2, check_problem, NULL, &problems);
-            if (!ok || total != TOTAL || rc || problems) {
-                fprintf(stderr, "FAIL child: total %" PRId64 ", check %s, %" PRIu64 " problems\n",
-                        total, sop_err_name(rc), problems);
-                ok = 0;
-            }
-            if ((rc = sop_db_close(db2)) != 0) {
-                fprintf(stderr, "FAIL child: close %s\n", sop_err_name(rc));
-                ok = 0;
-            }
-            db2 = NULL;
-        }
-        sop_db_close(db2);
-        _exit(ok ? 0 : 1);
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "second process could not use the database after close");
 }
 
 /* ------------------------------------------------------------------ */
@@ -990,11 +972,22 @@ static void start_workers(worker *ws, int counter_phase, const char *key, long i
         w->ctr_key = key;
         w->incr = incr;
         w->mode = (mixed_nocheck && (i & 1)) ? SOP_TXN_NOCHECK : base;
+        w->stop = &g_stop_workers;
         int e = pthread_create(&w->th, NULL, worker_main, w);
         if (e) {
             fprintf(stderr, "bank: pthread_create: %s\n", strerror(e));
             exit(2);
         }
+    }
+}
+
+/* Worker i gets ledger id @first + i; its seed depends on the ledger id. */
+static void init_workers(worker *ws, unsigned first, unsigned seed)
+{
+    memset(ws, 0, MAX_THREADS * sizeof *ws);
+    for (unsigned i = 0; i < g_threads; i++) {
+        ws[i].id = first + i;
+        ws[i].rng = (uint64_t)seed * 0x100000001b3ull + first + i + 1;
     }
 }
 
@@ -1028,25 +1021,333 @@ static void report_phase(const char *name, const totals *t, double secs)
     fflush(stdout);
 }
 
+/* ------------------------------------------------------------------ */
+/* The second process                                                 */
+/* ------------------------------------------------------------------ */
+
+/* What a second process opening the database must get (SOP_BANK_PROCS):
+ *   shared - (default) SOP_OK: several processes commit to one database
+ *            (the shared area of LOCK, core/src/shared.h). The second
+ *            process then runs phases A-C (T transfer threads with ledger
+ *            ids T..2T-1, then T incrementers) and an auditor concurrently
+ *            with this process, and every invariant must hold across both;
+ *   busy   - SOP_EBUSY: one process at a time (a VFS without shm_map);
+ *   auto   - either, checked as above;
+ *   none   - no second process while this one has the database open (to
+ *            tell single-process failures from multi-process ones). */
+enum { PROCS_AUTO, PROCS_BUSY, PROCS_SHARED, PROCS_NONE };
+static int g_procs = PROCS_SHARED;
+
+static int child_verdict_ok(int opened, const char *when)
+{
+    printf("bank: second process %s: %s\n", when,
+           opened ? "opened the database" : "refused with SOP_EBUSY");
+    if (opened && g_procs == PROCS_BUSY) {
+        FAIL("second process %s: sop_db_open gave SOP_OK, expected SOP_EBUSY (SOP_BANK_PROCS=busy)",
+             when);
+        return 0;
+    }
+    if (!opened && g_procs == PROCS_SHARED) {
+        FAIL("second process %s: refused with SOP_EBUSY (SOP_BANK_PROCS=shared)", when);
+        return 0;
+    }
+    return 1;
+}
+
+/* fork(); the child starts with clean failure counters (its exit status
+ * reports its own failures only). */
+static pid_t fork_flushed(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        atomic_store(&g_fail, 0);
+        atomic_store(&g_bad, 0);
+    }
+    return pid;
+}
+
+static int wait_child(pid_t pid)
+{
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/* Waits until this process has moved g_sh->phase to @ph or further;
+ * returns the phase. */
+static int wait_phase(int ph)
+{
+    int cur;
+    while ((cur = atomic_load(&g_sh->phase)) < ph) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return cur;
+}
+
+/* In the child: an auditor until PH_DONE, and phases A-C with T worker
+ * threads (ledger ids T..2T-1) as this process moves g_sh->phase. Exit
+ * status: 0 ok, 1 failures. */
+static void child_workload(void)
+{
+    sop_db *db = NULL;
+    int rc = sop_db_open(g_path, &g_opts, &db);
+    if (rc == SOP_EBUSY) {
+        sop_db_close(db);
+        atomic_store(&g_sh->state, CHILD_REFUSED);
+        _exit(0);
+    }
+    if (rc) {
+        fprintf(stderr, "FAIL second process: sop_db_open: %s [%s]\n", sop_err_name(rc),
+                db ? sop_db_errmsg(db) : "");
+        sop_db_close(db);
+        atomic_store(&g_sh->state, CHILD_FAILED);
+        _exit(1);
+    }
+    g_db = db;
+    sop_db_stat st0;
+    rc = sop_db_stats(db, &st0);
+    CHECK(rc == 0, "second process: sop_db_stats: %s", sop_err_name(rc));
+    atomic_store(&g_inflight, 2 * g_threads);
+    worker ws[MAX_THREADS];
+    init_workers(ws, g_threads, tu_seed());
+    auditor a = {.rng = (uint64_t)tu_seed() * 37 + 11, .stop = &g_stop_auditor};
+    pthread_t at;
+    if (pthread_create(&at, NULL, auditor_main, &a)) {
+        fprintf(stderr, "FAIL second process: pthread_create\n");
+        atomic_store(&g_sh->state, CHILD_FAILED);
+        _exit(1);
+    }
+    atomic_store(&g_sh->state, CHILD_RUNNING);
+
+    uint64_t conflicts = 0;
+    for (int ph = PH_WRITE; ph < PH_DONE; ph++) {
+        int cur = wait_phase(ph);
+        if (cur == PH_DONE)
+            break; /* this process gave up */
+        if (cur > ph)
+            continue; /* a transfer phase of 0 seconds */
+        uint64_t t0 = now_ns();
+        if (ph == PH_WRITE || ph == PH_NOCHECK) {
+            start_workers(ws, 0, NULL, 0, ph == PH_NOCHECK && g_nocheck, SOP_TXN_WRITE);
+            wait_phase(ph + 1);
+            atomic_store(&g_stop_workers, 1);
+        } else {
+            start_workers(ws, 1, ctr_keys[ph - PH_INCR_WRITE], g_incr, 0,
+                          ph == PH_INCR_NOCHECK && g_nocheck ? SOP_TXN_NOCHECK : SOP_TXN_WRITE);
+        }
+        totals t = join_workers(ws);
+        xphase *x = &g_sh->ph[ph - PH_WRITE];
+        atomic_store(&x->commits, t.commits);
+        atomic_store(&x->conflicts, t.conflicts);
+        atomic_store(&x->retried, t.retried);
+        atomic_store(&x->max_attempts, t.max_attempts);
+        atomic_store(&x->ns, now_ns() - t0);
+        conflicts += t.conflicts;
+        if (ph >= PH_INCR_WRITE)
+            atomic_store(&g_sh->counted, ph - PH_INCR_WRITE + 1);
+    }
+    wait_phase(PH_DONE);
+    atomic_store(&g_stop_auditor, 1);
+    pthread_join(at, NULL);
+    conflicts += a.conflicts;
+    for (unsigned i = 0; i < g_threads; i++)
+        atomic_store(&g_sh->next_seq[i], ws[i].next_seq);
+    atomic_store(&g_sh->snapshots, a.snapshots);
+    atomic_store(&g_sh->checks, a.checks);
+    atomic_store(&g_sh->audit_conflicts, a.conflicts);
+
+    /* the engine of this process counted the conflicts its threads saw */
+    sop_db_stat st;
+    rc = sop_db_stats(db, &st);
+    CHECK(rc == 0 && st.conflicts - st0.conflicts == conflicts,
+          "second process: sop_db_stats: %" PRIu64 " conflicts, the threads saw %" PRIu64,
+          st.conflicts - st0.conflicts, conflicts);
+    db_check("in the second process");
+    rc = sop_db_close(db);
+    CHECK(rc == 0, "second process: sop_db_close: %s", sop_err_name(rc));
+    atomic_store(&g_sh->bad, atomic_load(&g_bad));
+    _exit(atomic_load(&g_fail) || atomic_load(&g_bad) ? 1 : 0);
+}
+
+/* Starts the second process before any thread exists here; returns its pid
+ * once it has opened the database (CHILD_RUNNING) or has been refused. */
+static pid_t start_second_process(int *running)
+{
+    *running = 0;
+    atomic_store(&g_sh->state, CHILD_STARTING);
+    atomic_store(&g_sh->phase, PH_IDLE);
+    atomic_store(&g_sh->counted, 0);
+    pid_t pid = fork_flushed();
+    if (pid == 0)
+        child_workload();
+    if (pid < 0)
+        return pid;
+    uint64_t t0 = now_ns();
+    while (atomic_load(&g_sh->state) == CHILD_STARTING && now_ns() - t0 < 60000000000ull) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int state = atomic_load(&g_sh->state);
+    if (state == CHILD_REFUSED) {
+        int code = wait_child(pid);
+        CHECK(code == 0, "second process exited with %d", code);
+        child_verdict_ok(0, "during the workload");
+        return -1;
+    }
+    if (state != CHILD_RUNNING) {
+        FAIL("second process could not open the database (state %d)", state);
+        atomic_store(&g_sh->phase, PH_DONE);
+        wait_child(pid);
+        return -1;
+    }
+    child_verdict_ok(1, "during the workload");
+    *running = 1;
+    return pid;
+}
+
+/* This process: waits until the second one has finished @n counter phases.
+ * Returns 0, or -1 (and reaps it, *code = its exit status) if it exited. */
+static int wait_counted(pid_t pid, int n, int *code)
+{
+    while (atomic_load(&g_sh->counted) < n) {
+        int st = 0;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) {
+            *code = r < 0                 ? 255
+                    : WIFEXITED(st)       ? WEXITSTATUS(st)
+                                          : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+            return -1;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* While this process holds the database and no thread runs here: a second
+ * process either is refused, or opens it and sees a consistent, clean
+ * database. */
+static void second_process_at_rest(const char *when)
+{
+    pid_t pid = fork_flushed();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        sop_db *db2 = NULL;
+        int rc = sop_db_open(g_path, &g_opts, &db2);
+        if (rc == SOP_EBUSY) {
+            sop_db_close(db2);
+            _exit(10);
+        }
+        if (rc) {
+            fprintf(stderr, "FAIL second process %s: sop_db_open: %s [%s]\n", when,
+                    sop_err_name(rc), db2 ? sop_db_errmsg(db2) : "");
+            _exit(1);
+        }
+        g_db = db2;
+        auditor a = {.rng = 99};
+        ledger_sum *ls = malloc(sizeof *ls);
+        if (!ls)
+            _exit(1);
+        rc = audit_once(&a, SOP_TXN_READ, 0, ls);
+        CHECK(rc == 0, "second process %s: audit: %s", when, sop_err_name(rc));
+        free(ls);
+        db_check(when);
+        rc = sop_db_close(db2);
+        CHECK(rc == 0, "second process %s: sop_db_close: %s", when, sop_err_name(rc));
+        _exit(atomic_load(&g_fail) || atomic_load(&g_bad) ? 1 : 0);
+    }
+    int code = wait_child(pid);
+    if (code == 10)
+        child_verdict_ok(0, when);
+    else if (code == 0)
+        child_verdict_ok(1, when);
+    else
+        FAIL("second process %s failed (exit %d)", when, code);
+}
+
+/* After close, another process must be able to open and verify it. */
+static void second_process_after_close(void)
+{
+    pid_t pid = fork_flushed();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        sop_db *db2 = NULL;
+        int rc = sop_db_open(g_path, &g_opts, &db2);
+        if (rc) {
+            fprintf(stderr, "FAIL second process after close: sop_db_open: %s [%s]\n",
+                    sop_err_name(rc), db2 ? sop_db_errmsg(db2) : "");
+            _exit(1);
+        }
+        g_db = db2;
+        auditor a = {.rng = 98};
+        ledger_sum *ls = malloc(sizeof *ls);
+        if (!ls)
+            _exit(1);
+        rc = audit_once(&a, SOP_TXN_READ, 0, ls);
+        CHECK(rc == 0, "second process after close: audit: %s", sop_err_name(rc));
+        free(ls);
+        db_check("in a second process after close");
+        rc = sop_db_close(db2);
+        CHECK(rc == 0, "second process after close: sop_db_close: %s", sop_err_name(rc));
+        _exit(atomic_load(&g_fail) || atomic_load(&g_bad) ? 1 : 0);
+    }
+    int code = wait_child(pid);
+    CHECK(code == 0, "a second process could not use the database after close (exit %d)", code);
+}
+
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep the order with stderr */
     g_threads = (unsigned)env_long("SOP_BANK_THREADS", 4, 1, MAX_THREADS);
     long seconds = env_long("SOP_BANK_SECONDS", 5, 0, 86400);
     long incr = env_long("SOP_BANK_INCR", 250, 0, 10000000);
+    g_incr = incr;
     const char *sync = getenv("SOP_BANK_SYNC");
+    const char *procs = getenv("SOP_BANK_PROCS");
     g_verbose = (int)env_long("SOP_BANK_VERBOSE", 0, 0, 1);
+    g_small = (int)env_long("SOP_BANK_SMALL", 1, 0, 1);
+    g_nocheck = (int)env_long("SOP_BANK_NOCHECK", 1, 0, 1);
+    if (procs && !strcmp(procs, "busy"))
+        g_procs = PROCS_BUSY;
+    else if (procs && !strcmp(procs, "shared"))
+        g_procs = PROCS_SHARED;
+    else if (procs && !strcmp(procs, "none"))
+        g_procs = PROCS_NONE;
+    else if (procs && !strcmp(procs, "auto"))
+        g_procs = PROCS_AUTO;
+    else if (procs && *procs) {
+        fprintf(stderr, "bank: SOP_BANK_PROCS must be auto, busy, shared or none\n");
+        return 2;
+    }
+    atomic_store(&g_inflight, g_threads);
     unsigned seed = tu_seed();
     g_path = tu_tmpdir("bank");
-    printf("bank: %u threads, %lds per phase, %ld increments, seed %u, %s\n", g_threads, seconds,
-           incr, seed, g_path);
+    printf("bank: %u threads per process, %lds per phase, %ld increments, seed %u, %s\n",
+           g_threads, seconds, incr, seed, g_path);
+
+    g_sh = mmap(NULL, sizeof *g_sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (g_sh == MAP_FAILED) {
+        perror("bank: mmap");
+        return 2;
+    }
+    memset(g_sh, 0, sizeof *g_sh);
 
     sop_db_options_init(&g_opts);
     g_opts.sync = (sync && !strcmp(sync, "none")) ? SOP_SYNC_NONE : SOP_SYNC_FULL;
-    /* small figures so checkpoints, segment switches and cache evictions
-     * happen while transactions run */
-    g_opts.segment_bytes = 1u << 20;
-    g_opts.checkpoint_bytes = 2u << 20;
-    g_opts.cache_bytes = 256u << 10;
+    /* small figures so checkpoints, segment switches, compaction and cache
+     * evictions happen while transactions run */
+    if (g_small) {
+        g_opts.segment_bytes = 1u << 20;
+        g_opts.checkpoint_bytes = 2u << 20;
+        g_opts.cache_bytes = 256u << 10;
+    }
     if (open_db(&g_db))
         return 1;
     int rc = setup();
@@ -1057,37 +1358,44 @@ int main(void)
     sop_db_stat st0;
     sop_db_stats(g_db, &st0);
 
-    /* two processes: the second one is refused while we hold the db */
-    check_busy_in_child("before the workload");
+    /* two processes: forked before any thread exists here */
+    int child_running = 0;
+    pid_t child = -1;
+    if (g_procs != PROCS_NONE) {
+        second_process_at_rest("before the workload");
+        child = start_second_process(&child_running);
+    }
+    if (child_running)
+        atomic_store(&g_inflight, 2 * g_threads);
+    unsigned nprocs = child_running ? 2 : 1; /* processes running phases A-C */
+    int child_code = -1;                      /* its exit status once reaped */
 
     worker ws[MAX_THREADS];
-    memset(ws, 0, sizeof ws);
-    for (unsigned i = 0; i < g_threads; i++) {
-        ws[i].id = i;
-        ws[i].rng = (uint64_t)seed * 0x100000001b3ull + i + 1;
-    }
-    auditor au = {.rng = (uint64_t)seed ^ 0xa0d17ull};
+    init_workers(ws, 0, seed);
+    auditor au = {.rng = (uint64_t)seed ^ 0xa0d17ull, .stop = &g_stop_auditor};
     pthread_t ath;
     if (pthread_create(&ath, NULL, auditor_main, &au) != 0) {
         fprintf(stderr, "bank: pthread_create failed\n");
+        atomic_store(&g_sh->phase, PH_DONE);
         return 2;
     }
 
     totals all = {0};
-    churner ch = {.rng = (uint64_t)seed ^ 0xc4054ull};
-    static const char *const names[2] = {"write", "write+nocheck"};
+    churner ch = {.rng = (uint64_t)seed ^ 0xc4054ull, .stop = &g_stop_workers};
     for (int phase = 0; phase < 2; phase++) {
         uint64_t t0 = now_ns();
-        start_workers(ws, 0, NULL, 0, phase == 1, SOP_TXN_WRITE);
+        atomic_store(&g_sh->phase, PH_WRITE + phase);
+        start_workers(ws, 0, NULL, 0, phase == 1 && g_nocheck, SOP_TXN_WRITE);
         if (pthread_create(&ch.th, NULL, churn_main, &ch) != 0) {
             fprintf(stderr, "bank: pthread_create failed\n");
+            atomic_store(&g_sh->phase, PH_DONE);
             return 2;
         }
         sleep_s(seconds);
         atomic_store(&g_stop_workers, 1);
         totals t = join_workers(ws);
         pthread_join(ch.th, NULL);
-        report_phase(names[phase], &t, (double)(now_ns() - t0) / 1e9);
+        report_phase(phase_names[phase], &t, (double)(now_ns() - t0) / 1e9);
         all.commits += t.commits;
         all.conflicts += t.conflicts;
     }
@@ -1096,28 +1404,67 @@ int main(void)
     all.commits += ch.commits;
     all.conflicts += ch.conflicts;
 
-    /* lost update: every increment must count */
-    static const char *const ctr_keys[2] = {"counter", "counter_nc"};
-    static const char *const ctr_names[2] = {"incr-write", "incr-nocheck"};
+    /* lost update: every increment of both processes must count */
+    uint64_t expect = (uint64_t)nprocs * (uint64_t)g_threads * (uint64_t)incr;
     for (int v = 0; v < 2; v++) {
         uint64_t t0 = now_ns();
-        start_workers(ws, 1, ctr_keys[v], incr, 0, v ? SOP_TXN_NOCHECK : SOP_TXN_WRITE);
+        atomic_store(&g_sh->phase, PH_INCR_WRITE + v);
+        start_workers(ws, 1, ctr_keys[v], incr, 0,
+                      v && g_nocheck ? SOP_TXN_NOCHECK : SOP_TXN_WRITE);
         totals t = join_workers(ws);
-        report_phase(ctr_names[v], &t, (double)(now_ns() - t0) / 1e9);
+        report_phase(phase_names[2 + v], &t, (double)(now_ns() - t0) / 1e9);
         all.commits += t.commits;
         all.conflicts += t.conflicts;
-        uint64_t got = read_counter(ctr_keys[v]);
-        CHECK(got == (uint64_t)g_threads * (uint64_t)incr,
-              "lost update (%s): counter = %" PRIu64 ", expected %u x %ld = %" PRIu64,
-              ctr_names[v], got, g_threads, incr, (uint64_t)g_threads * (uint64_t)incr);
         CHECK(t.commits == (uint64_t)g_threads * (uint64_t)incr, "%s: %" PRIu64 " commits",
-              ctr_names[v], t.commits);
+              phase_names[2 + v], t.commits);
+        if (child_running && child_code < 0 && wait_counted(child, v + 1, &child_code))
+            FAIL("second process exited during %s (exit %d)", phase_names[2 + v], child_code);
+        uint64_t got = read_counter(ctr_keys[v]);
+        CHECK(got == expect,
+              "lost update (%s): counter = %" PRIu64 ", expected %u x %u x %ld = %" PRIu64,
+              phase_names[2 + v], got, nprocs, g_threads, incr, expect);
+    }
+
+    uint64_t child_commits = 0, child_conflicts = 0, child_snapshots = 0, child_bad = 0;
+    if (child_running) {
+        atomic_store(&g_sh->phase, PH_DONE);
+        if (child_code < 0)
+            child_code = wait_child(child);
+        CHECK(child_code == 0, "second process failed (exit %d)", child_code);
+        uint64_t transfers = 0;
+        for (int ph = 0; ph < NPHASES; ph++) {
+            xphase *x = &g_sh->ph[ph];
+            totals t = {atomic_load(&x->commits), atomic_load(&x->conflicts),
+                        atomic_load(&x->retried), atomic_load(&x->max_attempts)};
+            char name[64];
+            snprintf(name, sizeof name, "process 2 %s", phase_names[ph]);
+            report_phase(name, &t, (double)atomic_load(&x->ns) / 1e9);
+            child_commits += t.commits;
+            child_conflicts += t.conflicts;
+            if (ph < 2)
+                transfers += t.commits;
+            else
+                CHECK(t.commits == (uint64_t)g_threads * (uint64_t)incr,
+                      "process 2 %s: %" PRIu64 " commits", phase_names[ph], t.commits);
+        }
+        child_conflicts += atomic_load(&g_sh->audit_conflicts);
+        child_snapshots = atomic_load(&g_sh->snapshots);
+        child_bad = atomic_load(&g_sh->bad);
+        uint64_t child_ledger = 0;
+        for (unsigned i = 0; i < g_threads; i++)
+            child_ledger += atomic_load(&g_sh->next_seq[i]);
+        CHECK(child_ledger == transfers,
+              "second process: %" PRIu64 " ledger records for %" PRIu64 " transfers",
+              child_ledger, transfers);
+        CHECK(seconds == 0 || transfers > 0, "second process transferred nothing");
+        atomic_store(&g_inflight, g_threads);
     }
 
     atomic_store(&g_stop_auditor, 1);
     pthread_join(ath, NULL);
+    all.conflicts += au.conflicts;
 
-    /* the engine counted the same conflicts we saw */
+    /* the engine counted the same conflicts this process saw */
     sop_db_stat st;
     sop_db_stats(g_db, &st);
     CHECK(st.conflicts - st0.conflicts == all.conflicts,
@@ -1130,16 +1477,28 @@ int main(void)
            " segments, cache %" PRIu64 " hits / %" PRIu64 " misses\n",
            st.syncs, st.checkpoints, st.segments, st.cache_hits, st.cache_misses);
 
-    uint64_t expect = (uint64_t)g_threads * (uint64_t)incr;
     verify_at_rest("after the workload", ws, expect, expect);
-    check_busy_in_child("after the workload");
+    if (g_procs != PROCS_NONE)
+        second_process_at_rest("after the workload");
 
-    /* a second open in this process is refused too */
+    /* a second open in this process: refused, or a working second handle */
     sop_db *db2 = NULL;
-    rc = sop_db_open(g_path, &g_opts, &db2);
-    CHECK(rc == SOP_EBUSY, "second sop_db_open in the same process: %s, expected SOP_EBUSY",
-          sop_err_name(rc));
-    sop_db_close(db2);
+    rc = g_procs != PROCS_NONE ? sop_db_open(g_path, &g_opts, &db2) : SOP_EBUSY;
+    if (rc == 0) {
+        child_verdict_ok(1, "(a second handle in this process)");
+        sop_db *keep = g_db;
+        g_db = db2;
+        verify_at_rest("through a second handle", ws, expect, expect);
+        g_db = keep;
+        rc = sop_db_close(db2);
+        CHECK(rc == 0, "sop_db_close of the second handle: %s", sop_err_name(rc));
+        verify_at_rest("after closing the second handle", ws, expect, expect);
+    } else {
+        CHECK(rc == SOP_EBUSY, "second sop_db_open in this process: %s", sop_err_name(rc));
+        if (rc == SOP_EBUSY && g_procs != PROCS_NONE)
+            child_verdict_ok(0, "(a second handle in this process)");
+        sop_db_close(db2);
+    }
 
     rc = sop_db_close(g_db);
     CHECK(rc == 0, "sop_db_close: %s", sop_err_name(rc));
@@ -1150,14 +1509,25 @@ int main(void)
         CHECK(rc == 0, "sop_db_close after reopen: %s", sop_err_name(rc));
         g_db = NULL;
     }
-    check_reopen_in_child();
+    second_process_after_close();
 
     uint64_t fails = atomic_load(&g_fail), bad = atomic_load(&g_bad);
     printf("bank: %" PRIu64 " commits, %" PRIu64 " conflicts, %" PRIu64 " snapshots, %" PRIu64
            " bad totals\n",
-           all.commits, all.conflicts, au.snapshots, bad);
-    printf("bank: %" PRIu64 " integrity checks during the workload\n", au.checks);
+           all.commits + child_commits, all.conflicts + child_conflicts,
+           au.snapshots + child_snapshots, bad + child_bad);
+    printf("bank: process 1: %" PRIu64 " commits, %" PRIu64 " conflicts, %" PRIu64
+           " snapshots, %" PRIu64 " integrity checks during the workload, %" PRIu64
+           " read-only WRITE audits conflicted\n",
+           all.commits, all.conflicts, au.snapshots, au.checks, au.conflicts);
+    if (child_running)
+        printf("bank: process 2: %" PRIu64 " commits, %" PRIu64 " conflicts, %" PRIu64
+               " snapshots, %" PRIu64 " integrity checks during the workload, %" PRIu64
+               " read-only WRITE audits conflicted\n",
+               child_commits, child_conflicts, child_snapshots,
+               (uint64_t)atomic_load(&g_sh->checks), (uint64_t)atomic_load(&g_sh->audit_conflicts));
     if (fails)
         printf("bank: %" PRIu64 " invariant failures (see stderr)\n", fails);
-    return (bad || fails) ? 1 : 0;
+    munmap(g_sh, sizeof *g_sh);
+    return (bad || child_bad || fails) ? 1 : 0;
 }

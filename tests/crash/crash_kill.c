@@ -14,6 +14,9 @@
  *           (SOP_KILLPOINT=<name>:<nth>, needs -DSOP_TESTING=ON); a child
  *           that finishes its bounded workload counts as "point not
  *           reached".
+ * Children checkpoint explicitly every few transactions; half of them run
+ * with small segments (1 MiB) and a small checkpoint_bytes, so kills also
+ * land in segment rotations and in automatic checkpoints.
  * After each kill the parent reopens the database and checks:
  *   - sop_db_check() is clean;
  *   - every acknowledged t (of every iteration so far) is present in full,
@@ -187,15 +190,19 @@ static void child_error(sop_db *db, const char *what, uint64_t t, int rc)
             db ? sop_db_errmsg(db) : "");
 }
 
-/* Never returns. */
+/* Never returns. Runs in a freshly exec'd process, so that the library's
+ * kill point reads SOP_KILLPOINT (it latches the variable at first use). */
 static void run_child(const char *dir, int wfd, uint64_t first, const char *killpoint,
-                      int mutant)
+                      int mutant, int small)
 {
-    if (killpoint)
-        setenv("SOP_KILLPOINT", killpoint, 1);
     sop_db_options o;
     sop_db_options_init(&o);
     o.sync = SOP_SYNC_FULL;
+    if (small) {
+        /* segment rotations and automatic checkpoints inside commits */
+        o.segment_bytes = 1u << 20;
+        o.checkpoint_bytes = 128u << 10;
+    }
     o.flags = 0; /* the database exists */
     sop_db *db = NULL;
     int rc = sop_db_open(dir, &o, &db);
@@ -567,8 +574,22 @@ static void sleep_us(unsigned us)
     }
 }
 
-int main(void)
+/* Child side: crash_kill --child <dir> <fd> <first> <killpoint|-> <mutant> <small> */
+static int child_main(int argc, char **argv)
 {
+    if (argc != 8)
+        return 40;
+    const char *kp = strcmp(argv[5], "-") ? argv[5] : NULL;
+    run_child(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10), kp, atoi(argv[6]),
+              atoi(argv[7]));
+    return 41;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--child") == 0)
+        return child_main(argc, argv);
+    unsetenv("SOP_KILLPOINT"); /* only children get one */
     setvbuf(stdout, NULL, _IOLBF, 0);
     uint64_t rng = tu_seed();
     long iters = env_long("SOP_KILL_ITERS", 60);
@@ -592,13 +613,18 @@ int main(void)
     if (!acks)
         abort();
     unsigned long child_errors = 0;
+    unsigned long kp_tried[NKILLPOINTS] = {0}, kp_hit[NKILLPOINTS] = {0};
 
     for (long it = 0; it < iters; it++) {
         int mode_b = only_b || (!only_a && it % 3 == 2);
         char kp[64];
         const char *killpoint = NULL;
+        size_t kpi = 0;
         if (mode_b) {
-            const char *name = KILLPOINTS[(it / 3 + (long)tu_rand_below(&rng, 2)) % NKILLPOINTS];
+            /* round robin over the points; the nth pass is random */
+            kpi = (size_t)(only_b ? it : it / 3) % NKILLPOINTS;
+            const char *name = KILLPOINTS[kpi];
+            kp_tried[kpi]++;
             unsigned nth;
             if (strncmp(name, "commit:", 7) == 0)
                 nth = 1 + (unsigned)tu_rand_below(&rng, 30);
@@ -617,14 +643,26 @@ int main(void)
         fflush(stdout);
         fflush(stderr);
         uint64_t first = o.next;
+        int small = (int)tu_rand_below(&rng, 2);
         pid_t pid = fork();
         if (pid < 0) {
             perror("fork");
             return 2;
         }
         if (pid == 0) {
+            char fds[16], firsts[32], muts[8], smalls[8];
             close(p[0]);
-            run_child(dir, p[1], first, killpoint, mutant);
+            snprintf(fds, sizeof fds, "%d", p[1]);
+            snprintf(firsts, sizeof firsts, "%" PRIu64, first);
+            snprintf(muts, sizeof muts, "%d", mutant);
+            snprintf(smalls, sizeof smalls, "%d", small);
+            if (killpoint)
+                setenv("SOP_KILLPOINT", killpoint, 1);
+            char *args[] = {argv[0], "--child", (char *)dir, fds, firsts,
+                            killpoint ? (char *)killpoint : "-", muts, smalls, NULL};
+            execv("/proc/self/exe", args);
+            perror("crash_kill: execv");
+            _exit(30);
         }
         close(p[1]);
         c.cases++;
@@ -690,6 +728,8 @@ int main(void)
 
         if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) {
             /* killed: by us (mode A) or at the kill point (mode B) */
+            if (mode_b)
+                kp_hit[kpi]++;
         } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && mode_b) {
             c.not_reached++;
         } else {
@@ -704,6 +744,12 @@ int main(void)
     }
     c.corrupt += child_errors;
 
+    if (c.mode_b) {
+        printf("kill: points reached/tried:");
+        for (size_t i = 0; i < NKILLPOINTS; i++)
+            printf(" %s %lu/%lu", KILLPOINTS[i], kp_hit[i], kp_tried[i]);
+        printf("\n");
+    }
     printf("kill: mode A %lu, mode B %lu (point not reached %lu), in-flight recovered %lu, "
            "child errors %lu%s\n",
            c.mode_a, c.mode_b, c.not_reached, c.in_flight_recovered, child_errors,

@@ -79,7 +79,13 @@ typedef struct fvfs {
     uint64_t pl_n, pl_count, pl_seed;
     fnode *nodes, *nodes_tail;
     dop *dhead, *dtail;
+    struct fvfs *next_live;
 } fvfs;
+
+/* Every live fault VFS, so that a process that _exits in a power cut still
+ * references its memory (no "definitely lost" reports from valgrind). */
+static pthread_mutex_t g_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static fvfs *g_live;
 
 struct sop_file {
     sop_file *base; /* the base VFS's handle (its own struct sop_file) */
@@ -990,6 +996,23 @@ static int fv_list(sop_vfs *v, const char *dir, int (*fn)(const char *name, void
     return rc;
 }
 
+/* shm_map/shm_unmap: passed through (not counted, not injectable, not
+ * tracked: the mapped area is coordination state, never data). Set only
+ * when the base VFS has them. */
+static int fv_shm_map(sop_vfs *v, sop_file *fh, uint64_t off, size_t len, void **addr)
+{
+    fvfs *fv = (fvfs *)v;
+    if (!fh)
+        return -EINVAL;
+    return fv->base->shm_map(fv->base, fh->base, off, len, addr);
+}
+
+static int fv_shm_unmap(sop_vfs *v, void *addr, size_t len)
+{
+    fvfs *fv = (fvfs *)v;
+    return fv->base->shm_unmap(fv->base, addr, len);
+}
+
 /* ------------------------------------------------------------------ */
 /* Public API                                                         */
 /* ------------------------------------------------------------------ */
@@ -1020,6 +1043,14 @@ sop_vfs *fault_vfs_new(sop_vfs *base)
     fv->vfs.mkdir = fv_mkdir;
     fv->vfs.sync_dir = fv_sync_dir;
     fv->vfs.list = fv_list;
+    if (fv->base->shm_map && fv->base->shm_unmap) {
+        fv->vfs.shm_map = fv_shm_map;
+        fv->vfs.shm_unmap = fv_shm_unmap;
+    }
+    pthread_mutex_lock(&g_live_mu);
+    fv->next_live = g_live;
+    g_live = fv;
+    pthread_mutex_unlock(&g_live_mu);
     return &fv->vfs;
 }
 
@@ -1028,6 +1059,14 @@ void fault_vfs_free(sop_vfs *vfs)
     if (!vfs)
         return;
     fvfs *fv = FV(vfs);
+    pthread_mutex_lock(&g_live_mu);
+    for (fvfs **pp = &g_live; *pp; pp = &(*pp)->next_live) {
+        if (*pp == fv) {
+            *pp = fv->next_live;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_live_mu);
     fnode *n = fv->nodes;
     while (n) {
         fnode *nx = n->next;

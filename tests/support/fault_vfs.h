@@ -24,7 +24,8 @@
  *     - per file (identified by its normalised absolute path, and followed
  *       across renames): every write and truncate since the file's last
  *       successful sync(), with the pre-image (old bytes, old size) needed
- *       to undo it, and the file size at that sync. A sync through any
+ *       to undo it, and the file size at that sync (SOP_O_TRUNC at open is
+ *       tracked as a truncate but counted as the open). A sync through any
  *       handle of the file makes all of them durable.
  *     - per directory: every entry created (open with SOP_O_CREATE that
  *       created the file, mkdir), renamed (both directories) or removed
@@ -69,6 +70,10 @@
  * file's synced content is kept in memory until its directory is synced.
  * The tracked pre-images and data are kept in memory until the next sync,
  * so a workload that writes a lot without syncing uses as much memory.
+ *
+ * shm_map/shm_unmap (optional) are passed through when the base VFS has
+ * them: not counted, not injectable, not tracked (coordination memory,
+ * never data).
  *
  * Thread-safe: one mutex serialises every call (including the base call),
  * except a blocking lock (wait != 0), which waits outside the mutex.

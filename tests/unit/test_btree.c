@@ -142,6 +142,7 @@ typedef struct store {
     uint64_t cap, next;
     int cow;
     long live, allocs, drops;
+    long drop_calls, drop_fail_at, orphans; /* drop failure injection */
     sop__tree t;
 } store;
 
@@ -210,6 +211,10 @@ static int st_drop(void *ctx, uint64_t id)
     store *s = ctx;
     if (id == 0 || id >= s->next || !s->map[id])
         return SOP_ECORRUPT;
+    if (++s->drop_calls == s->drop_fail_at) {
+        s->orphans++; /* the tree no longer references it: it stays in the map */
+        return -EIO;
+    }
     poison(s->map[id]);
     sop__node_free(s->map[id]);
     s->map[id] = NULL;
@@ -414,7 +419,7 @@ static void chk_node(chk *k, uint64_t id, int depth, const uint8_t *lo, size_t l
             CHECK(n->bytes >= k->nb / 4, "underfull node %llu: %u < %u (leaf=%d n=%u depth=%d)",
                   (unsigned long long)id, n->bytes, k->nb / 4, n->leaf, n->n, depth);
     } else if (!n->leaf) {
-        CHECK(n->n >= 1, "internal root without keys");
+        CHECK(n->n >= 1 || k->mode == FILL_RELAXED, "internal root without keys");
     }
     /* order and bounds */
     for (uint32_t i = 0; i < n->n; i++) {
@@ -480,7 +485,8 @@ static void check_tree(store *s, const model *m, int mode, uint32_t slack)
     chk_node(&k, s->t.root, 0, NULL, 0, NULL, 0);
     free(k.seen);
     CHECK(k.pos == m->n, "tree has %zu items, model %zu", k.pos, m->n);
-    CHECK(k.nodes == s->live, "reachable nodes %ld != live %ld (leak)", k.nodes, s->live);
+    CHECK(k.nodes + s->orphans == s->live, "reachable nodes %ld + orphans %ld != live %ld (leak)",
+          k.nodes, s->orphans, s->live);
     CHECK(s->allocs - s->drops == s->live, "alloc/drop count");
     g_walk_nodes = 0;
     assert_int_equal(sop__bt_walk(&s->t, walk_count, NULL), 0);
@@ -1206,66 +1212,181 @@ static void test_bt_big_values(void **state)
 }
 
 /* Fails the Nth allocation (once, or from N on) during a batch of
- * operations, for every N until the batch runs without a failure. */
+ * operations, for every N until the batch runs without a failure.
+ * Workloads: grow from a tiny tree (root splits, new levels), insert-heavy
+ * on a 3-level tree, and shrink a tree to nearly nothing (merges,
+ * redistributions, root collapse). */
+static long enomem_workload(int persistent, int cow, int workload, uint64_t salt)
+{
+    static const struct {
+        size_t base;
+        int ops, grow_ops;
+    } wl[] = {{3, 150, 150}, {150, 120, 80}, {110, 300, 0}};
+    long runs_with_failure = 0;
+    /* the starting tree: the same for every N */
+    reseed(salt);
+    store base;
+    store_init(&base, 256, cow);
+    model bm = {0};
+    while (bm.n < wl[workload].base)
+        (void)random_op(&base, &bm, 1, 0);
+    uint64_t ops_seed = rnd();
+    for (long n = 1;; n++) {
+        store s;
+        store_init(&s, 256, cow);
+        for (size_t i = 0; i < bm.n; i++)
+            assert_int_equal(
+                sop__bt_insert(&s.t, bm.e[i].k, bm.e[i].kl, bm.e[i].v, bm.e[i].vl, bm.e[i].vf), 0);
+        model m;
+        model_copy(&m, &bm);
+        g_rng = ops_seed;
+        fa_arm(n, persistent);
+        for (int op = 0; op < wl[workload].ops; op++)
+            (void)random_op(&s, &m, op < wl[workload].grow_ops, 1);
+        fa_disarm();
+        long failures = g_fa.failures;
+        runs_with_failure += failures > 0;
+        /* valid tree, same content as the model (so -ENOMEM changed
+         * nothing), no leaked node */
+        check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
+        /* and it keeps working */
+        for (int op = 0; op < 60; op++)
+            (void)random_op(&s, &m, 0, 0);
+        check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
+        free(m.e);
+        store_free(&s);
+        if (!failures)
+            break;
+    }
+    free(bm.e);
+    store_free(&base);
+    return runs_with_failure;
+}
+
 static void test_bt_enomem(void **state)
 {
     (void)state;
     sop_allocator fa = {fa_malloc, fa_realloc, fa_free, NULL};
     assert_int_equal(sop_set_allocator(&fa), 0);
-    long total_runs = 0, total_fail = 0;
-    for (int variant = 0; variant < 4; variant++) {
-        int persistent = variant & 1, cow = (variant >> 1) & 1;
-        /* the starting tree: the same for every N */
-        reseed(200 + (uint64_t)variant);
-        store base;
-        store_init(&base, 256, cow);
-        model bm = {0};
-        while (bm.n < 150)
-            (void)random_op(&base, &bm, 1, 0);
-        check_tree(&base, &bm, FILL_STRICT, 0);
-        uint64_t salt = rnd();
-        for (long n = 1;; n++) {
-            /* rebuild the same tree */
-            store s;
-            store_init(&s, 256, cow);
-            model m = {0};
-            for (size_t i = 0; i < bm.n; i++) {
-                assert_int_equal(
-                    sop__bt_insert(&s.t, bm.e[i].k, bm.e[i].kl, bm.e[i].v, bm.e[i].vl, bm.e[i].vf),
-                    0);
-            }
-            model_copy(&m, &bm);
-            g_rng = salt;
-            fa_arm(n, persistent);
-            int saw_enomem = 0;
-            for (int op = 0; op < 120; op++) {
-                int rc = random_op(&s, &m, op < 80, 1);
-                if (rc == -ENOMEM)
-                    saw_enomem = 1;
-            }
-            fa_disarm();
-            long failures = g_fa.failures;
-            if (failures)
-                total_fail++;
-            total_runs++;
-            /* valid tree, same content as the model, no leak */
-            check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
-            /* and it keeps working */
-            for (int op = 0; op < 60; op++)
-                (void)random_op(&s, &m, 0, 0);
-            check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
-            (void)saw_enomem;
-            free(m.e);
-            store_free(&s);
-            if (!failures)
-                break;
-        }
-        free(bm.e);
-        store_free(&base);
+    long total = 0;
+    for (int variant = 0; variant < 12; variant++) {
+        int persistent = variant & 1, cow = (variant >> 1) & 1, workload = variant >> 2;
+        total += enomem_workload(persistent, cow, workload, 200 + (uint64_t)variant);
     }
     sop_set_allocator(NULL);
-    print_message("enomem: %ld runs, %ld with a failure\n", total_runs, total_fail);
-    assert_true(total_fail > 100);
+    print_message("enomem: %ld runs with a failed allocation\n", total);
+    assert_true(total > 1000);
+}
+
+/* Node edits under allocation failure: each returns 0 or -ENOMEM, and a
+ * failed edit leaves the node as it was. */
+static void test_node_enomem(void **state)
+{
+    (void)state;
+    sop_allocator fa = {fa_malloc, fa_realloc, fa_free, NULL};
+    assert_int_equal(sop_set_allocator(&fa), 0);
+    sop__node *src = make_leaf(30, 9), *isrc = make_internal(30);
+    uint8_t *img = malloc(src->bytes);
+    sop__node_encode(src, img);
+    long failed_runs = 0;
+    for (long n = 1;; n++) {
+        fa_arm(n, 0);
+        sop__node *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+        int rc = sop__node_new(1, 1, &a);
+        if (!rc) {
+            for (uint32_t i = 0; i < src->n; i++) {
+                uint32_t kl, vl, before = a->bytes, an = a->n;
+                const uint8_t *k = sop__node_key(src, i, &kl), *v = sop__node_val(src, i, &vl);
+                rc = sop__node_insert_leaf(a, a->n, k, kl, v, vl, src->slot[i].vflags);
+                assert_true(rc == 0 || rc == -ENOMEM);
+                if (rc) {
+                    assert_int_equal(a->bytes, before);
+                    assert_int_equal(a->n, an);
+                    i--; /* retry: the allocator fails only once */
+                }
+            }
+            uint32_t before = a->bytes;
+            rc = sop__node_set_val(a, 3, "0123456789012345678901234567890123456789", 40, 0);
+            assert_true(rc == 0 || rc == -ENOMEM);
+            if (rc)
+                assert_int_equal(a->bytes, before);
+            rc = sop__node_new(1, 2, &b);
+            if (!rc) {
+                before = a->bytes;
+                uint32_t an = a->n;
+                rc = sop__node_move_tail(a, 10, b);
+                assert_true(rc == 0 || rc == -ENOMEM);
+                if (rc) {
+                    assert_int_equal(a->bytes, before);
+                    assert_int_equal(a->n, an);
+                    assert_int_equal(b->n, 0);
+                }
+            }
+        }
+        rc = sop__node_clone(isrc, &c);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        rc = sop__node_decode(img, src->bytes, 5, 5, &d);
+        assert_true(rc == 0 || rc == -ENOMEM);
+        fa_disarm();
+        if (a)
+            roundtrip(a);
+        if (b)
+            roundtrip(b);
+        if (c)
+            same_node(c, isrc);
+        if (d)
+            same_node(d, src);
+        sop__node_free(a);
+        sop__node_free(b);
+        sop__node_free(c);
+        sop__node_free(d);
+        if (!g_fa.failures)
+            break;
+        failed_runs++;
+    }
+    sop_set_allocator(NULL);
+    assert_true(failed_runs > 10);
+    free(img);
+    sop__node_free(src);
+    sop__node_free(isrc);
+}
+
+/* t->drop() failing (the transaction layer's may): the operation returns
+ * the error and changes no item, the tree stays valid, and only the node
+ * that could not be dropped is left over (unreferenced). */
+static void test_bt_drop_fail(void **state)
+{
+    (void)state;
+    long failed = 0;
+    for (long n = 1;; n++) {
+        reseed(500);
+        store s;
+        store_init(&s, 256, (int)(n & 1));
+        model m = {0};
+        while (m.n < 300)
+            (void)random_op(&s, &m, 1, 0);
+        s.drop_fail_at = n;
+        s.drop_calls = 0;
+        while (m.n > 0) {
+            size_t at = rndn((uint32_t)m.n);
+            int rc = sop__bt_delete(&s.t, m.e[at].k, m.e[at].kl, NULL);
+            if (rc == -EIO) {
+                failed++;
+                check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            model_remove(&m, at);
+        }
+        check_tree(&s, &m, FILL_RELAXED, 7 + 23 + 30);
+        assert_int_equal(s.live, 1 + s.orphans);
+        long orphans = s.orphans;
+        free(m.e);
+        store_free(&s);
+        if (!orphans)
+            break;
+    }
+    assert_true(failed > 20);
 }
 
 /* Corrupt trees: errors, never crashes. */
@@ -1396,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_node_roundtrip),
         cmocka_unit_test(test_node_edits),
         cmocka_unit_test(test_node_decode_corrupt),
+        cmocka_unit_test(test_node_enomem),
         cmocka_unit_test(test_bt_empty),
         cmocka_unit_test(test_bt_random_256),
         cmocka_unit_test(test_bt_random_256_cow),
@@ -1404,6 +1526,7 @@ int main(void)
         cmocka_unit_test(test_bt_sequential),
         cmocka_unit_test(test_bt_big_values),
         cmocka_unit_test(test_bt_enomem),
+        cmocka_unit_test(test_bt_drop_fail),
         cmocka_unit_test(test_bt_corrupt),
         cmocka_unit_test(test_bt_walk),
     };

@@ -9,8 +9,17 @@
  * when sop_txn_commit() returns SOP_OK. Every operation's result is checked
  * against the model; after each commit or rollback every store is verified
  * in full (cursors both ways, sop_scan over random ranges, find modes,
- * counts, store list); the database is periodically closed, reopened,
- * checked with sop_db_check() and verified again.
+ * counts, store list); the database is periodically closed, reopened
+ * (sometimes read-only first), checked with sop_db_check() and verified
+ * again. READ snapshots are kept open across write transactions and must
+ * keep seeing the state of their start.
+ *
+ * test_model_random runs one writer at a time. test_model_pairs also runs
+ * two write transactions at once with interleaved point operations: on
+ * disjoint keys (split into two partitions by a hash) sop.h promises that
+ * they do not conflict, so both commits must return SOP_OK; on a few
+ * shared keys the second commit must be serializable after the first (see
+ * pair_txn()).
  *
  * Stores:
  *   uniq  BYTES, unique, node 4096 (keys up to the 1008-byte maximum)
@@ -21,8 +30,12 @@
  *         rest is metadata), unique, node 2048 - exercises update_key
  *   tmp.0 .. tmp.4: created and removed at random (random options)
  *
- * Environment: SOP_TEST_SEED (reproduce a run), SOP_TEST_ITERS (number of
- * write transactions; default sized for ~30 s under ASan).
+ * Environment: SOP_TEST_SEED (reproduce a run), SOP_TEST_ITERS (write
+ * transactions of test_model_random, default 1200, sized for ~30 s under
+ * ASan; test_model_pairs runs a quarter as many), SOP_TEST_ALLOW_CONFLICTS=1
+ * (test_model_pairs accepts SOP_ECONFLICT from the second commit of a pair
+ * on disjoint keys, and then checks that nothing of it shows),
+ * SOP_TEST_FILTER (cmocka test name pattern, e.g. "test_model_*").
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sop/sop.h"
 #include "testutil.h"
@@ -291,6 +305,29 @@ static void mstate_copy(mstate *dst, const mstate *src)
     }
 }
 
+/* A point operation as a transaction ran it, with what it returned. */
+typedef struct oplog {
+    int si, which;
+    uint8_t *k, *v, *got;
+    size_t kl, vl, gotl;
+    int rc;
+} oplog;
+
+/* A write transaction and the working copy of the model it changes. */
+typedef struct txctx {
+    sop_txn *txn;
+    sop_txn_mode mode;
+    sop_store *h[NSLOTS]; /* handles opened in txn (NULL: not yet) */
+    mstate wk;            /* the model as txn sees it */
+    int part;             /* -1: any key; 0 or 1: only keys of that partition */
+    int narrow;           /* keys from a small subset (concurrent writers collide) */
+    int logging;          /* record point operations in log */
+    oplog *log;
+    size_t nlog, caplog;
+} txctx;
+
+static txctx *X; /* the transaction the random operations go to */
+
 /* ------------------------------------------------------------------ */
 /* Keys and values                                                    */
 /* ------------------------------------------------------------------ */
@@ -376,10 +413,31 @@ static size_t key_of(const mstore *s, uint64_t idx, uint8_t *out)
     return len;
 }
 
-/* A key for an operation: one of the store's key space. */
+/* The partition of a key (two concurrent writers use disjoint keys). */
+static int key_part(const mstore *s, const uint8_t *k, size_t kl)
+{
+    size_t n = s->kind == K_CUST ? 4 : kl;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ k[i]) * 1099511628211ull;
+    return (int)(mix64(h) & 1);
+}
+
+/* A key for an operation: one of the store's key space (of the current
+ * transaction's partition, if it has one). */
 static size_t op_key(const mstore *s, uint8_t *out)
 {
-    return key_of(s, rn(keyspace(s)), out);
+    for (int tries = 0;; tries++) {
+        uint64_t ks = keyspace(s);
+        if (X && X->narrow && ks > 12)
+            ks = 12;
+        size_t kl = key_of(s, rn(ks), out);
+        if (X && X->narrow && s->kind == K_CUST)
+            kl = 4; /* equal keys have equal bytes */
+        if (!X || X->part < 0 || key_part(s, out, kl) == X->part)
+            return kl;
+        assert_true(tries < 10000);
+    }
 }
 
 /* A key for a search: often absent. */
@@ -453,12 +511,17 @@ static struct {
     char dir[512];
     sop_db *db;
     mstate com; /* committed */
-    mstate wk;  /* working copy of the open write transaction */
-    sop_txn *txn;
-    sop_store *h[NSLOTS];
+    txctx tx[2];
     /* statistics */
-    unsigned long commits, rollbacks, reopens, ops, eexists, enotfound, blobs, snapshots;
+    unsigned long commits, rollbacks, reopens, ops, eexists, enotfound, blobs, snapshots, pairs;
+    unsigned long conflicts;      /* tolerated (SOP_TEST_ALLOW_CONFLICTS) */
+    unsigned long merged;         /* pairs on shared keys that both committed */
+    unsigned long exp_conflicts;  /* pairs: conflicts that had to be */
+    unsigned long opt_conflicts;  /* pairs: allowed conflicts that need not be */
+    int pair_pct;        /* percentage of iterations that run two writers at once */
+    int allow_conflicts; /* SOP_TEST_ALLOW_CONFLICTS: tolerate SOP_ECONFLICT of pairs */
 } G;
+
 
 static void check_cb(const char *problem, void *ctx)
 {
@@ -470,7 +533,7 @@ static void db_open_random(void)
 {
     sop_db_options o;
     sop_db_options_init(&o);
-    o.sync = chance(20) ? SOP_SYNC_FULL : SOP_SYNC_NONE;
+    o.sync = chance(5) ? SOP_SYNC_FULL : SOP_SYNC_NONE;
     if (chance(30))
         o.cache_bytes = 256 * 1024; /* force evictions and reloads */
     if (chance(30)) {
@@ -902,103 +965,137 @@ static void verify_committed(int thorough)
 
 static sop_store *handle(int si)
 {
-    if (!G.h[si])
-        RC(sop_store_open(G.txn, G.wk.s[si].name, &G.h[si]), SOP_OK);
-    return G.h[si];
+    if (!X->h[si])
+        RC(sop_store_open(X->txn, X->wk.s[si].name, &X->h[si]), SOP_OK);
+    return X->h[si];
 }
 
 static int pick_store(void)
 {
     for (;;) {
         int si = chance(85) ? (int)rn(NPRIMARY) : NPRIMARY + (int)rn(NTMP);
-        if (G.wk.s[si].exists)
+        if (X->wk.s[si].exists)
             return si;
     }
 }
 
 enum { OP_ADD, OP_ADD_IF_ABSENT, OP_UPDATE, OP_UPSERT, OP_REMOVE, OP_GET, OP_GET_COPY };
 
+/* Applies a point operation to the model; returns the expected result.
+ * *at is the position of the (first) item with the key, for reads. */
+static int m_apply(mstore *s, int which, const uint8_t *k, size_t kl, const uint8_t *v,
+                   size_t vl, size_t *at)
+{
+    size_t lb = m_lower(s, k, kl), ub = m_upper(s, k, kl);
+    int present = lb < ub;
+    *at = lb;
+    switch (which) {
+    case OP_ADD:
+    case OP_ADD_IF_ABSENT:
+        if (present && (s->unique || which == OP_ADD_IF_ABSENT))
+            return SOP_EEXISTS;
+        m_insert(s, ub, k, kl, v, vl);
+        return SOP_OK;
+    case OP_UPDATE:
+    case OP_UPSERT:
+        if (present)
+            m_setval(s, lb, v, vl);
+        else if (which == OP_UPDATE)
+            return SOP_ENOTFOUND;
+        else
+            m_insert(s, ub, k, kl, v, vl);
+        return SOP_OK;
+    case OP_REMOVE:
+        if (!present)
+            return SOP_ENOTFOUND;
+        m_remove(s, lb);
+        return SOP_OK;
+    default: /* OP_GET, OP_GET_COPY */
+        return present ? SOP_OK : SOP_ENOTFOUND;
+    }
+}
+
+static const char *const OP_NAMES[] = {"sop_add",    "sop_add_if_absent", "sop_update",
+                                       "sop_upsert", "sop_remove",        "sop_get",
+                                       "sop_get_copy"};
+
+static void log_op(txctx *x, int si, int which, const uint8_t *k, size_t kl, const uint8_t *v,
+                   size_t vl, int rc, const mitem *got)
+{
+    if (x->nlog == x->caplog) {
+        x->caplog = x->caplog ? 2 * x->caplog : 64;
+        x->log = realloc(x->log, x->caplog * sizeof *x->log);
+        assert_non_null(x->log);
+    }
+    oplog *e = &x->log[x->nlog++];
+    e->si = si;
+    e->which = which;
+    e->k = mdup(k, kl);
+    e->kl = kl;
+    e->v = mdup(v, vl);
+    e->vl = vl;
+    e->rc = rc;
+    e->got = got ? mdup(got->v, got->vlen) : NULL;
+    e->gotl = got ? got->vlen : 0;
+}
+
+static void log_free(txctx *x)
+{
+    for (size_t i = 0; i < x->nlog; i++) {
+        free(x->log[i].k);
+        free(x->log[i].v);
+        free(x->log[i].got);
+    }
+    free(x->log);
+    x->log = NULL;
+    x->nlog = x->caplog = 0;
+}
+
 static void op_kv(int si, int which)
 {
-    mstore *s = &G.wk.s[si];
+    mstore *s = &X->wk.s[si];
     sop_store *h = handle(si);
     uint8_t k[MAXK];
     size_t kl = op_key(s, k);
     size_t lb = m_lower(s, k, kl), ub = m_upper(s, k, kl);
     int present = lb < ub;
-    sop_val key = {k, kl}, val = {VBUF, 0}, got;
-    int rc;
+    sop_val key = {k, kl}, val = {VBUF, 0}, got = {NULL, 0};
+    int rc = 0;
+    size_t at;
+    CX.what = OP_NAMES[which];
+    if ((which == OP_UPDATE || which == OP_UPSERT) && present && s->kind == K_CUST) {
+        /* use the stored key bytes: which key bytes an update keeps is not
+         * part of the contract */
+        memcpy(k, s->it[lb].k, s->it[lb].klen);
+        key.size = kl = s->it[lb].klen;
+    }
+    (void)ub;
     switch (which) {
     case OP_ADD:
-        CX.what = "sop_add";
         val.size = gen_val(s);
         rc = sop_add(h, &key, &val);
-        if (s->unique && present) {
-            RC(rc, SOP_EEXISTS);
-            G.eexists++;
-        } else {
-            RC(rc, SOP_OK);
-            m_insert(s, ub, k, kl, VBUF, val.size);
-        }
         break;
     case OP_ADD_IF_ABSENT:
-        CX.what = "sop_add_if_absent";
         val.size = gen_val(s);
         rc = sop_add_if_absent(h, &key, &val);
-        if (present) {
-            RC(rc, SOP_EEXISTS);
-            G.eexists++;
-        } else {
-            RC(rc, SOP_OK);
-            m_insert(s, ub, k, kl, VBUF, val.size);
-        }
         break;
     case OP_UPDATE:
-    case OP_UPSERT:
-        CX.what = which == OP_UPDATE ? "sop_update" : "sop_upsert";
-        if (present && s->kind == K_CUST) {
-            /* use the stored key bytes: which key bytes an update keeps
-             * is not part of the contract */
-            memcpy(k, s->it[lb].k, s->it[lb].klen);
-            key.size = kl = s->it[lb].klen;
-        }
         val.size = gen_val(s);
-        rc = which == OP_UPDATE ? sop_update(h, &key, &val) : sop_upsert(h, &key, &val);
-        if (present) {
-            RC(rc, SOP_OK);
-            m_setval(s, lb, VBUF, val.size);
-        } else if (which == OP_UPDATE) {
-            RC(rc, SOP_ENOTFOUND);
-            G.enotfound++;
-        } else {
-            RC(rc, SOP_OK);
-            m_insert(s, ub, k, kl, VBUF, val.size);
-        }
+        rc = sop_update(h, &key, &val);
+        break;
+    case OP_UPSERT:
+        val.size = gen_val(s);
+        rc = sop_upsert(h, &key, &val);
         break;
     case OP_REMOVE:
-        CX.what = "sop_remove";
         rc = sop_remove(h, &key);
-        if (present) {
-            RC(rc, SOP_OK);
-            m_remove(s, lb);
-        } else {
-            RC(rc, SOP_ENOTFOUND);
-            G.enotfound++;
-        }
         break;
     case OP_GET:
-        CX.what = "sop_get";
         rc = sop_get(h, &key, &got);
-        if (present) {
-            RC(rc, SOP_OK);
+        if (rc == SOP_OK)
             check_item(s, lb, &(sop_val){s->it[lb].k, s->it[lb].klen}, &got);
-        } else {
-            RC(rc, SOP_ENOTFOUND);
-            G.enotfound++;
-        }
         break;
     case OP_GET_COPY: {
-        CX.what = "sop_get_copy";
         size_t vl = present ? s->it[lb].vlen : 0;
         size_t cap;
         switch (rn(4)) {
@@ -1020,19 +1117,27 @@ static void op_kv(int si, int which)
         memset(buf, 0xA5, cap + 1);
         size_t len = 12345678;
         rc = sop_get_copy(h, &key, buf, cap, &len);
-        if (present) {
-            RC(rc, SOP_OK);
+        if (rc == SOP_OK && present) {
             CHECK(len == vl, "get_copy len %zu, expected %zu", len, vl);
             size_t m = cap < vl ? cap : vl;
             CHECK(memcmp(buf, s->it[lb].v, m) == 0, "get_copy content differs (cap %zu)", cap);
             CHECK(buf[cap] == 0xA5, "get_copy wrote past cap %zu", cap);
-        } else {
-            RC(rc, SOP_ENOTFOUND);
         }
         free(buf);
         break;
     }
     }
+    int want = m_apply(s, which, k, kl, VBUF, val.size, &at);
+    if (rc != want)
+        fail_msg("%s(%s) = %s, expected %s" CTX_FMT, OP_NAMES[which], hexs(k, kl),
+                 sop_err_name(rc), sop_err_name(want), CTX_ARGS);
+    if (want == SOP_EEXISTS)
+        G.eexists++;
+    else if (want == SOP_ENOTFOUND)
+        G.enotfound++;
+    if (X->logging)
+        log_op(X, si, which, k, kl, VBUF, val.size, want,
+               want == SOP_OK && (which == OP_GET || which == OP_GET_COPY) ? &s->it[at] : NULL);
 }
 
 /* Positions cursor @c at random; returns the expected index or -1. */
@@ -1100,7 +1205,7 @@ enum { CM_NONE, CM_UPDATE, CM_REMOVE, CM_UPDATE_KEY, CM_SWEEP };
 
 static void op_cursor(int si, int what)
 {
-    mstore *s = &G.wk.s[si];
+    mstore *s = &X->wk.s[si];
     sop_store *h = handle(si);
     sop_cursor *c = NULL;
     CX.what = "cursor";
@@ -1211,7 +1316,7 @@ static void to_options(const mstore *s, sop_store_options *o)
 static void op_tmp_store(void)
 {
     int si = NPRIMARY + (int)rn(NTMP);
-    mstore *s = &G.wk.s[si];
+    mstore *s = &X->wk.s[si];
     CX.store = s->name;
     unsigned r = (unsigned)rn(10);
     if (r < 5) {
@@ -1220,15 +1325,15 @@ static void op_tmp_store(void)
         sop_store *h = NULL;
         if (s->exists) {
             to_options(s, &o);
-            RC(sop_store_create(G.txn, s->name, &o, &h), SOP_EEXISTS);
+            RC(sop_store_create(X->txn, s->name, &o, &h), SOP_EEXISTS);
             return;
         }
         tmp_options(s);
         to_options(s, &o);
-        RC(sop_store_create(G.txn, s->name, &o, &h), SOP_OK);
+        RC(sop_store_create(X->txn, s->name, &o, &h), SOP_OK);
         assert_non_null(h);
         s->exists = 1;
-        G.h[si] = h;
+        X->h[si] = h;
         /* fill it a little */
         int n = (int)rn(30);
         for (int i = 0; i < n; i++)
@@ -1236,21 +1341,21 @@ static void op_tmp_store(void)
     } else if (r < 8) {
         CX.what = "sop_store_remove";
         if (!s->exists) {
-            RC(sop_store_remove(G.txn, s->name), SOP_ENOTFOUND);
+            RC(sop_store_remove(X->txn, s->name), SOP_ENOTFOUND);
             return;
         }
-        RC(sop_store_remove(G.txn, s->name), SOP_OK);
+        RC(sop_store_remove(X->txn, s->name), SOP_OK);
         m_clear(s);
         s->exists = 0;
-        G.h[si] = NULL;
+        X->h[si] = NULL;
     } else {
         CX.what = "sop_store_open";
         sop_store *h = NULL;
         if (!s->exists) {
-            RC(sop_store_open(G.txn, s->name, &h), SOP_ENOTFOUND);
+            RC(sop_store_open(X->txn, s->name, &h), SOP_ENOTFOUND);
         } else {
-            RC(sop_store_open(G.txn, s->name, &h), SOP_OK);
-            G.h[si] = h;
+            RC(sop_store_open(X->txn, s->name, &h), SOP_OK);
+            X->h[si] = h;
         }
     }
 }
@@ -1258,7 +1363,7 @@ static void op_tmp_store(void)
 static void one_op(void)
 {
     int si = pick_store();
-    CX.store = G.wk.s[si].name;
+    CX.store = X->wk.s[si].name;
     unsigned r = (unsigned)rn(100);
     G.ops++;
     if (r < 20)
@@ -1289,16 +1394,16 @@ static void one_op(void)
         CX.what = "sop_store_count";
         uint64_t cnt = 0;
         RC(sop_store_count(handle(si), &cnt), SOP_OK);
-        CHECK(cnt == G.wk.s[si].n, "count %" PRIu64 ", expected %zu", cnt, G.wk.s[si].n);
+        CHECK(cnt == X->wk.s[si].n, "count %" PRIu64 ", expected %zu", cnt, X->wk.s[si].n);
     } else if (r < 95) {
         CX.what = "scan in txn";
-        check_scan(handle(si), &G.wk.s[si], 0);
+        check_scan(handle(si), &X->wk.s[si], 0);
     } else if (r < 99) {
         op_tmp_store();
     } else {
         CX.what = "verify in txn";
-        verify_list(G.txn, &G.wk);
-        verify_store(handle(si), &G.wk.s[si], 0);
+        verify_list(X->txn, &X->wk);
+        verify_store(handle(si), &X->wk.s[si], 0);
     }
 }
 
@@ -1342,16 +1447,277 @@ static void model_init(void)
     }
 }
 
+/* Opens the database read-only: contents as committed; writes refused. */
+static void readonly_pass(void)
+{
+    sop_db_options o;
+    sop_db_options_init(&o);
+    o.flags = SOP_DB_RDONLY;
+    CX.what = "open read-only";
+    int rc = sop_db_open(G.dir, &o, &G.db);
+    if (rc != SOP_OK)
+        fail_msg("sop_db_open(RDONLY) = %s: %s" CTX_FMT, sop_err_name(rc),
+                 G.db ? sop_db_errmsg(G.db) : "", CTX_ARGS);
+    RC(sop_db_set_comparator(G.db, "prefix4", cust_cmp, NULL), SOP_OK);
+    sop_txn *t = NULL;
+    RC(sop_txn_begin(G.db, SOP_TXN_WRITE, 0, &t), SOP_EREADONLY);
+    RC(sop_txn_begin(G.db, SOP_TXN_NOCHECK, 0, &t), SOP_EREADONLY);
+    RC(sop_db_checkpoint(G.db), SOP_EREADONLY);
+    db_check_clean();
+    verify_committed(0);
+    CX.what = "close read-only";
+    RC(sop_db_close(G.db), SOP_OK);
+    G.db = NULL;
+}
+
 static void reopen(void)
 {
     CX.what = "sop_db_close";
     RC(sop_db_close(G.db), SOP_OK);
     G.db = NULL;
+    if (chance(25))
+        readonly_pass();
     CX.what = "reopen";
     db_open_random();
     db_check_clean();
     verify_committed(1);
     G.reopens++;
+}
+
+static void begin_tx(txctx *x, int part)
+{
+    CX.what = "sop_txn_begin";
+    sop_txn_mode mode = chance(25) ? SOP_TXN_NOCHECK : SOP_TXN_WRITE;
+    RC(sop_txn_begin(G.db, mode, 0, &x->txn), SOP_OK);
+    assert_int_equal(sop_txn_get_mode(x->txn), mode);
+    x->mode = mode;
+    memset(x->h, 0, sizeof x->h);
+    mstate_copy(&x->wk, &G.com);
+    x->part = part;
+    x->narrow = 0;
+    x->logging = 0;
+}
+
+/* One write transaction with any operations; commits or rolls back. */
+static void single_txn(long t)
+{
+    X = &G.tx[0];
+    begin_tx(X, -1);
+    long nops = t < 10 ? 150 + (long)rn(100) : chance(10) ? 60 + (long)rn(120) : (long)rn(30);
+    for (long op = 0; op < nops; op++) {
+        CX.op_no = op;
+        one_op();
+    }
+    CX.op_no = -1;
+    if (chance(72) || t < 10) {
+        CX.what = "sop_txn_commit";
+        RC(sop_txn_commit(X->txn), SOP_OK);
+        mstate_free(&G.com);
+        G.com = X->wk;
+        memset(&X->wk, 0, sizeof X->wk);
+        G.commits++;
+    } else {
+        CX.what = "sop_txn_rollback";
+        RC(sop_txn_rollback(X->txn), SOP_OK);
+        mstate_free(&X->wk);
+        G.rollbacks++;
+    }
+    X->txn = NULL;
+}
+
+/* Runs the logged operations of @x again on @m (the state after another
+ * writer's commit), changing @m. Returns how many of them give another
+ * result than when @x ran them (reads count only when @reads); *first is
+ * the index of the first. */
+static int replay(mstate *m, const txctx *x, int reads, long *first)
+{
+    int bad = 0;
+    for (size_t i = 0; i < x->nlog; i++) {
+        const oplog *e = &x->log[i];
+        mstore *s = &m->s[e->si];
+        size_t at;
+        int isread = e->which == OP_GET || e->which == OP_GET_COPY;
+        int rc = m_apply(s, e->which, e->k, e->kl, e->v, e->vl, &at);
+        int differs = rc != e->rc;
+        if (!differs && isread && rc == SOP_OK)
+            differs = s->it[at].vlen != e->gotl ||
+                      (e->gotl && memcmp(s->it[at].v, e->got, e->gotl) != 0);
+        if (differs && (reads || !isread)) {
+            if (!bad)
+                *first = (long)i;
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* A point operation (no cursor, scan, count or store change). */
+static void one_point_op(void)
+{
+    int si = pick_store();
+    CX.store = X->wk.s[si].name;
+    G.ops++;
+    op_kv(si, (int)rn(OP_GET_COPY + 1));
+}
+
+static void dump_log(const char *who, const txctx *x)
+{
+    fprintf(stderr, "%s (%s), %zu operations:\n", who,
+            x->mode == SOP_TXN_WRITE ? "WRITE" : "NOCHECK", x->nlog);
+    for (size_t i = 0; i < x->nlog; i++) {
+        const oplog *e = &x->log[i];
+        fprintf(stderr, "  %zu: %s %s(%s, %zu-byte value) = %s\n", i, G.com.s[e->si].name,
+                OP_NAMES[e->which], hexs(e->k, e->kl), e->vl, sop_err_name(e->rc));
+    }
+}
+
+/* Whether the items with key @k differ between @a and @b. */
+static int key_changed(const mstore *a, const mstore *b, const uint8_t *k, size_t kl)
+{
+    size_t la = m_lower(a, k, kl), ua = m_upper(a, k, kl);
+    size_t lb = m_lower(b, k, kl), ub = m_upper(b, k, kl);
+    if (ua - la != ub - lb)
+        return 1;
+    for (size_t i = 0; i < ua - la; i++) {
+        const mitem *x = &a->it[la + i], *y = &b->it[lb + i];
+        if (x->klen != y->klen || memcmp(x->k, y->k, x->klen) != 0 || x->vlen != y->vlen ||
+            (x->vlen && memcmp(x->v, y->v, x->vlen) != 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* Two write transactions open at once, with interleaved point operations,
+ * half of the time on disjoint keys, otherwise on a few shared keys. The
+ * first commit has no concurrent commit and must succeed. The second is
+ * checked against the serial execution "first, then second": the model
+ * runs its operations again on the state after the first commit.
+ *  - It must fail with SOP_ECONFLICT when one of its operations would then
+ *    give another result (WRITE: reads included, serializable; NOCHECK:
+ *    writes only, "validated item by item"), or when, in NOCHECK, one of
+ *    its writes succeeded on a key (of a unique store) the first one
+ *    changed.
+ *  - It must succeed when none of its operations (NOCHECK: writes) used a
+ *    key whose items the first one changed (sop.h: transactions that
+ *    touched different items do not conflict, even in the same nodes).
+ *  - Otherwise either is allowed. When it succeeds, the result must be the
+ *    serial execution. */
+static void pair_txn(void)
+{
+    txctx *a = &G.tx[0], *b = &G.tx[1];
+    int overlap = chance(50);
+    begin_tx(a, overlap ? -1 : 0);
+    begin_tx(b, overlap ? -1 : 1);
+    a->narrow = b->narrow = overlap;
+    a->logging = b->logging = 1;
+    long nops = overlap ? 2 + (long)rn(12) : 10 + (long)rn(80);
+    for (long op = 0; op < nops; op++) {
+        CX.op_no = op;
+        X = chance(50) ? a : b;
+        one_point_op();
+    }
+    CX.op_no = -1;
+    X = a;
+    int order = (int)rn(2);
+    txctx *f = &G.tx[order], *sx = &G.tx[1 - order];
+    int keep_f = chance(85);
+    if (keep_f) {
+        CX.what = "pair: first commit";
+        RC(sop_txn_commit(f->txn), SOP_OK);
+        G.commits++;
+    } else {
+        CX.what = "pair: first rollback";
+        RC(sop_txn_rollback(f->txn), SOP_OK);
+        G.rollbacks++;
+    }
+    f->txn = NULL;
+    /* which of its operations used keys that the first one changed */
+    int reads = sx->mode == SOP_TXN_WRITE;
+    long touched = -1; /* the first such operation (WRITE: any; NOCHECK: writes) */
+    long ww = -1;      /* NOCHECK: the first such write that succeeded */
+    for (size_t i = 0; i < sx->nlog && keep_f; i++) {
+        const oplog *e = &sx->log[i];
+        int isread = e->which == OP_GET || e->which == OP_GET_COPY;
+        if (!reads && isread)
+            continue;
+        if (!key_changed(&G.com.s[e->si], &f->wk.s[e->si], e->k, e->kl))
+            continue;
+        if (touched < 0)
+            touched = (long)i;
+        /* one item per key only in a unique store (in a duplicate store
+         * the two may have written different items of the key) */
+        if (!reads && e->rc == SOP_OK && G.com.s[e->si].unique && ww < 0)
+            ww = (long)i;
+    }
+    mstate m;
+    mstate_copy(&m, keep_f ? &f->wk : &G.com);
+    long first_bad = -1;
+    int bad = replay(&m, sx, reads, &first_bad);
+    /* must conflict: an operation gives another result after the first
+     * commit (not serializable otherwise), or a NOCHECK write hit an item
+     * the first one wrote; must commit: nothing it used was changed */
+    long must = bad ? first_bad : ww;
+    int committed = 0;
+    if (chance(85)) {
+        CX.what = "pair: second commit";
+        int rc = sop_txn_commit(sx->txn);
+        if (rc == SOP_OK && must < 0) {
+            committed = 1;
+            G.commits++;
+            if (overlap && keep_f)
+                G.merged++;
+        } else if (rc == SOP_ECONFLICT && must >= 0) {
+            G.exp_conflicts++;
+        } else if (rc == SOP_ECONFLICT && touched >= 0) {
+            G.opt_conflicts++; /* allowed: it used an item changed meanwhile */
+        } else if (rc == SOP_ECONFLICT && G.allow_conflicts) {
+            G.conflicts++;
+        } else {
+            dump_log("first", f);
+            dump_log("second", sx);
+            if (rc == SOP_OK && bad) {
+                const oplog *e = &sx->log[first_bad];
+                fprintf(stderr, "op %ld %s(%s) returned %s, but after the first commit it does not\n",
+                        first_bad, OP_NAMES[e->which], hexs(e->k, e->kl), sop_err_name(e->rc));
+            }
+            if (ww >= 0)
+                fprintf(stderr, "op %ld (NOCHECK) wrote a key the first transaction wrote\n", ww);
+            if (touched >= 0)
+                fprintf(stderr, "op %ld is the first to use a key the first transaction changed\n",
+                        touched);
+            fail_msg("second commit of a pair (%s, %s keys, first %s) = %s (\"%s\"), expected %s"
+                     CTX_FMT, reads ? "WRITE" : "NOCHECK", overlap ? "shared" : "disjoint",
+                     keep_f ? "committed" : "rolled back", sop_err_name(rc),
+                     rc ? sop_db_errmsg(G.db) : "", must >= 0 ? "SOP_ECONFLICT" : "SOP_OK",
+                     CTX_ARGS);
+        }
+    } else {
+        CX.what = "pair: second rollback";
+        RC(sop_txn_rollback(sx->txn), SOP_OK);
+        G.rollbacks++;
+    }
+    sx->txn = NULL;
+    if (committed) {
+        mstate_free(&G.com);
+        G.com = m;
+        mstate_free(&f->wk);
+    } else {
+        mstate_free(&m);
+        if (keep_f) {
+            mstate_free(&G.com);
+            G.com = f->wk;
+            memset(&f->wk, 0, sizeof f->wk);
+        } else {
+            mstate_free(&f->wk);
+        }
+    }
+    mstate_free(&sx->wk);
+    log_free(a);
+    log_free(b);
+    a->part = b->part = -1;
+    a->narrow = b->narrow = 0;
+    a->logging = b->logging = 0;
+    G.pairs++;
 }
 
 static long env_long(const char *name, long dflt)
@@ -1363,34 +1729,38 @@ static long env_long(const char *name, long dflt)
     return v > 0 ? v : dflt;
 }
 
-static void test_model_random(void **state)
+static void run_model(const char *name, int pair_pct, long dflt_iters)
 {
-    (void)state;
     memset(&G, 0, sizeof G);
+    G.pair_pct = pair_pct;
+    G.allow_conflicts = env_long("SOP_TEST_ALLOW_CONFLICTS", 0) > 0;
     CX.seed = tu_seed();
     RNG = CX.seed;
     CX.txn_no = -1;
     CX.op_no = -1;
     CX.what = "setup";
     CX.store = "-";
-    long iters = env_long("SOP_TEST_ITERS", 1200);
+    /* SOP_TEST_ITERS sets the iterations of test_model_random; the other
+     * runs scale with it */
+    long iters = env_long("SOP_TEST_ITERS", 0);
+    iters = iters ? iters * dflt_iters / 1200 + 1 : dflt_iters;
     VBUF = malloc(MAXV);
     assert_non_null(VBUF);
-    snprintf(G.dir, sizeof G.dir, "%s", tu_tmpdir("model"));
+    snprintf(G.dir, sizeof G.dir, "%s", tu_tmpdir(name));
     model_init();
     db_open_random();
 
     /* create the primary stores */
-    RC(sop_txn_begin(G.db, SOP_TXN_WRITE, 0, &G.txn), SOP_OK);
+    sop_txn *t0 = NULL;
+    RC(sop_txn_begin(G.db, SOP_TXN_WRITE, 0, &t0), SOP_OK);
     for (int i = 0; i < NPRIMARY; i++) {
         sop_store_options o;
         sop_store *h = NULL;
         to_options(&G.com.s[i], &o);
         CX.store = G.com.s[i].name;
-        RC(sop_store_create(G.txn, G.com.s[i].name, &o, &h), SOP_OK);
+        RC(sop_store_create(t0, G.com.s[i].name, &o, &h), SOP_OK);
     }
-    RC(sop_txn_commit(G.txn), SOP_OK);
-    G.txn = NULL;
+    RC(sop_txn_commit(t0), SOP_OK);
     verify_committed(1);
 
     long next_reopen = 20 + (long)rn(30);
@@ -1402,7 +1772,7 @@ static void test_model_random(void **state)
             reopen();
             next_reopen = t + 20 + (long)rn(40);
         }
-        if (chance(4)) {
+        if (chance(2)) {
             CX.what = "sop_db_checkpoint";
             RC(sop_db_checkpoint(G.db), SOP_OK);
         }
@@ -1418,32 +1788,10 @@ static void test_model_random(void **state)
                 verify_all(snap, &snapm, 0); /* read before the writer starts, too */
         }
 
-        CX.what = "sop_txn_begin";
-        sop_txn_mode mode = chance(25) ? SOP_TXN_NOCHECK : SOP_TXN_WRITE;
-        RC(sop_txn_begin(G.db, mode, 0, &G.txn), SOP_OK);
-        assert_int_equal(sop_txn_get_mode(G.txn), mode);
-        memset(G.h, 0, sizeof G.h);
-        mstate_copy(&G.wk, &G.com);
-        long nops = t < 10 ? 150 + (long)rn(100) : chance(10) ? 60 + (long)rn(120) : (long)rn(30);
-        for (long op = 0; op < nops; op++) {
-            CX.op_no = op;
-            one_op();
-        }
-        CX.op_no = -1;
-        if (chance(72) || t < 10) {
-            CX.what = "sop_txn_commit";
-            RC(sop_txn_commit(G.txn), SOP_OK);
-            mstate_free(&G.com);
-            G.com = G.wk;
-            memset(&G.wk, 0, sizeof G.wk);
-            G.commits++;
-        } else {
-            CX.what = "sop_txn_rollback";
-            RC(sop_txn_rollback(G.txn), SOP_OK);
-            mstate_free(&G.wk);
-            G.rollbacks++;
-        }
-        G.txn = NULL;
+        if (t >= 10 && chance((unsigned)G.pair_pct))
+            pair_txn();
+        else
+            single_txn(t);
 
         if (snap) {
             CX.what = "snapshot verify";
@@ -1460,9 +1808,9 @@ static void test_model_random(void **state)
     memset(&st, 0, sizeof st);
     RC(sop_db_stats(G.db, &st), SOP_OK);
     fprintf(stderr,
-            "model: engine: %" PRIu64 " nodes, %" PRIu64 " segments, %" PRIu64 " file bytes, %" PRIu64
+            "%s: engine: %" PRIu64 " nodes, %" PRIu64 " segments, %" PRIu64 " file bytes, %" PRIu64
             " live bytes, %" PRIu64 " checkpoints, cache %" PRIu64 " hits / %" PRIu64 " misses\n",
-            st.nodes, st.segments, st.file_bytes, st.live_bytes, st.checkpoints, st.cache_hits,
+            name, st.nodes, st.segments, st.file_bytes, st.live_bytes, st.checkpoints, st.cache_hits,
             st.cache_misses);
     CX.what = "final close";
     RC(sop_db_close(G.db), SOP_OK);
@@ -1475,14 +1823,34 @@ static void test_model_random(void **state)
             blobs += G.com.s[i].it[j].vlen > G.com.s[i].inline_max;
     }
     fprintf(stderr,
-            "model: %ld txns (%lu commits, %lu rollbacks), %lu ops, %lu reopens, %lu snapshots,"
+            "%s: %ld txns (%lu commits, %lu rollbacks, %lu concurrent pairs: %lu on shared keys"
+            " both committed, %lu required conflicts, %lu allowed conflicts, %lu tolerated"
+            " conflicts), %lu ops,"
+            " %lu reopens,"
+            " %lu snapshots,"
             " %lu EEXISTS, %lu ENOTFOUND; final %lu items (%lu in blobs)\n",
-            iters, G.commits, G.rollbacks, G.ops, G.reopens, G.snapshots, G.eexists, G.enotfound,
+            name, iters, G.commits, G.rollbacks, G.pairs, G.merged, G.exp_conflicts,
+            G.opt_conflicts, G.conflicts, G.ops, G.reopens, G.snapshots, G.eexists, G.enotfound,
             items, blobs);
     mstate_free(&G.com);
     free(VBUF);
     VBUF = NULL;
     tu_rmtree(G.dir);
+}
+
+/* Single writer: every operation, commits and rollbacks, snapshots,
+ * reopens. */
+static void test_model_random(void **state)
+{
+    (void)state;
+    run_model("model", 0, 1200);
+}
+
+/* Also two writers at once (see pair_txn()). */
+static void test_model_pairs(void **state)
+{
+    (void)state;
+    run_model("pairs", 50, 300);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1867,13 +2235,340 @@ static void test_cursor_contract(void **state)
     close_clean(db, dir);
 }
 
+/* Fills store "s" with k000..k299, values of 200 bytes (so that about 20
+ * items fill a leaf, and k010, k105, k150 and k290 sit in different leaves). */
+static void fill300(sop_db *db)
+{
+    sop_txn *t = NULL;
+    sop_store *s = NULL;
+    static char vb[200];
+    memset(vb, 'v', sizeof vb);
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_create(t, "s", NULL, &s), SOP_OK);
+    for (int i = 0; i < 300; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%03d", i);
+        sop_val kk = V(k), v = {vb, sizeof vb};
+        assert_int_equal(sop_add(s, &kk, &v), SOP_OK);
+    }
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+}
+
+static void begin2(sop_db *db, sop_txn_mode mb, sop_txn **a, sop_store **sa, sop_txn **b,
+                   sop_store **sb)
+{
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, a), SOP_OK);
+    assert_int_equal(sop_txn_begin(db, mb, 0, b), SOP_OK);
+    assert_int_equal(sop_store_open(*a, "s", sa), SOP_OK);
+    assert_int_equal(sop_store_open(*b, "s", sb), SOP_OK);
+}
+
+static int count_items_cb(const sop_val *k, const sop_val *v, void *ctx)
+{
+    (void)k;
+    (void)v;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Serializable validation: what a WRITE transaction read is checked at
+ * commit (keys far apart, so that they sit in different leaves). */
+static void test_conflicts(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("conflicts", dir, sizeof dir);
+    fill300(db);
+    sop_txn *a, *b;
+    sop_store *sa, *sb;
+    sop_val got, x = V("x"), y = V("y");
+    sop_val k010 = V("k010"), k290 = V("k290"), k150x = V("k150x"), k105x = V("k105x");
+
+    /* lost update: both change k010; the second commit must fail */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sa, &k010, &got), SOP_OK);
+    assert_int_equal(sop_get(sb, &k010, &got), SOP_OK);
+    assert_int_equal(sop_update(sa, &k010, &x), SOP_OK);
+    assert_int_equal(sop_update(sb, &k010, &y), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_ECONFLICT);
+
+    /* write skew: A reads k010 and writes k290, B reads k290 and writes k010 */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sa, &k010, &got), SOP_OK);
+    assert_int_equal(sop_update(sa, &k290, &x), SOP_OK);
+    assert_int_equal(sop_get(sb, &k290, &got), SOP_OK);
+    assert_int_equal(sop_update(sb, &k010, &x), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_ECONFLICT);
+
+    /* a key read as absent, then added by another: conflict */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sa, &k150x, &got), SOP_ENOTFOUND);
+    assert_int_equal(sop_update(sa, &k290, &y), SOP_OK);
+    assert_int_equal(sop_add(sb, &k150x, &y), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_ECONFLICT);
+
+    /* a phantom in a scanned range: conflict */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    sop_val from = V("k100"), to = V("k120");
+    sop_range r;
+    memset(&r, 0, sizeof r);
+    r.from = &from;
+    r.to = &to;
+    int n = 0;
+    assert_int_equal(sop_scan(sa, &r, count_items_cb, &n), SOP_OK);
+    assert_int_equal(n, 21);
+    assert_int_equal(sop_update(sa, &k290, &x), SOP_OK);
+    assert_int_equal(sop_add(sb, &k105x, &y), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_ECONFLICT);
+
+    /* a count read, changed by another: conflict */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    uint64_t cnt = 0;
+    assert_int_equal(sop_store_count(sa, &cnt), SOP_OK);
+    assert_int_equal(cnt, 302);
+    assert_int_equal(sop_update(sa, &k290, &y), SOP_OK);
+    assert_int_equal(sop_remove(sb, &k105x), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_ECONFLICT);
+
+    /* the same read in NOCHECK is not validated */
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sb, &k010, &got), SOP_OK);
+    assert_int_equal(sop_update(sb, &k290, &x), SOP_OK);
+    assert_int_equal(sop_update(sa, &k010, &y), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_rollback(b), SOP_OK);
+    begin2(db, SOP_TXN_NOCHECK, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sb, &k010, &got), SOP_OK);
+    assert_int_equal(sop_update(sb, &k290, &y), SOP_OK);
+    assert_int_equal(sop_update(sa, &k010, &x), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_OK);
+
+    /* the end state: k010 = x, k290 = y, k150x = y, no k105x */
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &a), SOP_OK);
+    assert_int_equal(sop_store_open(a, "s", &sa), SOP_OK);
+    assert_int_equal(sop_get(sa, &k010, &got), SOP_OK);
+    assert_true(got.size == 1 && memcmp(got.data, "x", 1) == 0);
+    assert_int_equal(sop_get(sa, &k290, &got), SOP_OK);
+    assert_true(got.size == 1 && memcmp(got.data, "y", 1) == 0);
+    assert_int_equal(sop_get(sa, &k150x, &got), SOP_OK);
+    assert_int_equal(sop_get(sa, &k105x, &got), SOP_ENOTFOUND);
+    assert_int_equal(sop_store_count(sa, &cnt), SOP_OK);
+    assert_int_equal(cnt, 301);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    close_clean(db, dir);
+}
+
+/* NOCHECK: "what it read is not validated at commit (its writes still are,
+ * item by item)": two NOCHECK transactions that write the same item
+ * concurrently - the second must fail rather than silently overwrite. */
+static void test_nocheck_write_conflict(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("nocheck", dir, sizeof dir);
+    fill300(db);
+    sop_txn *a, *b;
+    sop_store *sa, *sb;
+    sop_val k = V("k010"), x = V("x"), y = V("y"), got;
+    begin2(db, SOP_TXN_NOCHECK, &a, &sa, &b, &sb);
+    assert_int_equal(sop_update(sa, &k, &x), SOP_OK);
+    assert_int_equal(sop_update(sb, &k, &y), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    int rc = sop_txn_commit(b);
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &a), SOP_OK);
+    assert_int_equal(sop_store_open(a, "s", &sa), SOP_OK);
+    assert_int_equal(sop_get(sa, &k, &got), SOP_OK);
+    print_message("second NOCHECK update of the same item: %s; value now %.*s\n",
+                  sop_err_name(rc), (int)got.size, (const char *)got.data);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(rc, SOP_ECONFLICT);
+    close_clean(db, dir);
+}
+
+/* A WRITE transaction that only reads: a concurrent commit that changed
+ * another item of the same leaf is no conflict (sop.h: what it read is
+ * validated, key by key). */
+static void test_read_only_write_txn(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("readonly_write", dir, sizeof dir);
+    sop_txn *t, *a, *b;
+    sop_store *s, *sa, *sb;
+    sop_val k1 = V("k1"), k5 = V("k5"), v = V("v"), x = V("x"), got;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_create(t, "s", NULL, &s), SOP_OK);
+    assert_int_equal(sop_add(s, &k1, &v), SOP_OK);
+    assert_int_equal(sop_add(s, &k5, &v), SOP_OK);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_get(sb, &k5, &got), SOP_OK);
+    assert_int_equal(sop_update(sa, &k1, &x), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_OK);
+    close_clean(db, dir);
+}
+
+/* WRITE is serializable, also in a store with duplicate keys: B adds a
+ * "d" and then reads the first "d"; A changes that item and commits; B
+ * must not commit what it read before A's change. */
+static void test_dup_read_validated(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("dup_read", dir, sizeof dir);
+    sop_txn *t, *a, *b;
+    sop_store *s, *sa, *sb;
+    sop_store_options o;
+    sop_store_options_init(&o);
+    o.unique = 0;
+    sop_val d = V("d"), old = V("old"), nw = V("new"), bv = V("b"), got;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_create(t, "s", &o, &s), SOP_OK);
+    assert_int_equal(sop_add(s, &d, &old), SOP_OK);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    begin2(db, SOP_TXN_WRITE, &a, &sa, &b, &sb);
+    assert_int_equal(sop_add(sb, &d, &bv), SOP_OK);
+    assert_int_equal(sop_get(sb, &d, &got), SOP_OK);
+    assert_true(got.size == 3 && memcmp(got.data, "old", 3) == 0);
+    assert_int_equal(sop_update(sa, &d, &nw), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_ECONFLICT);
+    close_clean(db, dir);
+}
+
+/* NOCHECK writes are validated item by item, also one that found nothing:
+ * B's remove of "e" gave SOP_ENOTFOUND, then A adds "e"; B must not commit
+ * (it does conflict when B's other write shares a leaf with "e"; here it
+ * is in another store). */
+static void test_nocheck_failed_write(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("nocheck_failed", dir, sizeof dir);
+    sop_txn *t, *a, *b;
+    sop_store *s, *s2, *sa, *sb;
+    sop_val e = V("e"), z = V("z"), v = V("v");
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_create(t, "s", NULL, &s), SOP_OK);
+    assert_int_equal(sop_store_create(t, "t", NULL, &s2), SOP_OK);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    begin2(db, SOP_TXN_NOCHECK, &a, &sa, &b, &sb);
+    assert_int_equal(sop_remove(sb, &e), SOP_ENOTFOUND);
+    assert_int_equal(sop_store_open(b, "t", &s2), SOP_OK);
+    assert_int_equal(sop_upsert(s2, &z, &v), SOP_OK);
+    assert_int_equal(sop_add(sa, &e, &v), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_ECONFLICT);
+    /* the same when the failed write is all that B did: B's update of "f"
+     * gave SOP_ENOTFOUND, A adds "f" */
+    sop_val f = V("f");
+    begin2(db, SOP_TXN_NOCHECK, &a, &sa, &b, &sb);
+    assert_int_equal(sop_update(sb, &f, &v), SOP_ENOTFOUND);
+    assert_int_equal(sop_add(sa, &f, &v), SOP_OK);
+    assert_int_equal(sop_txn_commit(a), SOP_OK);
+    assert_int_equal(sop_txn_commit(b), SOP_ECONFLICT);
+    close_clean(db, dir);
+}
+
+/* max_ms, and closing with a transaction open. */
+static void test_timeout_and_busy(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("timeout", dir, sizeof dir);
+    fill300(db);
+    sop_txn *t = NULL;
+    sop_store *s = NULL;
+    sop_val k = V("k001"), v = V("v"), got;
+    struct timespec ts = {0, 120 * 1000000L};
+    /* commit after max_ms */
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 50, &t), SOP_OK);
+    assert_int_equal(sop_store_open(t, "s", &s), SOP_OK);
+    assert_int_equal(sop_update(s, &k, &v), SOP_OK);
+    /* the database cannot close while it is open */
+    assert_int_equal(sop_db_close(db), SOP_EBUSY);
+    nanosleep(&ts, NULL);
+    assert_int_equal(sop_txn_commit(t), SOP_ETIMEDOUT);
+    /* "every call on the transaction returns SOP_ETIMEDOUT and commit fails" */
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 50, &t), SOP_OK);
+    assert_int_equal(sop_store_open(t, "s", &s), SOP_OK);
+    assert_int_equal(sop_update(s, &k, &v), SOP_OK);
+    nanosleep(&ts, NULL);
+    assert_int_equal(sop_get(s, &k, &got), SOP_ETIMEDOUT);
+    assert_int_equal(sop_update(s, &k, &v), SOP_ETIMEDOUT);
+    int rc = sop_txn_commit(t);
+    print_message("commit after a timed-out call: %s\n", sop_err_name(rc));
+    assert_int_equal(rc, SOP_ETIMEDOUT);
+    /* nothing was written */
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_open(t, "s", &s), SOP_OK);
+    assert_int_equal(sop_get(s, &k, &got), SOP_OK);
+    assert_int_equal(got.size, 200);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    close_clean(db, dir);
+}
+
+/* A value of several MiB round-trips, also through a reopen. */
+static void test_big_value(void **state)
+{
+    (void)state;
+    char dir[512];
+    sop_db *db = open_fresh("bigvalue", dir, sizeof dir);
+    size_t n = 3u * 1024 * 1024 + 17;
+    uint8_t *big = malloc(n);
+    assert_non_null(big);
+    uint64_t st = 42;
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)tu_rand(&st);
+    sop_txn *t = NULL;
+    sop_store *s = NULL;
+    sop_val k = V("big"), v = {big, n}, got;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_create(t, "s", NULL, &s), SOP_OK);
+    assert_int_equal(sop_add(s, &k, &v), SOP_OK);
+    assert_int_equal(sop_get(s, &k, &got), SOP_OK);
+    assert_int_equal(got.size, n);
+    assert_memory_equal(got.data, big, n);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    assert_int_equal(sop_db_close(db), SOP_OK);
+    db = NULL;
+    assert_int_equal(sop_db_open(dir, NULL, &db), SOP_OK);
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), SOP_OK);
+    assert_int_equal(sop_store_open(t, "s", &s), SOP_OK);
+    assert_int_equal(sop_get(s, &k, &got), SOP_OK);
+    assert_int_equal(got.size, n);
+    assert_memory_equal(got.data, big, n);
+    uint8_t part[100];
+    size_t len = 0;
+    assert_int_equal(sop_get_copy(s, &k, part, sizeof part, &len), SOP_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(part, big, sizeof part);
+    assert_int_equal(sop_txn_commit(t), SOP_OK);
+    free(big);
+    close_clean(db, dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readonly_txn),   cmocka_unit_test(test_store_names),
         cmocka_unit_test(test_too_big),        cmocka_unit_test(test_int64_key_size),
         cmocka_unit_test(test_store_lifecycle), cmocka_unit_test(test_cursor_contract),
-        cmocka_unit_test(test_model_random),
+        cmocka_unit_test(test_conflicts),       cmocka_unit_test(test_nocheck_write_conflict),
+        cmocka_unit_test(test_read_only_write_txn), cmocka_unit_test(test_dup_read_validated),
+        cmocka_unit_test(test_nocheck_failed_write), cmocka_unit_test(test_timeout_and_busy),
+        cmocka_unit_test(test_big_value),       cmocka_unit_test(test_model_random),
+        cmocka_unit_test(test_model_pairs),
     };
+    const char *filter = getenv("SOP_TEST_FILTER"); /* e.g. "test_model_*" */
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

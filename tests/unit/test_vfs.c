@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,7 @@ static void test_posix_read_write(void **state)
     (void)state;
     sop_vfs *v = sop_vfs_posix();
     assert_non_null(v);
+    assert_ptr_equal(v, sop_vfs_posix());
     assert_int_equal(v->version, 1);
     const char *d = tu_tmpdir("posix_rw");
     path_buf p = pj(d, "f");
@@ -373,6 +375,14 @@ typedef struct lock_arg {
     atomic_int done;
 } lock_arg;
 
+static atomic_int g_sigusr1;
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&g_sigusr1, 1);
+}
+
 static void *lock_waiter(void *p)
 {
     lock_arg *a = p;
@@ -438,8 +448,22 @@ static void test_posix_locks(void **state)
     assert_int_equal(pthread_create(&th, NULL, lock_waiter, &a), 0);
     usleep(50000);
     assert_int_equal(atomic_load(&a.done), 0);
+    /* signals without SA_RESTART interrupt the wait: EINTR is retried */
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old_sa), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_kill(th, SIGUSR1), 0);
+        usleep(20000);
+    }
+    assert_int_equal(atomic_load(&a.done), 0);
+    /* (not asserted that the handler ran: ThreadSanitizer defers it) */
     assert_int_equal(v->lock(v, f1, 0, 0, SOP_LOCK_UN, 0), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(sigaction(SIGUSR1, &old_sa, NULL), 0);
     assert_int_equal(a.rc, 0);
     assert_int_equal(v->lock(v, f1, 0, 0, SOP_LOCK_SH, 0), SOP_EBUSY);
 
@@ -447,6 +471,37 @@ static void test_posix_locks(void **state)
     assert_int_equal(v->close(v, f2), 0);
     assert_int_equal(v->lock(v, f1, 0, 0, SOP_LOCK_EX, 0), 0);
     assert_int_equal(v->close(v, f1), 0);
+}
+
+/* shm_map: two mappings of one file region share memory; through the
+ * fault VFS too. */
+static void test_shm_map(void **state)
+{
+    (void)state;
+    sop_vfs *pv = sop_vfs_posix();
+    assert_non_null(pv->shm_map);
+    assert_non_null(pv->shm_unmap);
+    sop_vfs *fv = fault_vfs_new(NULL);
+    assert_non_null(fv->shm_map);
+    const char *d = tu_tmpdir("shm");
+    path_buf p = pj(d, "lock");
+    sop_file *f1, *f2;
+    assert_int_equal(pv->open(pv, p.s, SOP_O_RDWR | SOP_O_CREATE, 0600, &f1), 0);
+    assert_int_equal(fv->open(fv, p.s, SOP_O_RDWR, 0, &f2), 0);
+    void *m1 = NULL, *m2 = NULL;
+    assert_int_equal(pv->shm_map(pv, f1, 4096, 8192, &m1), 0);
+    assert_int_equal(fv->shm_map(fv, f2, 4096, 8192, &m2), 0);
+    assert_true(m1 != m2);
+    memcpy(m1, "shared", 7);
+    assert_string_equal((char *)m2, "shared");
+    uint64_t sz = 0;
+    assert_int_equal(pv->size(pv, f1, &sz), 0);
+    assert_int_equal(sz, 4096 + 8192);
+    assert_int_equal(pv->shm_unmap(pv, m1, 8192), 0);
+    assert_int_equal(fv->shm_unmap(fv, m2, 8192), 0);
+    assert_int_equal(fv->close(fv, f2), 0);
+    assert_int_equal(pv->close(pv, f1), 0);
+    fault_vfs_free(fv);
 }
 
 /* ------------------------------------------------------------------ */
@@ -992,6 +1047,7 @@ static void child_random(void *p)
     CHILD_CHECK(m != NULL);
     m->cur_size = m->synced_size = 0;
     rw_workload(a->seed, v, f, m);
+    free(m);
     fault_vfs_crash_now(v, a->seed * 31 + 1);
 }
 
@@ -1161,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_posix_dirs),
         cmocka_unit_test(test_posix_cloexec),
         cmocka_unit_test(test_posix_locks),
+        cmocka_unit_test(test_shm_map),
         cmocka_unit_test(test_fault_counts),
         cmocka_unit_test(test_fault_fail_transient),
         cmocka_unit_test(test_fault_fail_persistent),

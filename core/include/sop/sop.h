@@ -16,7 +16,9 @@
  *  - sop_txn_commit() and sop_txn_rollback() always end the transaction and
  *    free the handle, also when commit fails.
  *  - Do not use a database from both sides of a fork(): open it again in the
- *    child.
+ *    child. Several processes (up to 120) may have one database open and
+ *    commit concurrently; with a VFS that cannot map shared memory a second
+ *    process gets SOP_EBUSY.
  *  - A failed write or sync while committing puts the database into a panic
  *    state: every later call returns SOP_EPANIC until the handle is closed
  *    and the database reopened (recovery runs at open). An fsync is never
@@ -188,6 +190,12 @@ typedef struct sop_vfs {
      *  non-zero return of @p fn stops the listing and is returned */
     int (*list)(struct sop_vfs *vfs, const char *dir, int (*fn)(const char *name, void *arg),
                 void *arg);
+    /** Optional (NULL: a database is then opened by one process at a time).
+     *  Maps @p len bytes of @p f at @p off, shared between the processes
+     *  that map it (the file is extended with zeros if shorter). Used for
+     *  the coordination area of the lock file, never for data. */
+    int (*shm_map)(struct sop_vfs *vfs, sop_file *f, uint64_t off, size_t len, void **addr);
+    int (*shm_unmap)(struct sop_vfs *vfs, void *addr, size_t len);
 } sop_vfs;
 
 /** @brief The default VFS: POSIX files (pread/pwrite/fdatasync/fcntl locks).
@@ -256,9 +264,10 @@ SOP_API int sop_db_open(const char *path, const sop_db_options *opts, sop_db **d
 
 /** @brief Checkpoints (when writable) and closes. All transactions of @p db
  *  must have ended. NULL is ignored.
- *  @return SOP_OK; -EIO (the checkpoint failed; nothing committed is lost:
- *          recovery replays the log at the next open); SOP_EBUSY if
- *          transactions are still open (the handle is then not closed). */
+ *  @return SOP_OK; -EIO or SOP_EFULL (the checkpoint failed and the handle
+ *          is closed anyway; nothing committed is lost: recovery replays
+ *          the log at the next open); SOP_EBUSY if transactions are still
+ *          open (the handle is then not closed). */
 SOP_API int sop_db_close(sop_db *db);
 
 /** @brief The detailed message of the last failed call made by the calling
@@ -299,7 +308,9 @@ SOP_API int sop_db_stats(sop_db *db, sop_db_stat *st);
 
 /** @brief Forces a checkpoint: syncs the registry and lets the log be
  *  trimmed, then compacts segments whose live fraction fell low.
- *  @return SOP_OK; SOP_EPANIC; SOP_EREADONLY; -EIO; -ENOSPC; -ENOMEM. */
+ *  @return SOP_OK; SOP_EPANIC; SOP_EREADONLY; SOP_EFULL; -EIO; -ENOMEM.
+ *  A failure puts the database into the panic state (nothing committed is
+ *  lost: recovery replays the log at the next open). */
 SOP_API int sop_db_checkpoint(sop_db *db);
 
 /** Callback of sop_db_check() for each problem found. */
