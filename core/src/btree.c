@@ -767,6 +767,7 @@ static void save_old(const sop__node *n, uint32_t i, sop__oldval *old)
 {
     memset(old, 0, sizeof(*old));
     old->vflags = n->slot[i].vflags;
+    old->state = sop__val_state(n->heap + n->slot[i].voff, n->slot[i].vlen, n->slot[i].vflags);
     if (old->vflags == SOP__V_BLOB && n->slot[i].vlen == SOP__BLOBREF_SIZE)
         memcpy(old->ref, n->heap + n->slot[i].voff, SOP__BLOBREF_SIZE);
 }

@@ -81,6 +81,7 @@ void sop__bt_item(const sop__bcur *c, const uint8_t **key, uint32_t *klen, const
 
 /* What a replaced or removed item held (so the caller can free a blob). */
 typedef struct sop__oldval {
+    uint64_t state; /* sop__val_state() of the old value */
     uint8_t vflags;
     uint8_t ref[SOP__BLOBREF_SIZE]; /* the value when vflags == SOP__V_BLOB */
 } sop__oldval;

@@ -42,6 +42,17 @@
                         u32 CRC32C of the value, u32 zero */
 #define SOP__BLOBREF_SIZE 24
 
+/* A fingerprint of a stored value, for the merge (see txn.c): 1 << 32 |
+ * CRC32C of the value bytes, or for a value in a blob of its size and
+ * CRC (not of the blob id, which every write changes). 0 means absent. */
+uint32_t sop__crc32c(const void *buf, size_t len, uint32_t crc);
+static inline uint64_t sop__val_state(const uint8_t *v, uint32_t vlen, uint8_t vflags)
+{
+    if (vflags == SOP__V_BLOB && vlen == SOP__BLOBREF_SIZE)
+        return (1ull << 32) | sop__crc32c(v + 8, 12, vflags);
+    return (1ull << 32) | sop__crc32c(v, vlen, vflags);
+}
+
 typedef struct sop__slot {
     uint32_t koff, klen; /* key bytes: heap + koff */
     uint32_t voff, vlen; /* leaf value bytes: heap + voff */

@@ -703,29 +703,29 @@ static int insert(sop_store *s, const sop_val *key, const sop_val *val, int if_a
     return rc;
 }
 
-/* The state of the item under @c for a merge: the CRC of its value (for
- * a value in a blob, of its size and CRC: not of the blob id, which every
- * write changes). */
+/* The state of the item under @c for a merge (sop__val_state). */
 static uint64_t item_state(const sop__bcur *c)
 {
     const uint8_t *k, *v;
     uint32_t klen, vlen;
     uint8_t vf;
     sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
-    if (vf == SOP__V_BLOB && vlen == SOP__BLOBREF_SIZE)
-        return (1ull << 32) | sop__crc32c(v + 8, 12, vf);
-    return (1ull << 32) | sop__crc32c(v, vlen, vf);
+    return sop__val_state(v, vlen, vf);
 }
 
 static int update(sop_store *s, const sop_val *key, const sop_val *val, uint64_t *state)
 {
-    sop__bcur c;
     uint8_t ik[IKEY_MAX];
     size_t n;
-    int rc = find_first(s, key, &c, ik, &n);
+    int rc;
+    if (s->unique) { /* one descent: the key is the item */
+        rc = sop__key_encode(s, key, ik, &n);
+    } else {          /* the first item with the key */
+        sop__bcur c;
+        rc = find_first(s, key, &c, ik, &n);
+    }
     if (rc)
         return rc;
-    *state = item_state(&c);
     uint8_t ref[SOP__BLOBREF_SIZE];
     const void *vd;
     size_t vl;
@@ -735,26 +735,33 @@ static int update(sop_store *s, const sop_val *key, const sop_val *val, uint64_t
         return rc;
     sop__oldval old = {0};
     rc = sop__bt_update(&s->tree, ik, n, vd, vl, vf, &old);
-    if (!rc)
+    if (!rc) {
+        *state = old.state;
         rc = drop_old(s, &old);
-    else if (vf == SOP__V_BLOB)
+    } else if (vf == SOP__V_BLOB) {
         sop__txn_drop_blob(s->txn, sop__get64(ref));
+    }
     return rc;
 }
 
 static int do_remove(sop_store *s, const sop_val *key, uint64_t *state)
 {
-    sop__bcur c;
     uint8_t ik[IKEY_MAX];
     size_t n;
-    int rc = find_first(s, key, &c, ik, &n);
-    if (!rc)
-        *state = item_state(&c);
+    int rc;
+    if (s->unique) {
+        rc = sop__key_encode(s, key, ik, &n);
+    } else {
+        sop__bcur c;
+        rc = find_first(s, key, &c, ik, &n);
+    }
     sop__oldval old = {0};
     if (!rc)
         rc = sop__bt_delete(&s->tree, ik, n, &old);
-    if (!rc)
+    if (!rc) {
+        *state = old.state;
         rc = drop_old(s, &old);
+    }
     if (!rc)
         rc = count_add(s, -1);
     return rc;
@@ -790,6 +797,10 @@ int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val,
     case SOP__OP_UPDATE:
         return update(s, key, val, state);
     case SOP__OP_UPSERT:
+        if (s->unique) { /* new keys need one descent, existing ones two */
+            rc = insert(s, key, val, 0);
+            return rc == SOP_EEXISTS ? update(s, key, val, state) : rc;
+        }
         rc = update(s, key, val, state);
         return rc == SOP_ENOTFOUND ? insert(s, key, val, 0) : rc;
     case SOP__OP_REMOVE:
