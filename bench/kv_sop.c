@@ -59,6 +59,8 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
     sop_db_options o;
     sop_db_options_init(&o);
     o.sync = e->nosync ? SOP_SYNC_NONE : SOP_SYNC_FULL;
+    if (getenv("SOP_BENCH_CACHE_MB"))
+        o.cache_bytes = (size_t)atol(getenv("SOP_BENCH_CACHE_MB")) << 20;
     int rc = sop_db_open(dir, &o, &d->db);
     if (rc != SOP_OK) {
         sop_err(d->db, "sop_db_open", rc);

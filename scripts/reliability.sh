@@ -2,7 +2,9 @@
 # The durability suites, with one summary (reliability plan, part D):
 #   kill        SIGKILL at random times and at named kill points
 #   powerloss   simulated power loss at every I/O operation of a workload
-#   mutant      the same with the commit sync removed: must be caught
+#   ioerr       EIO / ENOSPC / short I/O at every I/O operation of open,
+#               commits, checkpoint, compaction, close and check
+#   mutant      the power-loss test with the commit sync removed: must be caught
 # Writes build/reliability.json and ends with exactly one line
 #   reliability: <cases> cases, <lost> lost, <partial> partial, <corrupt> corrupt
 # Exit 0 only when the last three are 0 and the mutant was caught.
@@ -15,7 +17,7 @@ scripts/deps.sh build-essential cmake pkg-config libisal-dev libcmocka-dev
 
 b=build/reliability
 cmake -S . -B $b -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOP_TESTING=ON -DSOP_WERROR=ON >/dev/null
-cmake --build $b -j"$(nproc)" --target crash_kill crash_powerloss >/dev/null
+cmake --build $b -j"$(nproc)" --target crash_kill crash_powerloss ioerr >/dev/null
 export SOP_TEST_TMP=$PWD/$b/testtmp
 if [ $quick = 1 ]; then kills=${SOP_KILL_ITERS:-80}; seeds=2; else kills=${SOP_KILL_ITERS:-2000}; seeds=16; fi
 
@@ -24,12 +26,17 @@ out=$b/reliability.log
 status=0
 SOP_KILL_ITERS=$kills $b/tests/crash/crash_kill >>"$out" 2>&1 || status=1
 $b/tests/crash/crash_powerloss --seeds $seeds >>"$out" 2>&1 || status=1
+$b/tests/faults/ioerr >"$b/ioerr.log" 2>&1 || status=1
+# "ioerr: <points> injection points, <bad> bad" -> the common summary shape
+sed -n 's/^ioerr: \([0-9]*\) injection points, \([0-9]*\) bad$/ioerr: \1 cases, 0 acked, 0 lost, 0 partial, \2 corrupt/p' \
+    "$b/ioerr.log" >>"$out"
+grep -q '^ioerr: [0-9]* cases' "$out" || { echo "ioerr: no summary (see $b/ioerr.log)" >&2; status=1; }
 mutant=caught
 $b/tests/crash/crash_powerloss --seeds $seeds --mutant-nosync >"$b/mutant.log" 2>&1 || mutant="NOT caught"
 
-grep -E '^(kill|powerloss): [0-9]+ cases' "$out" || true
+grep -E '^(kill|powerloss|ioerr): [0-9]+ cases' "$out" || true
 awk -v mutant="$mutant" '
-  /^(kill|powerloss): [0-9]+ cases/ {
+  /^(kill|powerloss|ioerr): [0-9]+ cases/ {
     name=$1; sub(":","",name)
     for (i = 2; i <= NF; i++) { v=$i; gsub(",","",v); k=$(i+1); gsub(",","",k); if (v ~ /^[0-9]+$/) f[name,k]=v }
     names[name]=1

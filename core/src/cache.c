@@ -49,6 +49,7 @@ struct shard {
     size_t bytes; /* sum of node->mem; written under mu, read racily by unpin */
     size_t max;   /* this shard's share of the bound */
     size_t hand;  /* CLOCK hand */
+    size_t backoff; /* calls to let pass after an eviction pass found too little */
     uint64_t hits, misses, evictions;
 };
 
@@ -197,10 +198,20 @@ static void unlink_at(struct shard *s, size_t i, sop__node **fl)
 }
 
 /* CLOCK: evicts unpinned entries until the shard is within its bound, or
- * every entry has been looked at twice. */
-static void evict(struct shard *s, sop__node **fl)
+ * every entry has been looked at twice. When that does not bring the shard
+ * within its bound (most entries are pinned), the next count / 4 calls skip
+ * eviction, so that a large pinned set costs O(1) per call, not a scan. */
+static void evict(struct shard *s, sop__node **fl, int after_unpin)
 {
     size_t steps = 0, limit = 2 * (s->mask + 1);
+    if (after_unpin) {
+        /* one entry just became evictable: a short look, whatever the backoff */
+        if (limit > 256)
+            limit = 256;
+    } else if (s->backoff) {
+        s->backoff--;
+        return;
+    }
     while (s->bytes > s->max && s->count && steps++ < limit) {
         size_t i = s->hand & s->mask;
         sop__node *n = s->slots[i].node;
@@ -217,6 +228,8 @@ static void evict(struct shard *s, sop__node **fl)
             s->evictions++;
         }
     }
+    if (s->bytes > s->max && !after_unpin)
+        s->backoff = s->count / 4 + 1;
 }
 
 static void free_list(sop__node *fl)
@@ -321,7 +334,7 @@ sop__node *sop__cache_put(sop__cache *c, sop__node *n)
     s->count++;
     bytes_store(s, s->bytes + n->mem);
     if (s->bytes > s->max)
-        evict(s, &fl);
+        evict(s, &fl, 0);
     pthread_mutex_unlock(&s->mu);
     free_list(fl);
     return n;
@@ -348,7 +361,7 @@ void sop__cache_unpin(sop__cache *c, sop__node *n)
     if (r == 1 && bytes_load(s) > s->max) {
         sop__node *fl = NULL;
         pthread_mutex_lock(&s->mu);
-        evict(s, &fl);
+        evict(s, &fl, 1);
         pthread_mutex_unlock(&s->mu);
         free_list(fl);
     }
