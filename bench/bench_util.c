@@ -20,7 +20,12 @@ double bench_now(void)
 
 void bench_rng_seed(bench_rng *r, uint64_t seed)
 {
-    r->s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+    /* mixed, so that nearby seeds do not give shifted copies of one
+     * sequence (seed s + 1 used to be seed s one step later) */
+    uint64_t z = seed + 0x2545F4914F6CDD1Dull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    r->s = z ^ (z >> 31);
 }
 
 uint64_t bench_rng_next(bench_rng *r)
