@@ -249,17 +249,7 @@ int sop_cursor_update(sop_cursor *c, const sop_val *val)
     sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
     if (c->store->tree.cmp(c->store->tree.cmp_ctx, k, klen, c->ikey, c->iklen) != 0)
         return SOP_EINCOMPLETE; /* the item was removed */
-    uint8_t ref[SOP__BLOBREF_SIZE];
-    const void *vd;
-    size_t vl;
-    uint8_t nvf;
-    rc = sop__value_prepare(s, val, ref, &vd, &vl, &nvf);
-    if (rc)
-        return fail(c, rc);
-    sop__oldval old = {0};
-    rc = sop__bt_update(&s->tree, c->ikey, c->iklen, vd, vl, nvf, &old);
-    if (!rc && old.vflags == SOP__V_BLOB)
-        rc = sop__txn_drop_blob(s->txn, sop__get64(old.ref));
+    rc = sop__store_replace(s, c->ikey, c->iklen, val, NULL);
     if (rc)
         return fail(c, rc);
     s->txn->gen++;

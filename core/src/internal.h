@@ -207,6 +207,10 @@ void sop__key_decode(sop_store *s, const uint8_t *ik, uint32_t iklen, uint8_t *b
  * (then *data points into @ref). */
 int sop__value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBREF_SIZE],
                        const void **data, size_t *len, uint8_t *vflags);
+/* Replaces the value of internal key @ik (blob bookkeeping included);
+ * *state (may be NULL) gets the old value's sop__val_state(). */
+int sop__store_replace(sop_store *s, const uint8_t *ik, size_t n, const sop_val *val,
+                       uint64_t *state);
 int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags, sop_val *out);
 int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s);
 

@@ -713,6 +713,28 @@ static uint64_t item_state(const sop__bcur *c)
     return sop__val_state(v, vlen, vf);
 }
 
+int sop__store_replace(sop_store *s, const uint8_t *ik, size_t n, const sop_val *val,
+                       uint64_t *state)
+{
+    uint8_t ref[SOP__BLOBREF_SIZE];
+    const void *vd;
+    size_t vl;
+    uint8_t vf;
+    int rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
+    if (rc)
+        return rc;
+    sop__oldval old = {0};
+    rc = sop__bt_update(&s->tree, ik, n, vd, vl, vf, &old);
+    if (!rc) {
+        if (state)
+            *state = old.state;
+        rc = drop_old(s, &old);
+    } else if (vf == SOP__V_BLOB) {
+        sop__txn_drop_blob(s->txn, sop__get64(ref));
+    }
+    return rc;
+}
+
 static int update(sop_store *s, const sop_val *key, const sop_val *val, uint64_t *state)
 {
     uint8_t ik[IKEY_MAX];
@@ -724,24 +746,7 @@ static int update(sop_store *s, const sop_val *key, const sop_val *val, uint64_t
         sop__bcur c;
         rc = find_first(s, key, &c, ik, &n);
     }
-    if (rc)
-        return rc;
-    uint8_t ref[SOP__BLOBREF_SIZE];
-    const void *vd;
-    size_t vl;
-    uint8_t vf;
-    rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
-    if (rc)
-        return rc;
-    sop__oldval old = {0};
-    rc = sop__bt_update(&s->tree, ik, n, vd, vl, vf, &old);
-    if (!rc) {
-        *state = old.state;
-        rc = drop_old(s, &old);
-    } else if (vf == SOP__V_BLOB) {
-        sop__txn_drop_blob(s->txn, sop__get64(ref));
-    }
-    return rc;
+    return rc ? rc : sop__store_replace(s, ik, n, val, state);
 }
 
 static int do_remove(sop_store *s, const sop_val *key, uint64_t *state)
