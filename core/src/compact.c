@@ -51,15 +51,11 @@ static int push_reap(sop_db *db, uint32_t seg, uint64_t csn)
             db->reap[i].csn = csn;
             return 0;
         }
-    if (db->nreap == db->capreap) {
-        size_t c = db->capreap ? db->capreap * 2 : 16;
-        struct sop__reap *a = sop__realloc(db->reap, c * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        db->reap = a;
-        db->capreap = c;
-    }
-    db->reap[db->nreap++] = (struct sop__reap){seg, csn};
+    struct sop__reap *a = sop__grow(db->reap, &db->capreap, db->nreap + 1, sizeof *a, 16);
+    if (!a)
+        return -ENOMEM;
+    db->reap = a;
+    a[db->nreap++] = (struct sop__reap){seg, csn};
     return 0;
 }
 

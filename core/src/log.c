@@ -120,15 +120,11 @@ static int scan_name(const char *name, void *arg)
     uint32_t n = (uint32_t)strtoul(name + 4, NULL, 10);
     if (!n)
         return 0;
-    if (s->n == s->cap) {
-        size_t c = s->cap ? s->cap * 2 : 64;
-        uint32_t *a = sop__realloc(s->nums, c * sizeof *a);
-        if (!a)
-            return s->rc = -ENOMEM;
-        s->nums = a;
-        s->cap = c;
-    }
-    s->nums[s->n++] = n;
+    uint32_t *a = sop__grow(s->nums, &s->cap, s->n + 1, sizeof *a, 64);
+    if (!a)
+        return s->rc = -ENOMEM;
+    s->nums = a;
+    a[s->n++] = n;
     if (!s->first || n < s->first)
         s->first = n;
     if (n > s->last)

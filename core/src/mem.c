@@ -54,3 +54,18 @@ void *sop__memdup(const void *p, size_t n)
 }
 
 char *sop__strdup(const char *s) { return sop__memdup(s, strlen(s) + 1); }
+
+void *sop__grow(void *arr, size_t *cap, size_t need, size_t size, size_t min)
+{
+    if (need <= *cap)
+        return arr;
+    size_t c = *cap ? *cap : min;
+    while (c < need)
+        c *= 2;
+    if (size && c > (size_t)-1 / size)
+        return NULL;
+    void *a = sop__realloc(arr, c * size);
+    if (a)
+        *cap = c;
+    return a;
+}

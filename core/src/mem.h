@@ -11,4 +11,9 @@ void sop__free(void *p);
 char *sop__strdup(const char *s);
 void *sop__memdup(const void *p, size_t n);
 
+/* Room for @need elements of @size bytes in @arr (capacity *cap, doubled
+ * from @min as needed). Returns the (maybe moved) array, or NULL with @arr
+ * untouched when out of memory. */
+void *sop__grow(void *arr, size_t *cap, size_t need, size_t size, size_t min);
+
 #endif

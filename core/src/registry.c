@@ -268,15 +268,11 @@ int sop__reg_alloc_id(sop__registry *r, uint64_t *id)
 
 static void push_free_locked(sop__registry *r, uint64_t id)
 {
-    if (r->nfree == r->cap_free) {
-        size_t cap = r->cap_free ? r->cap_free * 2 : 256;
-        uint64_t *nf = sop__realloc(r->free_ids, cap * sizeof *nf);
-        if (!nf)
-            return; /* the id leaks until the next open rebuilds the list */
-        r->free_ids = nf;
-        r->cap_free = cap;
-    }
-    r->free_ids[r->nfree++] = id;
+    uint64_t *nf = sop__grow(r->free_ids, &r->cap_free, r->nfree + 1, sizeof *nf, 256);
+    if (!nf)
+        return; /* the id leaks until the next open rebuilds the list */
+    r->free_ids = nf;
+    nf[r->nfree++] = id;
 }
 
 void sop__reg_release_id(sop__registry *r, uint64_t id)

@@ -450,17 +450,10 @@ static int collect(void *arg, const sop__node *n, int level)
 {
     (void)level;
     struct drop_ctx *d = arg;
-    size_t need = d->n + 1 + (n->leaf ? n->n : 0);
-    if (need > d->cap) {
-        size_t c = d->cap ? d->cap : 64;
-        while (c < need)
-            c *= 2;
-        uint64_t *a = sop__realloc(d->ids, c * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        d->ids = a;
-        d->cap = c;
-    }
+    uint64_t *a = sop__grow(d->ids, &d->cap, d->n + 1 + (n->leaf ? n->n : 0), sizeof *a, 64);
+    if (!a)
+        return -ENOMEM;
+    d->ids = a;
     d->ids[d->n++] = n->id << 1;
     if (n->leaf)
         for (uint32_t i = 0; i < n->n; i++)

@@ -24,15 +24,11 @@
 
 static int push_u64(uint64_t **arr, size_t *n, size_t *cap, uint64_t v)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        uint64_t *a = sop__realloc(*arr, c * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        *arr = a;
-        *cap = c;
-    }
-    (*arr)[(*n)++] = v;
+    uint64_t *a = sop__grow(*arr, cap, *n + 1, sizeof *a, 16);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    a[(*n)++] = v;
     return 0;
 }
 
@@ -83,16 +79,11 @@ static int txn_new(sop_db *db, sop_txn_mode mode, uint32_t max_ms, int locked, s
      * a segment this transaction may still need while it takes its own */
     int rc = 0;
     pthread_mutex_lock(&db->mu);
-    if (db->nsnaps == db->capsnaps) {
-        size_t c = db->capsnaps ? db->capsnaps * 2 : 16;
-        uint64_t *a = sop__realloc(db->snaps, c * sizeof *a);
-        if (a) {
-            db->snaps = a;
-            db->capsnaps = c;
-        } else {
-            rc = -ENOMEM;
-        }
-    }
+    uint64_t *a = sop__grow(db->snaps, &db->capsnaps, db->nsnaps + 1, sizeof *a, 16);
+    if (a)
+        db->snaps = a;
+    else
+        rc = -ENOMEM;
     if (!rc) {
         db->snaps[db->nsnaps++] = 0;
         db->ntxn++;
@@ -436,14 +427,10 @@ void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node
 
 int sop__txn_put_blob(sop_txn *t, const void *data, size_t len, uint64_t *id)
 {
-    if (t->nblobs == t->capblobs) {
-        size_t c = t->capblobs ? t->capblobs * 2 : 8;
-        sop__blob *b = sop__realloc(t->blobs, c * sizeof *b);
-        if (!b)
-            return -ENOMEM;
-        t->blobs = b;
-        t->capblobs = c;
-    }
+    sop__blob *b = sop__grow(t->blobs, &t->capblobs, t->nblobs + 1, sizeof *b, 8);
+    if (!b)
+        return -ENOMEM;
+    t->blobs = b;
     uint8_t *copy = sop__memdup(data, len);
     if (!copy)
         return -ENOMEM;
@@ -458,14 +445,10 @@ int sop__txn_put_blob(sop_txn *t, const void *data, size_t len, uint64_t *id)
 
 static int keep_tmp(sop_txn *t, uint8_t *p)
 {
-    if (t->ntmp == t->captmp) {
-        size_t c = t->captmp ? t->captmp * 2 : 8;
-        uint8_t **a = sop__realloc(t->tmp, c * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        t->tmp = a;
-        t->captmp = c;
-    }
+    uint8_t **a = sop__grow(t->tmp, &t->captmp, t->ntmp + 1, sizeof *a, 8);
+    if (!a)
+        return -ENOMEM;
+    t->tmp = a;
     t->tmp[t->ntmp++] = p;
     return 0;
 }
@@ -521,14 +504,10 @@ sop__counter *sop__txn_counter(sop_txn *t, uint64_t id, int create)
     for (size_t i = 0; i < t->ncounters; i++)
         if (t->counters[i].id == id)
             return &t->counters[i];
-    if (t->ncounters == t->capcounters) {
-        size_t c = t->capcounters ? t->capcounters * 2 : 8;
-        sop__counter *a = sop__realloc(t->counters, c * sizeof *a);
-        if (!a)
-            return NULL;
-        t->counters = a;
-        t->capcounters = c;
-    }
+    sop__counter *a = sop__grow(t->counters, &t->capcounters, t->ncounters + 1, sizeof *a, 8);
+    if (!a)
+        return NULL;
+    t->counters = a;
     sop__counter *c = &t->counters[t->ncounters++];
     memset(c, 0, sizeof *c);
     c->id = id;
@@ -680,15 +659,11 @@ static void fill_node(const void *src, uint8_t *dst) { sop__node_encode(src, dst
 
 static int push_entry(entry **arr, size_t *n, size_t *cap, uint64_t id, const sop__handle *h)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 64;
-        entry *a = sop__realloc(*arr, c * sizeof *a);
-        if (!a)
-            return -ENOMEM;
-        *arr = a;
-        *cap = c;
-    }
-    (*arr)[(*n)++] = (entry){id, *h};
+    entry *a = sop__grow(*arr, cap, *n + 1, sizeof *a, 64);
+    if (!a)
+        return -ENOMEM;
+    *arr = a;
+    a[(*n)++] = (entry){id, *h};
     return 0;
 }
 
@@ -821,14 +796,10 @@ void sop__txn_log_op(sop_txn *t, sop_store *s, int kind, const sop_val *key, con
     size_t kl = key ? key->size : 0, vl = val ? val->size : 0;
     if (t->opbytes + kl + vl > SOP__OPLOG_MAX)
         goto give_up;
-    if (t->nops == t->capops) {
-        size_t c = t->capops ? t->capops * 2 : 32;
-        sop__op *a = sop__realloc(t->ops, c * sizeof *a);
-        if (!a)
-            goto give_up;
-        t->ops = a;
-        t->capops = c;
-    }
+    sop__op *a = sop__grow(t->ops, &t->capops, t->nops + 1, sizeof *a, 32);
+    if (!a)
+        goto give_up;
+    t->ops = a;
     uint8_t *mem = sop__malloc(kl + vl);
     if (!mem)
         goto give_up;

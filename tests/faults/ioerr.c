@@ -170,47 +170,11 @@ static void on_alarm(int sig)
 /* Files                                                              */
 /* ------------------------------------------------------------------ */
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb");
-    if (!in)
-        fatal("cannot open %s: %s", from, strerror(errno));
-    FILE *out = fopen(to, "wb");
-    if (!out)
-        fatal("cannot create %s: %s", to, strerror(errno));
-    char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n)
-            fatal("cannot write %s", to);
-    if (ferror(in))
-        fatal("cannot read %s", from);
-    fclose(in);
-    if (fclose(out))
-        fatal("cannot close %s", to);
-}
-
 /* Replaces directory @dst by a byte copy of the regular files of @src. */
 static void copy_dir(const char *src, const char *dst)
 {
-    tu_rmtree(dst);
-    if (mkdir(dst, 0700))
-        fatal("mkdir %s: %s", dst, strerror(errno));
-    DIR *d = opendir(src);
-    if (!d)
-        fatal("opendir %s: %s", src, strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char a[4096], b[4096];
-        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
-        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
-        struct stat st;
-        if (lstat(a, &st) == 0 && S_ISREG(st.st_mode))
-            copy_file(a, b);
-    }
-    closedir(d);
+    if (tu_copydir(src, dst))
+        fatal("cannot copy %s to %s", src, dst);
 }
 
 static uint64_t file_size(const char *path)

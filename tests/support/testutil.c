@@ -3,6 +3,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -182,4 +183,53 @@ unsigned tu_seed(void)
 {
     pthread_once(&g_seed_once, seed_init);
     return g_seed;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    FILE *out = in ? fopen(to, "wb") : NULL;
+    int rc = in && out ? 0 : -1;
+    char buf[1 << 16];
+    size_t n;
+    while (!rc && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -1;
+    if (in && ferror(in))
+        rc = -1;
+    if (in)
+        fclose(in);
+    if (out && fclose(out))
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "tu_copydir: cannot copy %s to %s: %s\n", from, to, strerror(errno));
+    return rc;
+}
+
+int tu_copydir(const char *src, const char *dst)
+{
+    tu_rmtree(dst);
+    if (mkdir(dst, 0700)) {
+        fprintf(stderr, "tu_copydir: mkdir %s: %s\n", dst, strerror(errno));
+        return -1;
+    }
+    DIR *d = opendir(src);
+    if (!d) {
+        fprintf(stderr, "tu_copydir: opendir %s: %s\n", src, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char a[4096], b[4096];
+        snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+        struct stat st;
+        if (lstat(a, &st) == 0 && S_ISREG(st.st_mode))
+            rc = copy_file(a, b);
+    }
+    closedir(d);
+    return rc;
 }

@@ -32,6 +32,9 @@ uint64_t tu_rand_below(uint64_t *state, uint64_t n);
  *  themselves, never their targets). A missing path is not an error;
  *  failures are ignored. */
 void tu_rmtree(const char *path);
+/* Replaces directory @dst by a byte copy of the regular files of @src.
+ * Returns 0, or -1 after printing why to stderr. */
+int tu_copydir(const char *src, const char *dst);
 
 #ifdef __cplusplus
 }
