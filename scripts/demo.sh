@@ -12,6 +12,7 @@ cmake --build build/release -j"$(nproc)" >/dev/null
 sop=build/release/cli/sop
 db=build/demo-db
 rm -rf "$db"
+mkdir -p "$db"
 
 echo "== the smallest program (examples/kv_basic.c)"
 build/release/examples/example_kv_basic "$db/basic"

@@ -673,9 +673,9 @@ static int insert(sop_store *s, const sop_val *key, const sop_val *val, int if_a
             return rc;
     }
     uint8_t ref[SOP__BLOBREF_SIZE];
-    const void *vd;
-    size_t vl;
-    uint8_t vf;
+    const void *vd = NULL;
+    size_t vl = 0;
+    uint8_t vf = SOP__V_INLINE;
     rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
     if (rc)
         return rc;
@@ -710,9 +710,9 @@ int sop__store_replace(sop_store *s, const uint8_t *ik, size_t n, const sop_val 
                        uint64_t *state)
 {
     uint8_t ref[SOP__BLOBREF_SIZE];
-    const void *vd;
-    size_t vl;
-    uint8_t vf;
+    const void *vd = NULL;
+    size_t vl = 0;
+    uint8_t vf = SOP__V_INLINE;
     int rc = sop__value_prepare(s, val, ref, &vd, &vl, &vf);
     if (rc)
         return rc;
