@@ -8,11 +8,13 @@
  * reference resolves to a blob image of the right size, and the store's
  * item counter equals the items found. Then every live registry handle must
  * have been reached (no leaked ids) and point at a valid image record of
- * that id and version.
+ * that id and version; no two live images may share bytes, each must lie
+ * inside its segment, and no id on the free list may be live.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bytes.h"
@@ -172,6 +174,57 @@ static int check_store(const char *name, void *arg)
     return 0;
 }
 
+typedef struct extent {
+    uint32_t seg, len;
+    uint64_t off, id;
+} extent;
+
+static int extent_cmp(const void *a, const void *b)
+{
+    const extent *x = a, *y = b;
+    if (x->seg != y->seg)
+        return x->seg < y->seg ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Space accounting: no two live images share bytes of a segment, every
+ * image lies inside its segment, and no id on the free list is live. */
+static int check_space(chk *k)
+{
+    sop_db *db = k->db;
+    size_t n = 0, cap = 0;
+    extent *ex = NULL;
+    for (uint64_t id = 1, end = sop__reg_next_id(&db->reg); id < end; id++) {
+        sop__handle h = sop__reg_get(&db->reg, id);
+        if (!sop__handle_live(&h))
+            continue;
+        extent *a = sop__grow(ex, &cap, n + 1, sizeof *a, 1024);
+        if (!a) {
+            sop__free(ex);
+            return -ENOMEM;
+        }
+        ex = a;
+        ex[n++] = (extent){h.seg, sop__handle_len(&h), h.off, id};
+    }
+    qsort(ex, n, sizeof *ex, extent_cmp);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t size = 0;
+        if (i == 0 || ex[i].seg != ex[i - 1].seg)
+            sop__log_seg_size(&db->log, ex[i].seg, &size);
+        if (i > 0 && ex[i].seg == ex[i - 1].seg && ex[i].off < ex[i - 1].off + ex[i - 1].len)
+            problem(k, "ids %llu and %llu share bytes of segment %u", (unsigned long long)ex[i - 1].id,
+                    (unsigned long long)ex[i].id, ex[i].seg);
+        if (size && ex[i].off + ex[i].len > size)
+            problem(k, "id %llu: image past the end of segment %u", (unsigned long long)ex[i].id,
+                    ex[i].seg);
+    }
+    sop__free(ex);
+    uint64_t bad = sop__reg_free_but_live(&db->reg);
+    if (bad)
+        problem(k, "%llu ids on the free list are live", (unsigned long long)bad);
+    return 0;
+}
+
 int sop_db_check(sop_db *db, sop_check_fn fn, void *ctx, uint64_t *problems)
 {
     if (!db || db->open_rc)
@@ -217,6 +270,8 @@ int sop_db_check(sop_db *db, sop_check_fn fn, void *ctx, uint64_t *problems)
                 break;
         }
     }
+    if (!rc)
+        rc = check_space(&k);
     sop__u64map_free(&k.reached);
     sop_txn_rollback(k.txn);
     if (problems)

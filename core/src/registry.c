@@ -282,6 +282,19 @@ void sop__reg_release_id(sop__registry *r, uint64_t id)
     pthread_mutex_unlock(&r->mu);
 }
 
+uint64_t sop__reg_free_but_live(sop__registry *r)
+{
+    uint64_t bad = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->nfree; i++) {
+        uint64_t id = r->free_ids[i], b = id / SOP__REG_PER_BLOCK;
+        if (b < r->nblocks && sop__handle_live(&r->blocks[b]->h[id % SOP__REG_PER_BLOCK]))
+            bad++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return bad;
+}
+
 int sop__reg_rebuild_free(sop__registry *r)
 {
     pthread_mutex_lock(&r->mu);

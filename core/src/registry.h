@@ -84,6 +84,8 @@ int sop__reg_alloc_id(sop__registry *r, uint64_t *id);
 /* Gives back an id that was handed out but never committed, or whose
  * deletion committed. */
 void sop__reg_release_id(sop__registry *r, uint64_t id);
+/* How many ids on the free list have a live handle (sop_db_check: 0). */
+uint64_t sop__reg_free_but_live(sop__registry *r);
 /* Rebuilds the free-id list from the handles (after recovery). */
 int sop__reg_rebuild_free(sop__registry *r);
 /* Writes dirty blocks durably (double write, then in place). */

@@ -318,8 +318,10 @@ typedef void (*sop_check_fn)(const char *problem, void *ctx);
 
 /** @brief Full integrity check: every node image's CRC, key order inside
  *  and across nodes, child links, item counts, registry entries against
- *  segment contents, and live-space accounting. Runs in its own READ
- *  transaction. @p fn (may be NULL) receives a line per problem.
+ *  segment contents (every live id reachable, its image of that id and
+ *  version), and space accounting (no two live images share bytes, every
+ *  image inside its segment, no id on the free list live). Runs in its own
+ *  READ transaction. @p fn (may be NULL) receives a line per problem.
  *  @param[out] problems number of problems found (may be NULL)
  *  @return SOP_OK when clean; SOP_ECORRUPT when problems were found;
  *          SOP_EPANIC; -EIO; -ENOMEM. */
