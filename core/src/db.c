@@ -170,7 +170,7 @@ static int ckpt_write(sop_db *db)
 fail:
     /* the log or the registry may now be ahead of what is durable */
     atomic_store(&db->panic, 1);
-    return rc == -ENOMEM ? rc : (rc == SOP_EPANIC ? rc : rc);
+    return rc;
 }
 
 /* A checkpoint, then reclaiming space: emptied segments are deleted and,

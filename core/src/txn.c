@@ -205,7 +205,8 @@ int sop_txn_rollback(sop_txn *txn)
 /* Node access                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Reads the record at @h and returns its image header fields. */
+/* Reads the whole image record of @id at (seg, off, len), checked (CRC,
+ * type, id), into a new buffer *recp that the caller frees. */
 static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
                       uint8_t **recp)
 {
