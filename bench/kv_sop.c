@@ -61,6 +61,9 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
     o.sync = e->nosync ? SOP_SYNC_NONE : SOP_SYNC_FULL;
     if (getenv("SOP_BENCH_CACHE_MB"))
         o.cache_bytes = (size_t)atol(getenv("SOP_BENCH_CACHE_MB")) << 20;
+    /* reads through segment maps, as LMDB reads its pages (SIGBUS on a
+     * media error); SOP_BENCH_MAP_READS=0 measures the read() path */
+    o.map_reads = !getenv("SOP_BENCH_MAP_READS") || atoi(getenv("SOP_BENCH_MAP_READS")) != 0;
     int rc = sop_db_open(dir, &o, &d->db);
     if (rc != SOP_OK) {
         sop_err(d->db, "sop_db_open", rc);
@@ -87,7 +90,8 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
         sop_err(d->db, "sop_txn_commit (create store)", rc);
         goto fail;
     }
-    snprintf(desc, desclen, "%s", e->nosync ? "SOP_SYNC_NONE" : "SOP_SYNC_FULL");
+    snprintf(desc, desclen, "%s, cache %zu MiB%s", e->nosync ? "SOP_SYNC_NONE" : "SOP_SYNC_FULL",
+             o.cache_bytes >> 20, o.map_reads ? ", map_reads" : "");
     *out = d;
     return 0;
 fail:

@@ -160,11 +160,59 @@ static void swap_contents(sop__node *a, sop__node *b)
 #undef SWAPF
 }
 
+int sop__bt_cmp(const sop__tree *t, const void *a, size_t alen, const void *b, size_t blen)
+{
+    return kcmp(t, a, alen, b, blen);
+}
+
+/* Narrows [*lo, *hi) to the slots whose key may equal k, using the
+ * prefixes of a decoded node (bytewise trees only): every key before *lo
+ * is < k, every key from *hi on is > k. */
+static void pfx_narrow(const sop__tree *t, const sop__node *n, const uint8_t *k, size_t kl,
+                       uint32_t *lo, uint32_t *hi)
+{
+    *lo = 0;
+    *hi = n->n;
+    if (t->cmp || !n->pfx || !n->n)
+        return;
+    uint32_t cpl = n->cpl;
+    if (cpl) {
+        /* keys share their first cpl bytes: k is below or above them all
+         * unless it shares them too */
+        size_t m = kl < cpl ? kl : cpl;
+        int c = memcmp(k, nkey(n, 0), m);
+        if (c < 0 || (c == 0 && kl < cpl)) {
+            *hi = 0;
+            return;
+        }
+        if (c > 0) {
+            *lo = n->n;
+            return;
+        }
+    }
+    uint64_t q = sop__key_prefix(k, (uint32_t)kl, cpl);
+    const uint64_t *pf = n->pfx;
+    uint32_t a = 0, b = n->n;
+    while (a < b) { /* first prefix >= q */
+        uint32_t mid = a + ((b - a) >> 1);
+        if (pf[mid] < q)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    uint32_t e = a;
+    while (e < n->n && pf[e] == q) /* ties: usually none or one */
+        e++;
+    *lo = a;
+    *hi = e;
+}
+
 /* leaf: first slot with key >= k (*eq when equal) */
 static uint32_t leaf_search(const sop__tree *t, const sop__node *n, const void *k, size_t kl,
                             int *eq)
 {
-    uint32_t lo = 0, hi = n->n;
+    uint32_t lo, hi;
+    pfx_narrow(t, n, k, kl, &lo, &hi);
     *eq = 0;
     while (lo < hi) {
         uint32_t mid = lo + ((hi - lo) >> 1);
@@ -184,7 +232,8 @@ static uint32_t leaf_search(const sop__tree *t, const sop__node *n, const void *
 /* internal: the child to follow = number of keys <= k */
 static uint32_t int_search(const sop__tree *t, const sop__node *n, const void *k, size_t kl)
 {
-    uint32_t lo = 0, hi = n->n;
+    uint32_t lo, hi;
+    pfx_narrow(t, n, k, kl, &lo, &hi);
     while (lo < hi) {
         uint32_t mid = lo + ((hi - lo) >> 1);
         int c = kcmp(t, nkey(n, mid), n->slot[mid].klen, k, kl);

@@ -38,7 +38,8 @@ struct sop__tree {
     int (*alloc)(void *ctx, int leaf, sop__node **out);
     /* Node @id is no longer part of the tree. */
     int (*drop)(void *ctx, uint64_t id);
-    /* Key order. */
+    /* Key order; NULL for bytewise (memcmp, then the shorter first),
+     * which lets searches use the prefixes of decoded nodes. */
     int (*cmp)(void *cmp_ctx, const void *a, size_t alen, const void *b, size_t blen);
     void *cmp_ctx;
     uint64_t root;       /* logical id of the root */
@@ -62,6 +63,8 @@ typedef struct sop__bcur {
 #define SOP__SEEK_LE 3
 #define SOP__SEEK_LT 4
 
+/* Compares two keys in the tree's order. */
+int sop__bt_cmp(const sop__tree *t, const void *a, size_t alen, const void *b, size_t blen);
 /* Creates the (empty leaf) root of a new tree; returns its id. */
 int sop__bt_create(sop__tree *t, uint64_t *root);
 

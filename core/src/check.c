@@ -78,13 +78,13 @@ static int walk(chk *k, sop__tree *t, uint64_t id, int depth, const uint8_t *lo,
     for (uint32_t i = 0; i < n->n; i++) {
         uint32_t kl;
         const uint8_t *key = sop__node_key(n, i, &kl);
-        if (prev && t->cmp(t->cmp_ctx, prev, prevlen, key, kl) >= 0)
+        if (prev && sop__bt_cmp(t, prev, prevlen, key, kl) >= 0)
             problem(k, "store %s: node %llu: keys %u and %u out of order", k->store,
                     (unsigned long long)id, i - 1, i);
-        if (lo && t->cmp(t->cmp_ctx, key, kl, lo, lolen) < 0)
+        if (lo && sop__bt_cmp(t, key, kl, lo, lolen) < 0)
             problem(k, "store %s: node %llu: key %u below its separator", k->store,
                     (unsigned long long)id, i);
-        if (hi && t->cmp(t->cmp_ctx, key, kl, hi, hilen) >= 0)
+        if (hi && sop__bt_cmp(t, key, kl, hi, hilen) >= 0)
             problem(k, "store %s: node %llu: key %u not below its separator", k->store,
                     (unsigned long long)id, i);
         prev = key;

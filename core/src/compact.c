@@ -35,10 +35,12 @@ int sop__reap_locked(sop_db *db)
         struct sop__reap r = db->reap[i];
         /* replay never starts before ckpt_seg, every process has followed
          * the log past it, and no snapshot predates the relocation */
-        if (!rc && r.seg < ckseg && r.seg < min_seg && oldest >= r.csn)
+        if (!rc && r.seg < ckseg && r.seg < min_seg && oldest >= r.csn) {
+            sop__segmap_drop(&db->segmap, db, r.seg);
             rc = sop__log_remove_seg(&db->log, r.seg, db);
-        else
+        } else {
             db->reap[keep++] = r;
+        }
     }
     db->nreap = keep;
     return rc;

@@ -247,7 +247,7 @@ int sop_cursor_update(sop_cursor *c, const sop_val *val)
     uint32_t klen, vlen;
     uint8_t vf;
     sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
-    if (c->store->tree.cmp(c->store->tree.cmp_ctx, k, klen, c->ikey, c->iklen) != 0)
+    if (sop__bt_cmp(&c->store->tree, k, klen, c->ikey, c->iklen) != 0)
         return SOP_EINCOMPLETE; /* the item was removed */
     rc = sop__store_replace(s, c->ikey, c->iklen, val, NULL);
     if (rc)
@@ -274,7 +274,7 @@ int sop_cursor_update_key(sop_cursor *c, const sop_val *key)
         memcpy(nk + n, c->ikey + c->iklen - DUP, DUP);
         n += DUP;
     }
-    if (s->tree.cmp(s->tree.cmp_ctx, nk, n, c->ikey, c->iklen) != 0)
+    if (sop__bt_cmp(&s->tree, nk, n, c->ikey, c->iklen) != 0)
         return sop__err(s->txn->db, -EINVAL, "the new key does not compare equal to the current key");
     rc = sop__bt_update_key(&s->tree, c->ikey, c->iklen, nk, n);
     if (rc)

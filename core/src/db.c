@@ -356,6 +356,8 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
     if (!db->opt.txn_max_ms)
         db->opt.txn_max_ms = 60000;
     db->vfs = db->opt.vfs ? db->opt.vfs : sop_vfs_posix();
+    sop__segmap_init(&db->segmap, db->opt.map_reads && db->vfs->version >= 2 && db->vfs->map &&
+                                      db->vfs->unmap);
 #ifdef SOP_TESTING
     db->test_nosync = getenv("SOP_TEST_NO_COMMIT_SYNC") != NULL;
 #endif
@@ -462,6 +464,7 @@ int sop_db_close(sop_db *db)
     sop__shm_detach(db);
     if (db->cache)
         sop__cache_free(db->cache);
+    sop__segmap_close(&db->segmap, db);
     if (db->log_open)
         sop__log_close(&db->log);
     if (db->reg_open)

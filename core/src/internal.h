@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "registry.h"
+#include "segmap.h"
 #include "shared.h"
 #include "sop/sop.h"
 #include "u64map.h"
@@ -36,6 +37,7 @@ struct sop_db {
     sop__registry reg;
     sop__log log;
     sop__cache *cache;
+    sop__segmap segmap;
     int reg_open, log_open;
 
     pthread_mutex_t commit_mu; /* serialises validation, append and apply */

@@ -6,8 +6,10 @@
  * heap[0, heap_len). Edits append new bytes to the heap and leave the old
  * ones dead (heap_dead counts them); the heap is compacted when more than
  * half of it is dead, or as a side effect of growing it. A decoded node
- * keeps a copy of the whole image as its heap (one memcpy, no per-key
- * copies); its headers and child ids count as dead bytes.
+ * is one allocation (node, child ids, search prefixes, slots, and a copy
+ * of the whole image as its heap: one memcpy, no per-key copies; headers
+ * and child ids count as dead bytes) and is frozen: the cache shares it
+ * between transactions, and a writer edits a clone.
  *
  * Failure atomicity: every edit that can fail (-ENOMEM) allocates first
  * and changes nothing when the allocation fails. Compaction triggered by a
@@ -17,6 +19,7 @@
  * Any edit may move the heap: pointers from sop__node_key/val into a node
  * are invalid after the next edit of that node.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -91,6 +94,10 @@ void sop__node_free(sop__node *n)
 {
     if (!n)
         return;
+    if (n->frozen) { /* one block */
+        sop__free(n);
+        return;
+    }
     sop__free(n->slot);
     sop__free(n->child);
     sop__free(n->heap);
@@ -224,6 +231,7 @@ static int heap_room(sop__node *n, uint64_t need, uint8_t **old)
 
 int sop__node_reserve(sop__node *n, uint32_t slots, size_t heap)
 {
+    assert(!n->frozen);
     int rc = grow_slots(n, (uint64_t)n->n + slots);
     if (rc)
         return rc;
@@ -235,6 +243,7 @@ int sop__node_reserve(sop__node *n, uint32_t slots, size_t heap)
 
 int sop__node_compact(sop__node *n)
 {
+    assert(!n->frozen);
     if (!n->heap || n->heap_dead == 0 || (uint64_t)n->heap_dead * 2 <= n->heap_len)
         return 0;
     /* keep the free room (heap_cap - heap_len): reservations survive */
@@ -268,6 +277,7 @@ static void maybe_compact(sop__node *n)
 int sop__node_insert_leaf(sop__node *n, uint32_t at, const void *k, uint32_t klen, const void *v,
                           uint32_t vlen, uint8_t vflags)
 {
+    assert(!n->frozen);
     if (!n->leaf || at > n->n)
         return -EINVAL;
     uint64_t add = (uint64_t)SOP__LEAF_ITEM_OVERHEAD + klen + vlen;
@@ -299,6 +309,7 @@ int sop__node_insert_leaf(sop__node *n, uint32_t at, const void *k, uint32_t kle
 int sop__node_insert_internal(sop__node *n, uint32_t at, const void *k, uint32_t klen,
                               uint64_t right)
 {
+    assert(!n->frozen);
     if (n->leaf || at > n->n)
         return -EINVAL;
     uint64_t add = (uint64_t)SOP__INT_ITEM_OVERHEAD + klen;
@@ -331,6 +342,7 @@ int sop__node_insert_internal(sop__node *n, uint32_t at, const void *k, uint32_t
  * @p/@plen: in place when not longer, else appended. */
 static int set_bytes(sop__node *n, uint32_t at, int val, const void *p, uint32_t plen)
 {
+    assert(!n->frozen);
     sop__slot *s = &n->slot[at];
     uint32_t cur = val ? s->vlen : s->klen;
     if (plen <= cur) {
@@ -392,6 +404,7 @@ int sop__node_set_key(sop__node *n, uint32_t at, const void *k, uint32_t klen)
 
 void sop__node_remove(sop__node *n, uint32_t at)
 {
+    assert(!n->frozen);
     if (at >= n->n)
         return;
     sop__slot *s = &n->slot[at];
@@ -413,6 +426,7 @@ void sop__node_remove(sop__node *n, uint32_t at)
 
 int sop__node_move_tail(sop__node *src, uint32_t from, sop__node *dst)
 {
+    assert(!src->frozen && !dst->frozen);
     if (src == dst || src->leaf != dst->leaf || from > src->n)
         return -EINVAL;
     uint32_t cnt = src->n - from;
@@ -466,6 +480,25 @@ int sop__node_move_tail(sop__node *src, uint32_t from, sop__node *dst)
 /* Image                                                            */
 /* ---------------------------------------------------------------- */
 
+/* The search accelerator of a decoded node: cpl = the length of the
+ * prefix common to all keys (that of the first and the last, the keys
+ * being sorted), pfx[i] = the 8 key bytes after it, big-endian, zero
+ * padded. pfx is monotone in the bytewise key order, so a search compares
+ * u64s in one small array and touches key bytes only where they tie. */
+static void build_prefixes(sop__node *n)
+{
+    n->cpl = 0;
+    if (n->n == 0)
+        return;
+    const uint8_t *a = n->heap + n->slot[0].koff, *b = n->heap + n->slot[n->n - 1].koff;
+    uint32_t al = n->slot[0].klen, bl = n->slot[n->n - 1].klen, m = al < bl ? al : bl, c = 0;
+    while (c < m && a[c] == b[c])
+        c++;
+    n->cpl = c;
+    for (uint32_t i = 0; i < n->n; i++)
+        n->pfx[i] = sop__key_prefix(n->heap + n->slot[i].koff, n->slot[i].klen, c);
+}
+
 int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, sop__node **out)
 {
     const uint8_t *p = buf;
@@ -518,27 +551,33 @@ int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version,
     if (pos != len)
         return SOP_ECORRUPT;
 
-    /* pass 2: build (the image is the heap) */
-    sop__node *n = sop__calloc(1, sizeof(*n));
-    if (!n)
+    /* pass 2: build, in one block: the node, its child ids, its search
+     * prefixes, its slots and a copy of the image as its heap */
+    size_t nchild = leaf ? 0 : (size_t)nk + 1;
+    size_t mem = sizeof(sop__node) + (nchild + nk) * sizeof(uint64_t) + (size_t)nk * sizeof(sop__slot) + len;
+    uint8_t *blk = sop__malloc(mem);
+    if (!blk)
         return -ENOMEM;
+    sop__node *n = (sop__node *)blk;
+    memset(n, 0, sizeof(*n));
+    uint8_t *q = blk + sizeof(*n);
+    n->child = leaf ? NULL : (uint64_t *)q;
+    q += nchild * sizeof(uint64_t);
+    n->pfx = (uint64_t *)q;
+    q += (size_t)nk * sizeof(uint64_t);
+    n->slot = (sop__slot *)q;
+    q += (size_t)nk * sizeof(sop__slot);
+    n->heap = memcpy(q, buf, len);
+    n->frozen = 1;
     n->id = id;
     n->version = version;
     n->leaf = (uint8_t)leaf;
-    n->heap = sop__memdup(buf, len);
-    if (nk)
-        n->slot = sop__malloc((size_t)nk * sizeof(sop__slot));
-    if (!leaf)
-        n->child = sop__malloc(((size_t)nk + 1) * sizeof(uint64_t));
-    if (!n->heap || (nk && !n->slot) || (!leaf && !n->child)) {
-        sop__node_free(n);
-        return -ENOMEM;
-    }
     n->n = nk;
     n->cap = nk;
     n->heap_len = n->heap_cap = (uint32_t)len;
     n->heap_dead = (uint32_t)(len - live);
     n->bytes = (uint32_t)len;
+    n->mem = mem;
     pos = SOP__NODE_HDR;
     if (!leaf) {
         n->child[0] = get64(p + pos);
@@ -567,7 +606,7 @@ int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version,
             pos += 8;
         }
     }
-    update_mem(n);
+    build_prefixes(n);
     *out = n;
     return 0;
 }

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define SOP__NODE_LEAF 1
 #define SOP__NODE_INTERNAL 2
@@ -71,11 +72,36 @@ typedef struct sop__node {
     uint32_t heap_len, heap_cap, heap_dead;
     uint32_t bytes; /* size of the encoded image */
     size_t mem;     /* bytes of memory held (for the cache) */
+    /* decoded nodes only (frozen: one block, immutable, edits go to a
+     * clone): the search accelerator, see sop__key_prefix() */
+    uint64_t *pfx;  /* pfx[i] = sop__key_prefix(key i, cpl); NULL if none */
+    uint32_t cpl;   /* length of the prefix every key of the node shares */
+    uint8_t frozen;
     /* owned by cache.c: pins while shared, and the cache's bookkeeping */
     uint32_t refs;
     uint8_t cached;
     void *centry;
 } sop__node;
+
+/* The 8 bytes of a key after its first @from, as a big-endian integer,
+ * zero padded. For bytewise order, prefix(a) < prefix(b) implies a < b and
+ * a < b implies prefix(a) <= prefix(b) (for keys sharing their first
+ * @from bytes). */
+static inline uint64_t sop__key_prefix(const uint8_t *k, uint32_t klen, uint32_t from)
+{
+    if (klen >= from + 8) {
+        uint64_t v;
+        memcpy(&v, k + from, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
+    uint64_t v = 0;
+    for (uint32_t i = from; i < klen; i++)
+        v |= (uint64_t)k[i] << (56 - 8 * (i - from));
+    return v;
+}
 
 /* Creates an empty node. */
 int sop__node_new(int leaf, uint64_t id, sop__node **out);
@@ -83,7 +109,8 @@ int sop__node_new(int leaf, uint64_t id, sop__node **out);
 int sop__node_clone(const sop__node *src, sop__node **out);
 void sop__node_free(sop__node *n);
 
-/* Decodes an image. Returns SOP_ECORRUPT for any inconsistency (lengths
+/* Decodes an image into a frozen node (one allocation, with the search
+ * accelerator; never edited: clone it). Returns SOP_ECORRUPT for any inconsistency (lengths
  * that overrun, keys out of order are NOT checked here: see check.c). */
 int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, sop__node **out);
 /* Encodes into buf (of at least n->bytes bytes). */

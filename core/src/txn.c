@@ -215,7 +215,7 @@ static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint
     uint8_t *rec = sop__malloc(len);
     if (!rec)
         return -ENOMEM;
-    int rc = sop__log_read(&db->log, seg, off, len, rec, db);
+    int rc = sop__seg_read(db, seg, off, len, rec);
     if (!rc && (rec[4] != SOP__REC_IMAGE || sop__get64(rec + SOP__REC_HDR) != id))
         rc = sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: not an image of id %llu", seg,
                       (unsigned long long)off, (unsigned long long)id);
@@ -417,7 +417,7 @@ void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node
     t->get_mut = tx_get_mut;
     t->alloc = tx_alloc;
     t->drop = tx_drop;
-    t->cmp = sop__bytes_cmp;
+    t->cmp = NULL; /* bytewise */
     t->root = root;
     t->node_bytes = node_bytes;
 }

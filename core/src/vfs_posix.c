@@ -370,8 +370,26 @@ static int px_shm_unmap(sop_vfs *vfs, void *addr, size_t len)
     return munmap(addr, len) == 0 ? SOP_OK : neg_errno();
 }
 
+static int px_map(sop_vfs *vfs, sop_file *f, uint64_t len, const void **addr)
+{
+    (void)vfs;
+    if (!len || !off_ok(0, len))
+        return -EINVAL;
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, f->fd, 0);
+    if (p == MAP_FAILED)
+        return neg_errno();
+    *addr = p;
+    return SOP_OK;
+}
+
+static int px_unmap(sop_vfs *vfs, const void *addr, uint64_t len)
+{
+    (void)vfs;
+    return munmap((void *)(uintptr_t)addr, (size_t)len) == 0 ? SOP_OK : neg_errno();
+}
+
 static sop_vfs g_posix_vfs = {
-    .version = 1,
+    .version = 2,
     .ctx = NULL,
     .open = px_open,
     .close = px_close,
@@ -388,6 +406,8 @@ static sop_vfs g_posix_vfs = {
     .list = px_list,
     .shm_map = px_shm_map,
     .shm_unmap = px_shm_unmap,
+    .map = px_map,
+    .unmap = px_unmap,
 };
 
 sop_vfs *sop_vfs_posix(void) { return &g_posix_vfs; }

@@ -1095,6 +1095,7 @@ static int wait_phase(int ph)
 static void child_workload(void)
 {
     sop_db *db = NULL;
+    g_opts.map_reads = 1; /* the parent reads with read(), this process through maps */
     int rc = sop_db_open(g_path, &g_opts, &db);
     if (rc == SOP_EBUSY) {
         sop_db_close(db);

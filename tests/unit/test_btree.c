@@ -1184,6 +1184,125 @@ static void test_bt_sequential(void **state)
     }
 }
 
+/* Bytewise trees search decoded (frozen) nodes through their key
+ * prefixes (btree.c pfx_narrow). Keys built to stress it: long shared
+ * prefixes, keys that are prefixes of others, zero bytes where the
+ * padding of short keys has zeros, ties on the 8 prefix bytes. Every seek
+ * mode on every probe must agree with a sorted array. */
+static int bytewise_cmp(const void *a, uint32_t al, const void *b, uint32_t bl)
+{
+    uint32_t m = al < bl ? al : bl;
+    int c = m ? memcmp(a, b, m) : 0;
+    return c ? c : (al < bl ? -1 : al > bl);
+}
+
+static void make_key(uint8_t *k, uint32_t *kl, int shape)
+{
+    static const uint8_t alpha[] = {0, 1, 'a', 'b', 0xff};
+    uint32_t pre = shape == 0 ? 0 : shape == 1 ? 3 : 12; /* shared prefix */
+    uint32_t len = pre + rndn(shape == 2 ? 14 : 10);
+    for (uint32_t i = 0; i < len; i++)
+        k[i] = i < pre ? (uint8_t)('P' + (i & 1)) : alpha[rndn(sizeof(alpha))];
+    *kl = len;
+}
+
+static void freeze_all(store *s)
+{
+    uint8_t *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    for (uint64_t id = 1; id < s->next; id++) {
+        sop__node *n = s->map[id], *d = NULL;
+        if (!n)
+            continue;
+        assert_true(n->bytes <= (1u << 16));
+        sop__node_encode(n, buf);
+        assert_int_equal(sop__node_decode(buf, n->bytes, id, 1, &d), 0);
+        assert_true(d->frozen && d->pfx);
+        sop__node_free(n);
+        s->map[id] = d;
+    }
+    free(buf);
+}
+
+static void test_bt_prefix_search(void **state)
+{
+    (void)state;
+    for (int shape = 0; shape < 3; shape++) {
+        reseed(900 + (uint64_t)shape);
+        store s;
+        store_init(&s, 256, 0);
+        s.t.cmp = NULL; /* bytewise */
+        model m = {0};
+        for (int i = 0; i < 3000; i++) {
+            ent e;
+            memset(&e, 0, sizeof(e));
+            make_key(e.k, &e.kl, shape);
+            size_t lo = 0, hi = m.n;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (bytewise_cmp(m.e[mid].k, m.e[mid].kl, e.k, e.kl) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < m.n && bytewise_cmp(m.e[lo].k, m.e[lo].kl, e.k, e.kl) == 0)
+                continue;
+            assert_int_equal(sop__bt_insert(&s.t, e.k, e.kl, "v", 1, 0), 0);
+            e.vl = 1;
+            e.v[0] = 'v';
+            model_insert(&m, lo, &e);
+        }
+        freeze_all(&s);
+        for (int p = 0; p < 20000; p++) {
+            uint8_t q[KMAXT];
+            uint32_t ql;
+            if (p & 1) { /* an existing key, maybe cut or extended */
+                const ent *e = &m.e[rndn((uint32_t)m.n)];
+                ql = e->kl;
+                memcpy(q, e->k, ql);
+                if (rndn(3) == 0 && ql)
+                    ql -= 1 + rndn(ql);
+                else if (rndn(3) == 0)
+                    q[ql++] = (uint8_t)rndn(3);
+            } else {
+                make_key(q, &ql, (int)rndn(3));
+            }
+            size_t lb = 0, hi = m.n; /* first >= q */
+            while (lb < hi) {
+                size_t mid = (lb + hi) / 2;
+                if (bytewise_cmp(m.e[mid].k, m.e[mid].kl, q, ql) < 0)
+                    lb = mid + 1;
+                else
+                    hi = mid;
+            }
+            int eq = lb < m.n && bytewise_cmp(m.e[lb].k, m.e[lb].kl, q, ql) == 0;
+            /* expected item index per mode, -1 for none */
+            long want[5] = {eq ? (long)lb : -1, lb < m.n ? (long)lb : -1,
+                            (long)lb + eq < (long)m.n ? (long)lb + eq : -1, eq ? (long)lb : (long)lb - 1,
+                            (long)lb - 1};
+            for (int mode = 0; mode < 5; mode++) {
+                sop__bcur c;
+                memset(&c, 0, sizeof(c));
+                c.t = &s.t;
+                int rc = sop__bt_seek(&c, q, ql, mode);
+                if (want[mode] < 0) {
+                    assert_int_equal(rc, SOP_ENOTFOUND);
+                    continue;
+                }
+                assert_int_equal(rc, 0);
+                const uint8_t *k, *v;
+                uint32_t kl, vl;
+                uint8_t vf;
+                sop__bt_item(&c, &k, &kl, &v, &vl, &vf);
+                const ent *e = &m.e[want[mode]];
+                assert_int_equal(bytewise_cmp(k, kl, e->k, e->kl), 0);
+            }
+        }
+        free(m.e);
+        store_free(&s);
+    }
+}
+
 /* Values far larger than node_bytes / 4 (even than node_bytes): nodes may
  * be oversized or underfull, but the content and order must hold. */
 static void test_bt_big_values(void **state)
@@ -1517,6 +1636,7 @@ int main(void)
         cmocka_unit_test(test_node_roundtrip),
         cmocka_unit_test(test_node_edits),
         cmocka_unit_test(test_node_decode_corrupt),
+        cmocka_unit_test(test_bt_prefix_search),
         cmocka_unit_test(test_node_enomem),
         cmocka_unit_test(test_bt_empty),
         cmocka_unit_test(test_bt_random_256),

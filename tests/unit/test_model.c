@@ -536,6 +536,7 @@ static void db_open_random(void)
     o.sync = chance(5) ? SOP_SYNC_FULL : SOP_SYNC_NONE;
     if (chance(30))
         o.cache_bytes = 256 * 1024; /* force evictions and reloads */
+    o.map_reads = chance(50); /* cache misses through segment maps */
     if (chance(30)) {
         o.segment_bytes = 1024 * 1024;
         o.checkpoint_bytes = 512 * 1024;

@@ -129,7 +129,7 @@ static void test_posix_read_write(void **state)
     sop_vfs *v = sop_vfs_posix();
     assert_non_null(v);
     assert_ptr_equal(v, sop_vfs_posix());
-    assert_int_equal(v->version, 1);
+    assert_int_equal(v->version, 2);
     const char *d = tu_tmpdir("posix_rw");
     path_buf p = pj(d, "f");
     sop_file *f;
@@ -501,6 +501,33 @@ static void test_shm_map(void **state)
     assert_int_equal(fv->shm_unmap(fv, m2, 8192), 0);
     assert_int_equal(fv->close(fv, f2), 0);
     assert_int_equal(pv->close(pv, f1), 0);
+    fault_vfs_free(fv);
+}
+
+/* Read-only maps (sop_db_options.map_reads): they see the file's bytes,
+ * later writes too, and a length past the end of the file is accepted. */
+static void test_map(void **state)
+{
+    (void)state;
+    sop_vfs *pv = sop_vfs_posix();
+    assert_non_null(pv->map);
+    assert_non_null(pv->unmap);
+    const char *d = tu_tmpdir("map");
+    path_buf p = pj(d, "seg");
+    sop_file *f;
+    assert_int_equal(pv->open(pv, p.s, SOP_O_RDWR | SOP_O_CREATE, 0600, &f), 0);
+    assert_int_equal(pv->write(pv, f, "hello", 5, 0), 0);
+    const void *m = NULL;
+    assert_int_equal(pv->map(pv, f, 1u << 20, &m), 0);
+    assert_memory_equal(m, "hello", 5);
+    assert_int_equal(pv->write(pv, f, "world", 5, 5), 0);
+    assert_memory_equal((const char *)m + 5, "world", 5);
+    assert_int_equal(pv->unmap(pv, m, 1u << 20), 0);
+    assert_int_equal(pv->map(pv, f, 0, &m), -EINVAL);
+    assert_int_equal(pv->close(pv, f), 0);
+    /* the fault VFS has none: the engine then reads with read() */
+    sop_vfs *fv = fault_vfs_new(NULL);
+    assert_null(fv->map);
     fault_vfs_free(fv);
 }
 
@@ -1218,6 +1245,7 @@ int main(void)
         cmocka_unit_test(test_posix_cloexec),
         cmocka_unit_test(test_posix_locks),
         cmocka_unit_test(test_shm_map),
+        cmocka_unit_test(test_map),
         cmocka_unit_test(test_fault_counts),
         cmocka_unit_test(test_fault_fail_transient),
         cmocka_unit_test(test_fault_fail_persistent),

@@ -167,7 +167,7 @@ typedef struct sop_file sop_file;
  * SOP_OK or a negative errno. A VFS must be thread-safe.
  */
 typedef struct sop_vfs {
-    int version; /**< 1 */
+    int version; /**< 2 (1: without map/unmap) */
     void *ctx;   /**< for the implementation */
     int (*open)(struct sop_vfs *vfs, const char *path, int flags, unsigned mode, sop_file **out);
     int (*close)(struct sop_vfs *vfs, sop_file *f);
@@ -196,6 +196,12 @@ typedef struct sop_vfs {
      *  the coordination area of the lock file, never for data. */
     int (*shm_map)(struct sop_vfs *vfs, sop_file *f, uint64_t off, size_t len, void **addr);
     int (*shm_unmap)(struct sop_vfs *vfs, void *addr, size_t len);
+    /** Optional (NULL: segments are always read with read()). Maps the
+     *  first @p len bytes of @p f read-only and shared, for
+     *  sop_db_options.map_reads. @p len may exceed the file's size: the
+     *  engine never touches the pages past the end of the file. */
+    int (*map)(struct sop_vfs *vfs, sop_file *f, uint64_t len, const void **addr);
+    int (*unmap)(struct sop_vfs *vfs, const void *addr, uint64_t len);
 } sop_vfs;
 
 /** @brief The default VFS: POSIX files (pread/pwrite/fdatasync/fcntl locks).
@@ -243,6 +249,13 @@ typedef struct sop_db_options {
     uint64_t checkpoint_bytes;/**< log bytes between checkpoints, 64 MiB */
     unsigned file_mode;       /**< mode of created files, 0600 (directories 0700) */
     sop_vfs *vfs;             /**< NULL: sop_vfs_posix() */
+    /** 1: read node and blob images through read-only memory maps of the
+     *  segment files (sop_vfs.map) instead of read(): a cache miss costs
+     *  a memcpy instead of a system call. The price, as with LMDB or
+     *  SQLite's mmap_size: a media error while reading a mapped page
+     *  raises SIGBUS in the process instead of returning -EIO. Default 0;
+     *  ignored when the VFS has no map(). */
+    int map_reads;
 } sop_db_options;
 
 /** @brief Fills @p o with the defaults listed in sop_db_options. */
