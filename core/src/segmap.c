@@ -91,16 +91,28 @@ out:
     return p;
 }
 
-int sop__seg_read(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf)
+int sop__seg_view(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, const uint8_t **rec)
 {
     const uint8_t *p = db->segmap.on ? mapped(db, seg, off, len) : NULL;
     if (!p)
-        return sop__log_read(&db->log, seg, off, len, buf, db);
-    memcpy(buf, p, len);
+        return 1;
     int type;
     uint64_t csn;
-    if (sop__rec_check(buf, len, &type, &csn) < 0)
+    if (sop__rec_check(p, len, &type, &csn) < 0)
         return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: bad record (checksum mismatch)",
                         seg, (unsigned long long)off);
+    *rec = p;
     return 0;
+}
+
+int sop__seg_read(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf)
+{
+    const uint8_t *p = NULL;
+    int rc = sop__seg_view(db, seg, off, len, &p);
+    if (rc == 1)
+        return sop__log_read(&db->log, seg, off, len, buf, db);
+    if (rc == 0)
+        memcpy(buf, p, len); /* checked in place: a concurrent change of these
+                              * bytes is impossible (records are never rewritten) */
+    return rc;
 }

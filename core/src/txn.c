@@ -205,25 +205,47 @@ int sop_txn_rollback(sop_txn *txn)
 /* Node access                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Reads the whole image record of @id at (seg, off, len), checked (CRC,
- * type, id), into a new buffer *recp that the caller frees. */
-static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
-                      uint8_t **recp)
+/* The whole image record of @id at (seg, off, len), checked (CRC, type,
+ * id): in place in a segment map when there is one (*own = NULL), else
+ * read into a new buffer *own that the caller frees. */
+static int view_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
+                      const uint8_t **recp, uint8_t **own)
 {
+    *own = NULL;
     if (len < SOP__REC_HDR + SOP__IMG_HDR)
         return sop__err(db, SOP_ECORRUPT, "id %llu: bad image length %u", (unsigned long long)id, len);
-    uint8_t *rec = sop__malloc(len);
-    if (!rec)
-        return -ENOMEM;
-    int rc = sop__seg_read(db, seg, off, len, rec);
+    const uint8_t *rec;
+    int rc = sop__seg_view(db, seg, off, len, &rec);
+    if (rc == 1) {
+        if (!(*own = sop__malloc(len)))
+            return -ENOMEM;
+        rc = sop__log_read(&db->log, seg, off, len, *own, db);
+        rec = *own;
+    }
     if (!rc && (rec[4] != SOP__REC_IMAGE || sop__get64(rec + SOP__REC_HDR) != id))
         rc = sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: not an image of id %llu", seg,
                       (unsigned long long)off, (unsigned long long)id);
     if (rc) {
-        sop__free(rec);
+        sop__free(*own);
+        *own = NULL;
         return rc;
     }
     *recp = rec;
+    return 0;
+}
+
+/* As view_image(), always into a new buffer *recp that the caller frees. */
+static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
+                      uint8_t **recp)
+{
+    const uint8_t *rec;
+    uint8_t *own;
+    int rc = view_image(db, seg, off, len, id, &rec, &own);
+    if (rc)
+        return rc;
+    if (!own && !(own = sop__memdup(rec, len)))
+        return -ENOMEM;
+    *recp = own;
     return 0;
 }
 
@@ -243,15 +265,16 @@ static int locate(sop_db *db, uint64_t id, uint64_t snap, sop__handle *out)
      * location (for a deletion, that is the last image itself) */
     sop__handle p = {h.seg, sop__handle_len(&h), h.off, 0, 0};
     for (int hops = 0; hops < 1000000; hops++) {
-        uint8_t *rec = NULL;
-        int rc = read_image(db, p.seg, p.off, p.len, id, &rec);
+        const uint8_t *rec;
+        uint8_t *own;
+        int rc = view_image(db, p.seg, p.off, p.len, id, &rec, &own);
         if (rc)
             return rc;
         const uint8_t *ih = rec + SOP__REC_HDR;
         p.csn = sop__get64(rec + 16);
         p.version = sop__get64(ih + 8);
         sop__handle prev = {sop__get32(ih + 16), sop__get32(ih + 20), sop__get64(ih + 24), 0, 0};
-        sop__free(rec);
+        sop__free(own);
         if (p.csn <= snap) {
             *out = p;
             return 0;
@@ -275,8 +298,9 @@ int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out)
         *out = n;
         return 0;
     }
-    uint8_t *rec = NULL;
-    rc = read_image(db, h.seg, h.off, sop__handle_len(&h), id, &rec);
+    const uint8_t *rec;
+    uint8_t *own;
+    rc = view_image(db, h.seg, h.off, sop__handle_len(&h), id, &rec, &own);
     if (rc)
         return rc;
     const uint8_t *ih = rec + SOP__REC_HDR;
@@ -285,7 +309,7 @@ int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out)
         rc = sop__err(db, SOP_ECORRUPT, "id %llu: image kind or version mismatch", (unsigned long long)id);
     else
         rc = sop__node_decode(ih + SOP__IMG_HDR, plen - SOP__IMG_HDR, id, h.version, &n);
-    sop__free(rec);
+    sop__free(own);
     if (rc)
         return rc == SOP_ECORRUPT ? sop__err(db, rc, "node %llu: bad image", (unsigned long long)id) : rc;
     *out = sop__cache_put(db->cache, n);
@@ -519,15 +543,16 @@ sop__counter *sop__txn_counter(sop_txn *t, uint64_t id, int create)
 /* Reads the value of a counter image (at @h). */
 static int counter_image(sop_db *db, uint64_t id, const sop__handle *h, uint64_t *value)
 {
-    uint8_t *rec = NULL;
-    int rc = read_image(db, h->seg, h->off, sop__handle_len(h), id, &rec);
+    const uint8_t *rec;
+    uint8_t *own;
+    int rc = view_image(db, h->seg, h->off, sop__handle_len(h), id, &rec, &own);
     if (rc)
         return rc;
     if (rec[SOP__REC_HDR + 32] != SOP__IMG_COUNTER || sop__get32(rec + 8) != SOP__IMG_HDR + 8)
         rc = sop__err(db, SOP_ECORRUPT, "counter %llu: bad image", (unsigned long long)id);
     else
         *value = sop__get64(rec + SOP__REC_HDR + SOP__IMG_HDR);
-    sop__free(rec);
+    sop__free(own);
     return rc;
 }
 
