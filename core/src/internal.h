@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "btree.h"
 #include "cache.h"
 #include "err.h"
@@ -101,7 +102,7 @@ typedef struct sop__op {
     uint8_t kind;
     int rc;             /* what it returned */
     const char *store;  /* the store's name (owned by its handle) */
-    uint8_t *key, *val; /* copies, in one allocation */
+    uint8_t *key, *val; /* copies, in the transaction's opmem */
     size_t klen, vlen;
     uint64_t state;     /* the item before it: 0 absent, else 1 << 32 | CRC of its bytes */
 } sop__op;
@@ -134,6 +135,7 @@ struct sop_txn {
     size_t ntmp, captmp;
     sop__op *ops; /* item operations, for a merge at commit */
     size_t nops, capops, opbytes;
+    sop__arena opmem; /* keys and values of ops */
     int no_merge;   /* did something a merge cannot replay */
     int write_read; /* a write found nothing to change (NOCHECK validates reads) */
 };

@@ -179,8 +179,7 @@ static void txn_free(sop_txn *t, int committed)
     }
     sop__txn_free_tmp(t);
     sop__free(t->tmp);
-    for (size_t i = 0; i < t->nops; i++)
-        sop__free(t->ops[i].key);
+    sop__arena_free(&t->opmem);
     sop__free(t->ops);
     pthread_mutex_lock(&db->mu);
     db->ntxn--;
@@ -585,7 +584,7 @@ static int cb_reserve(cbuf *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return 0;
-    size_t c = b->cap ? b->cap : 65536;
+    size_t c = b->cap ? b->cap : n; /* the first reservation is exact */
     while (c < b->len + n)
         c *= 2;
     uint8_t *p = sop__realloc(b->p, c);
@@ -698,13 +697,18 @@ static int counter_pending(const sop__counter *c)
     return !c->dropped && (!c->base_version || c->delta != 0) && c->loaded;
 }
 
-/* Builds images + commit record into @b. Caller holds commit_mu. */
-static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, cbuf *b, entry **ents,
-                 size_t *nents)
+/* Builds images + commit record (@total bytes, commit_size()) into @b.
+ * Caller holds commit_mu. */
+static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, uint64_t total, cbuf *b,
+                 entry **ents, size_t *nents)
 {
     sop_db *db = t->db;
     size_t cap = 0;
-    int rc = 0;
+    if (total > SIZE_MAX)
+        return -ENOMEM;
+    int rc = cb_reserve(b, (size_t)total); /* one allocation, no regrowth copies */
+    if (rc)
+        return rc;
     SOP__U64MAP_FOREACH(&t->dirty, i)
     {
         sop__dirty *d = t->dirty.vals[i];
@@ -826,7 +830,7 @@ void sop__txn_log_op(sop_txn *t, sop_store *s, int kind, const sop_val *key, con
     if (!a)
         goto give_up;
     t->ops = a;
-    uint8_t *mem = sop__malloc(kl + vl);
+    uint8_t *mem = sop__arena_alloc(&t->opmem, kl + vl);
     if (!mem)
         goto give_up;
     if (kl)
@@ -960,7 +964,7 @@ int sop_txn_commit(sop_txn *t)
     rc = sop__log_reserve(&db->log, total, &seg, &off, db);
     if (rc)
         goto panic;
-    rc = build(w, csn, seg, off, &b, &ents, &nents);
+    rc = build(w, csn, seg, off, total, &b, &ents, &nents);
     if (rc)
         goto unlock; /* nothing written */
     SOP_KILL_POINT("commit:before_append");
