@@ -180,7 +180,7 @@ static void pfx_narrow(const sop__tree *t, const sop__node *n, const uint8_t *k,
         /* keys share their first cpl bytes: k is below or above them all
          * unless it shares them too */
         size_t m = kl < cpl ? kl : cpl;
-        int c = memcmp(k, nkey(n, 0), m);
+        int c = memcmp(k, cpl <= sizeof n->cpre ? n->cpre : nkey(n, 0), m);
         if (c < 0 || (c == 0 && kl < cpl)) {
             *hi = 0;
             return;

@@ -495,6 +495,7 @@ static void build_prefixes(sop__node *n)
     while (c < m && a[c] == b[c])
         c++;
     n->cpl = c;
+    memcpy(n->cpre, a, c < sizeof n->cpre ? c : sizeof n->cpre);
     for (uint32_t i = 0; i < n->n; i++)
         n->pfx[i] = sop__key_prefix(n->heap + n->slot[i].koff, n->slot[i].klen, c);
 }

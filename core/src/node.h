@@ -76,6 +76,7 @@ typedef struct sop__node {
      * clone): the search accelerator, see sop__key_prefix() */
     uint64_t *pfx;  /* pfx[i] = sop__key_prefix(key i, cpl); NULL if none */
     uint32_t cpl;   /* length of the prefix every key of the node shares */
+    uint8_t cpre[16]; /* its first min(cpl, 16) bytes, beside the header */
     uint8_t frozen;
     /* owned by cache.c: pins while shared, and the cache's bookkeeping */
     uint32_t refs;

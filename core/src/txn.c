@@ -213,7 +213,7 @@ static int view_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint
     *own = NULL;
     if (len < SOP__REC_HDR + SOP__IMG_HDR)
         return sop__err(db, SOP_ECORRUPT, "id %llu: bad image length %u", (unsigned long long)id, len);
-    const uint8_t *rec;
+    const uint8_t *rec = NULL;
     int rc = sop__seg_view(db, seg, off, len, &rec);
     if (rc == 1) {
         if (!(*own = sop__malloc(len)))
@@ -237,7 +237,7 @@ static int view_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint
 static int read_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint64_t id,
                       uint8_t **recp)
 {
-    const uint8_t *rec;
+    const uint8_t *rec = NULL;
     uint8_t *own;
     int rc = view_image(db, seg, off, len, id, &rec, &own);
     if (rc)
@@ -264,7 +264,7 @@ static int locate(sop_db *db, uint64_t id, uint64_t snap, sop__handle *out)
      * location (for a deletion, that is the last image itself) */
     sop__handle p = {h.seg, sop__handle_len(&h), h.off, 0, 0};
     for (int hops = 0; hops < 1000000; hops++) {
-        const uint8_t *rec;
+        const uint8_t *rec = NULL;
         uint8_t *own;
         int rc = view_image(db, p.seg, p.off, p.len, id, &rec, &own);
         if (rc)
@@ -297,7 +297,7 @@ int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out)
         *out = n;
         return 0;
     }
-    const uint8_t *rec;
+    const uint8_t *rec = NULL;
     uint8_t *own;
     rc = view_image(db, h.seg, h.off, sop__handle_len(&h), id, &rec, &own);
     if (rc)
@@ -542,7 +542,7 @@ sop__counter *sop__txn_counter(sop_txn *t, uint64_t id, int create)
 /* Reads the value of a counter image (at @h). */
 static int counter_image(sop_db *db, uint64_t id, const sop__handle *h, uint64_t *value)
 {
-    const uint8_t *rec;
+    const uint8_t *rec = NULL;
     uint8_t *own;
     int rc = view_image(db, h->seg, h->off, sop__handle_len(h), id, &rec, &own);
     if (rc)
