@@ -384,6 +384,24 @@ void sop__cache_drop(sop__cache *c, uint64_t id)
     free_list(fl);
 }
 
+void sop__cache_drop_seg(sop__cache *c, uint32_t seg)
+{
+    for (unsigned k = 0; k < c->nshards; k++) {
+        struct shard *s = &c->shards[k].s;
+        sop__node *fl = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i <= s->mask;) {
+            sop__node *n = s->slots[i].node;
+            if (n && n->mapseg == seg)
+                unlink_at(s, i, &fl); /* slot i now holds a later entry, or is empty */
+            else
+                i++;
+        }
+        pthread_mutex_unlock(&s->mu);
+        free_list(fl);
+    }
+}
+
 void sop__cache_stats(sop__cache *c, sop__cache_stat *st)
 {
     memset(st, 0, sizeof(*st));

@@ -41,6 +41,9 @@ void sop__cache_pin(sop__cache *c, sop__node *n);
 void sop__cache_unpin(sop__cache *c, sop__node *n);
 /* Forgets every version of @id (pinned ones are freed at their last unpin). */
 void sop__cache_drop(sop__cache *c, uint64_t id);
+/* Forgets every node whose heap lies in the map of segment @seg (before the
+ * map goes away; none of them may be pinned then). */
+void sop__cache_drop_seg(sop__cache *c, uint32_t seg);
 void sop__cache_stats(sop__cache *c, sop__cache_stat *st);
 
 #endif

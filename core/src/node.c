@@ -8,8 +8,9 @@
  * half of it is dead, or as a side effect of growing it. A decoded node
  * is one allocation (node, child ids, search prefixes, slots, and a copy
  * of the whole image as its heap: one memcpy, no per-key copies; headers
- * and child ids count as dead bytes) and is frozen: the cache shares it
- * between transactions, and a writer edits a clone.
+ * and child ids count as dead bytes; or, read through a segment map, the
+ * image in the map itself) and is frozen: the cache shares it between
+ * transactions, and a writer edits a clone.
  *
  * Failure atomicity: every edit that can fail (-ENOMEM) allocates first
  * and changes nothing when the allocation fails. Compaction triggered by a
@@ -500,7 +501,8 @@ static void build_prefixes(sop__node *n)
         n->pfx[i] = sop__key_prefix(n->heap + n->slot[i].koff, n->slot[i].klen, c);
 }
 
-int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, sop__node **out)
+int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, uint32_t mapseg,
+                     sop__node **out)
 {
     const uint8_t *p = buf;
     if (!p || len < SOP__NODE_HDR || len > UINT32_MAX)
@@ -555,7 +557,8 @@ int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version,
     /* pass 2: build, in one block: the node, its child ids, its search
      * prefixes, its slots and a copy of the image as its heap */
     size_t nchild = leaf ? 0 : (size_t)nk + 1;
-    size_t mem = sizeof(sop__node) + (nchild + nk) * sizeof(uint64_t) + (size_t)nk * sizeof(sop__slot) + len;
+    size_t mem = sizeof(sop__node) + (nchild + nk) * sizeof(uint64_t) + (size_t)nk * sizeof(sop__slot) +
+                 (mapseg ? 0 : len);
     uint8_t *blk = sop__malloc(mem);
     if (!blk)
         return -ENOMEM;
@@ -568,7 +571,8 @@ int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version,
     q += (size_t)nk * sizeof(uint64_t);
     n->slot = (sop__slot *)q;
     q += (size_t)nk * sizeof(sop__slot);
-    n->heap = memcpy(q, buf, len);
+    n->heap = mapseg ? (uint8_t *)(uintptr_t)buf : memcpy(q, buf, len);
+    n->mapseg = mapseg;
     n->frozen = 1;
     n->id = id;
     n->version = version;

@@ -78,6 +78,8 @@ typedef struct sop__node {
     uint32_t cpl;   /* length of the prefix every key of the node shares */
     uint8_t cpre[16]; /* its first min(cpl, 16) bytes, beside the header */
     uint8_t frozen;
+    uint32_t mapseg; /* frozen: its heap is the image inside the map of this
+                      * segment (see segmap.c), not a copy; 0: a copy */
     /* owned by cache.c: pins while shared, and the cache's bookkeeping */
     uint32_t refs;
     uint8_t cached;
@@ -111,9 +113,12 @@ int sop__node_clone(const sop__node *src, sop__node **out);
 void sop__node_free(sop__node *n);
 
 /* Decodes an image into a frozen node (one allocation, with the search
- * accelerator; never edited: clone it). Returns SOP_ECORRUPT for any inconsistency (lengths
+ * accelerator; never edited: clone it). With @mapseg != 0 the image lies
+ * in the map of that segment and becomes the node's heap without a copy:
+ * the map must outlive the node (sop__cache_drop_seg()). Returns SOP_ECORRUPT for any inconsistency (lengths
  * that overrun, keys out of order are NOT checked here: see check.c). */
-int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, sop__node **out);
+int sop__node_decode(const void *buf, size_t len, uint64_t id, uint64_t version, uint32_t mapseg,
+                     sop__node **out);
 /* Encodes into buf (of at least n->bytes bytes). */
 void sop__node_encode(const sop__node *n, void *buf);
 

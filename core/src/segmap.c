@@ -9,6 +9,10 @@
  * sop__log_read(), which reports it. A segment is mapped once, in full
  * (the one being appended to with the room it may grow into), and stays
  * mapped until compaction deletes it: no reader can reference it then.
+ * Cached nodes decoded from a map use the image in it as their heap, so
+ * the cache forgets them before the map goes (they are unpinned: no
+ * snapshot reads the segment any more). The cache is freed before the
+ * maps at close.
  */
 #include <errno.h>
 #include <string.h>
@@ -38,6 +42,7 @@ void sop__segmap_drop(sop__segmap *m, sop_db *db, uint32_t seg)
 {
     pthread_mutex_lock(&m->mu);
     if (seg < m->n && m->e[seg].addr) {
+        sop__cache_drop_seg(db->cache, seg); /* nodes whose heap is in the map */
         db->vfs->unmap(db->vfs, m->e[seg].addr, m->e[seg].len);
         memset(&m->e[seg], 0, sizeof m->e[seg]);
     }

@@ -307,7 +307,8 @@ int sop__load_node(sop_db *db, uint64_t id, uint64_t snap, sop__node **out)
     if (ih[32] != SOP__IMG_NODE || sop__get64(ih + 8) != h.version)
         rc = sop__err(db, SOP_ECORRUPT, "id %llu: image kind or version mismatch", (unsigned long long)id);
     else
-        rc = sop__node_decode(ih + SOP__IMG_HDR, plen - SOP__IMG_HDR, id, h.version, &n);
+        rc = sop__node_decode(ih + SOP__IMG_HDR, plen - SOP__IMG_HDR, id, h.version,
+                              own ? 0 : h.seg, &n); /* in a map: no copy */
     sop__free(own);
     if (rc)
         return rc == SOP_ECORRUPT ? sop__err(db, rc, "node %llu: bad image", (unsigned long long)id) : rc;

@@ -382,7 +382,7 @@ static void roundtrip(const sop__node *n)
     assert_non_null(buf);
     sop__node_encode(n, buf);
     sop__node *d;
-    assert_int_equal(sop__node_decode(buf, n->bytes, n->id, 7, &d), 0);
+    assert_int_equal(sop__node_decode(buf, n->bytes, n->id, 7, 0, &d), 0);
     same_node(n, d);
     assert_int_equal(d->version, 7);
     sop__node_free(d);
@@ -917,7 +917,7 @@ static void test_node_edits(void **state)
 static void expect_corrupt(const uint8_t *buf, size_t len)
 {
     sop__node *d = NULL;
-    int rc = sop__node_decode(buf, len, 1, 1, &d);
+    int rc = sop__node_decode(buf, len, 1, 1, 0, &d);
     if (rc == 0)
         sop__node_free(d);
     assert_int_equal(rc, SOP_ECORRUPT);
@@ -927,7 +927,7 @@ static void expect_corrupt(const uint8_t *buf, size_t len)
 static void decode_any(const uint8_t *buf, size_t len)
 {
     sop__node *d = NULL;
-    int rc = sop__node_decode(buf, len, 1, 1, &d);
+    int rc = sop__node_decode(buf, len, 1, 1, 0, &d);
     if (rc == 0) {
         assert_int_equal(d->bytes, len);
         assert_int_equal(enc_size(d), len);
@@ -1206,22 +1206,31 @@ static void make_key(uint8_t *k, uint32_t *kl, int shape)
     *kl = len;
 }
 
-static void freeze_all(store *s)
+/* Replaces every node by its decoded image: a copy for even ids, the
+ * image itself for odd ones (as from a segment map; the images are kept
+ * in *imgs until the caller frees them after the nodes). */
+static void freeze_all(store *s, uint8_t ***imgs)
 {
-    uint8_t *buf = malloc(1 << 16);
-    assert_non_null(buf);
+    *imgs = calloc(s->next, sizeof **imgs);
+    assert_non_null(*imgs);
     for (uint64_t id = 1; id < s->next; id++) {
         sop__node *n = s->map[id], *d = NULL;
         if (!n)
             continue;
-        assert_true(n->bytes <= (1u << 16));
+        uint8_t *buf = malloc(n->bytes);
+        assert_non_null(buf);
         sop__node_encode(n, buf);
-        assert_int_equal(sop__node_decode(buf, n->bytes, id, 1, &d), 0);
+        uint32_t mapseg = (uint32_t)(id & 1);
+        assert_int_equal(sop__node_decode(buf, n->bytes, id, 1, mapseg, &d), 0);
         assert_true(d->frozen && d->pfx);
+        assert_true(mapseg ? d->heap == buf : d->heap != buf);
+        if (mapseg)
+            (*imgs)[id] = buf;
+        else
+            free(buf);
         sop__node_free(n);
         s->map[id] = d;
     }
-    free(buf);
 }
 
 static void test_bt_prefix_search(void **state)
@@ -1252,7 +1261,8 @@ static void test_bt_prefix_search(void **state)
             e.v[0] = 'v';
             model_insert(&m, lo, &e);
         }
-        freeze_all(&s);
+        uint8_t **imgs;
+        freeze_all(&s, &imgs);
         for (int p = 0; p < 20000; p++) {
             uint8_t q[KMAXT];
             uint32_t ql;
@@ -1299,7 +1309,11 @@ static void test_bt_prefix_search(void **state)
             }
         }
         free(m.e);
+        uint64_t nimgs = s.next;
         store_free(&s);
+        for (uint64_t id = 0; id < nimgs; id++)
+            free(imgs[id]);
+        free(imgs);
     }
 }
 
@@ -1444,7 +1458,7 @@ static void test_node_enomem(void **state)
         }
         rc = sop__node_clone(isrc, &c);
         assert_true(rc == 0 || rc == -ENOMEM);
-        rc = sop__node_decode(img, src->bytes, 5, 5, &d);
+        rc = sop__node_decode(img, src->bytes, 5, 5, 0, &d);
         assert_true(rc == 0 || rc == -ENOMEM);
         fa_disarm();
         if (a)
