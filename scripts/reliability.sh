@@ -7,7 +7,8 @@
 #   mutant      the power-loss test with the commit sync removed: must be caught
 # Writes build/reliability.json and ends with exactly one line
 #   reliability: <cases> cases, <lost> lost, <partial> partial, <corrupt> corrupt
-# Exit 0 only when the last three are 0 and the mutant was caught.
+# Exit 0 only when the last three are 0, the mutant was caught and every
+# named kill point was reached at least once.
 # Usage: scripts/reliability.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ out=$b/reliability.log
 : >"$out"
 status=0
 SOP_KILL_ITERS=$kills $b/tests/crash/crash_kill >>"$out" 2>&1 || status=1
+# every named kill point must have been reached (the build has SOP_TESTING)
+if grep '^kill: points never reached' "$out" >&2; then status=1; fi
 $b/tests/crash/crash_powerloss --seeds $seeds >>"$out" 2>&1 || status=1
 $b/tests/faults/ioerr >"$b/ioerr.log" 2>&1 || status=1
 # "ioerr: <points> injection points, <bad> bad" -> the common summary shape

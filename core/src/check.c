@@ -207,8 +207,12 @@ static int check_space(chk *k)
         ex[n++] = (extent){h.seg, sop__handle_len(&h), h.off, id};
     }
     qsort(ex, n, sizeof *ex, extent_cmp);
+    uint64_t size = 0; /* of the segment of ex[i] */
     for (size_t i = 0; i < n; i++) {
-        uint64_t size = 0;
+        /* the file size, preallocated zeros included (the append position
+         * would not do: a follow running in another thread has applied
+         * handles before it moves the position past them); an image lying
+         * in the zeros fails the CRC check of sop_db_check() instead */
         if (i == 0 || ex[i].seg != ex[i - 1].seg)
             sop__log_seg_size(&db->log, ex[i].seg, &size);
         if (i > 0 && ex[i].seg == ex[i - 1].seg && ex[i].off < ex[i - 1].off + ex[i - 1].len)

@@ -187,7 +187,7 @@ int sop__compact_locked(sop_db *db, int *moved)
         goto out;
     }
     uint64_t total_live = 0, total_size = 0;
-    for (uint32_t s = 1; s < cur && !rc; s++)
+    for (uint32_t s = 1; s < cur && !rc; s++) /* sealed: the file ends at the records */
         rc = sop__log_seg_size(l, s, &size[s]);
     if (rc)
         goto out;

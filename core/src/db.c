@@ -281,7 +281,7 @@ static int load(sop_db *db, int first)
             atomic_store(&db->shm->ckpt_no, best.no);
             atomic_store(&db->shm->ckpt_seg, best.seg);
         }
-        uint64_t size = 0;
+        uint64_t size = 0; /* records (and, in the last segment, zeros) */
         rc = sop__log_seg_size(&db->log, best.seg, &size);
         if (rc)
             return sop__err(db, rc, "cannot stat segment %u", best.seg);
@@ -293,7 +293,10 @@ static int load(sop_db *db, int first)
     } else {
         sop__log_seek(&db->log, db->log.first, 0);
     }
-    rc = sop__log_follow(&db->log, db->log.last, 1, sop__apply_rec, db, db);
+    /* the first opener is alone: it also cuts the preallocated zeros, which
+     * after a power loss may hide stale bytes of a torn write */
+    rc = sop__log_follow(&db->log, db->log.last, first ? SOP__FOLLOW_RECOVER : SOP__FOLLOW_CUT,
+                         atomic_load(&db->csn), sop__apply_rec, db, db);
     if (rc)
         return rc;
     sop__atomic_max(&db->shm->next_id, db->reg.next_id);

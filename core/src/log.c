@@ -164,14 +164,8 @@ int sop__log_open(sop__log *l, sop_vfs *vfs, const char *dir, unsigned mode, uin
     l->first = s.first;
     l->last = s.last;
     l->cur = s.last;
-    sop_file *f = NULL;
-    rc = seg_file(l, l->cur, &f, db);
-    if (rc)
-        return rc;
-    rc = vfs->size(vfs, f, &l->end);
     l->durable_seg = l->cur;
-    l->durable_end = 0;
-    return rc;
+    return 0;
 }
 
 void sop__log_close(sop__log *l)
@@ -219,6 +213,7 @@ void sop__log_seek(sop__log *l, uint32_t seg, uint64_t off)
     pthread_mutex_lock(&l->mu);
     l->cur = seg;
     l->end = off;
+    l->alloc = 0; /* unknown: the next append checks the file size */
     l->durable_seg = seg;
     l->durable_end = off;
     pthread_mutex_unlock(&l->mu);
@@ -239,16 +234,115 @@ static int try_open(sop__log *l, uint32_t seg, const sop_db *db)
     return rc;
 }
 
-int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *arg, const sop_db *db)
+/* Reading one segment. */
+typedef struct reader {
+    sop__log *l;
+    sop_file *f;
+    uint32_t seg;
+    uint64_t size; /* of the file, as last seen */
+    uint8_t *buf;  /* the record read */
+    size_t cap;
+} reader;
+
+/* Why reading a segment stopped. */
+#define STOP_EOF 1  /* the end of the file */
+#define STOP_ZERO 2 /* a header of zero bytes: the preallocated area */
+#define STOP_BAD 3  /* not a valid record, or a stale one */
+
+/* Reads @n bytes at @off: 0, STOP_EOF when the file turned out shorter
+ * (without the commit lock another process may cut it meanwhile: a rotation
+ * seals a segment at its records' end, a cut drops a torn tail; r->size is
+ * then the new size), or an error. */
+static int read_at(reader *r, uint64_t off, void *dst, size_t n, const sop_db *db)
+{
+    sop_vfs *vfs = r->l->vfs;
+    size_t got = 0;
+    int rc = vfs->read(vfs, r->f, dst, n, off, &got);
+    if (rc)
+        return sop__err(db, rc, "cannot read segment %u at %llu", r->seg, (unsigned long long)off);
+    if (got == n)
+        return 0;
+    uint64_t size;
+    rc = vfs->size(vfs, r->f, &size);
+    if (rc)
+        return sop__err(db, rc, "cannot stat segment %u", r->seg);
+    if (size >= off + n) /* short of what the size promises */
+        return sop__err(db, -EIO, "segment %u: short read at %llu", r->seg,
+                        (unsigned long long)off);
+    r->size = size;
+    return STOP_EOF;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* Reads the record at @off into r->buf: 0 when it is valid and its csn is
+ * not below @floor (*type, *csn, *plen set), a STOP_* where reading stops,
+ * or an error. */
+static int read_rec(reader *r, uint64_t off, uint64_t floor, int *type, uint64_t *csn,
+                    uint32_t *plen, const sop_db *db)
 {
     uint8_t hdr[SOP__REC_HDR];
-    uint8_t *buf = NULL;
-    size_t cap = 0;
+    if (off >= r->size)
+        return STOP_EOF;
+    size_t n = r->size - off < SOP__REC_HDR ? (size_t)(r->size - off) : SOP__REC_HDR;
+    int rc = read_at(r, off, hdr, n, db);
+    if (rc)
+        return rc;
+    if (all_zero(hdr, n))
+        return STOP_ZERO;
+    if (n < SOP__REC_HDR)
+        return STOP_BAD;
+    *plen = sop__get32(hdr + 8);
+    if (sop__get32(hdr) != SOP__REC_MAGIC || *plen > MAX_RECORD ||
+        off + SOP__REC_HDR + *plen > r->size)
+        return STOP_BAD;
+    size_t need = SOP__REC_HDR + (size_t)*plen;
+    if (need > r->cap) {
+        uint8_t *nb = sop__realloc(r->buf, need);
+        if (!nb)
+            return -ENOMEM;
+        r->buf = nb;
+        r->cap = need;
+    }
+    rc = read_at(r, off, r->buf, need, db);
+    if (rc)
+        return rc == STOP_EOF ? STOP_BAD : rc; /* cut inside the record */
+    if (sop__rec_check(r->buf, need, type, csn) < 0)
+        return STOP_BAD;
+    /* csns never decrease along the log: a lower one is a leftover of an
+     * earlier incarnation of these bytes, never a commit to apply */
+    return *csn < floor ? STOP_BAD : 0;
+}
+
+/* Truncates the last segment at @off (and syncs, so that what is cut
+ * cannot come back). */
+static int cut_at(reader *r, uint64_t off, const char *what, const sop_db *db)
+{
+    sop_vfs *vfs = r->l->vfs;
+    int rc = vfs->truncate(vfs, r->f, off);
+    if (!rc)
+        rc = vfs->sync(vfs, r->f);
+    if (rc)
+        return sop__err(db, rc, "cannot cut the %s of segment %u", what, r->seg);
+    r->size = off;
+    r->l->alloc = off;
+    return 0;
+}
+
+int sop__log_follow(sop__log *l, uint32_t last, int mode, uint64_t csn, sop__log_fn fn, void *arg,
+                    const sop_db *db)
+{
+    reader r = {.l = l};
     int rc = 0;
     uint32_t seg = l->cur;
     uint64_t off = l->end;
     for (;;) {
-        sop_file *f = NULL;
         pthread_mutex_lock(&l->mu);
         rc = try_open(l, seg, db);
         pthread_mutex_unlock(&l->mu);
@@ -261,50 +355,32 @@ int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *a
             rc = sop__err(db, SOP_ECORRUPT, "segment %u is missing", seg);
         if (rc)
             break;
-        f = l->files[seg];
-        uint64_t size;
-        rc = l->vfs->size(l->vfs, f, &size);
+        r.f = l->files[seg];
+        r.seg = seg;
+        rc = l->vfs->size(l->vfs, r.f, &r.size);
         if (rc)
             break;
+        int stop;
         for (;;) {
-            size_t got = 0;
-            if (off + SOP__REC_HDR > size)
-                break;
-            rc = l->vfs->read(l->vfs, f, hdr, SOP__REC_HDR, off, &got);
-            if (!rc && got < SOP__REC_HDR) /* short of what the size promised */
-                rc = sop__err(db, -EIO, "segment %u: short read at %llu", seg, (unsigned long long)off);
-            if (rc)
-                goto out;
-            uint32_t plen = sop__get32(hdr + 8);
-            if (sop__get32(hdr) != SOP__REC_MAGIC || plen > MAX_RECORD ||
-                off + SOP__REC_HDR + plen > size)
-                break;
-            size_t need = SOP__REC_HDR + (size_t)plen;
-            if (need > cap) {
-                uint8_t *nb = sop__realloc(buf, need);
-                if (!nb) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                buf = nb;
-                cap = need;
-            }
-            rc = l->vfs->read(l->vfs, f, buf, need, off, &got);
-            if (!rc && got < need)
-                rc = sop__err(db, -EIO, "segment %u: short read at %llu", seg, (unsigned long long)off);
-            if (rc)
-                goto out;
             int type;
-            uint64_t csn;
-            if (sop__rec_check(buf, need, &type, &csn) < 0)
+            uint32_t plen;
+            uint64_t rcsn;
+            stop = read_rec(&r, off, csn, &type, &rcsn, &plen, db);
+            if (stop)
                 break;
-            rc = fn(arg, type, csn, buf + SOP__REC_HDR, plen, seg, off);
+            rc = fn(arg, type, rcsn, r.buf + SOP__REC_HDR, plen, seg, off);
             if (rc)
                 goto out;
-            off += need;
+            csn = rcsn;
+            off += SOP__REC_HDR + (uint64_t)plen;
         }
-        if (off == size) {
-            /* clean end: go on into the next segment when there is one */
+        if (stop < 0) {
+            rc = stop;
+            break;
+        }
+        if (stop == STOP_EOF && off == r.size) {
+            /* a segment ending exactly at its records: sealed, or the last
+             * one not yet preallocated; go on into the next when there is one */
             pthread_mutex_lock(&l->mu);
             int nx = try_open(l, seg + 1, db);
             pthread_mutex_unlock(&l->mu);
@@ -317,19 +393,18 @@ int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *a
                 rc = nx;
             break;
         }
-        /* an invalid record */
-        if (seg < last) {
+        if (seg < last) { /* sealed segments end at their last record */
             rc = sop__err(db, SOP_ECORRUPT, "segment %u: bad record at offset %llu", seg,
                           (unsigned long long)off);
             break;
         }
-        if (cut) { /* the torn tail of a writer that died */
-            rc = l->vfs->truncate(l->vfs, f, off);
-            if (!rc)
-                rc = l->vfs->sync(l->vfs, f);
-            if (rc)
-                rc = sop__err(db, rc, "cannot cut the torn tail of segment %u", seg);
+        if (stop == STOP_ZERO) { /* the clean end */
+            if (mode == SOP__FOLLOW_RECOVER && off < r.size)
+                rc = cut_at(&r, off, "preallocated end", db);
+            break;
         }
+        if (mode != SOP__FOLLOW_READ && off < r.size) /* the torn tail of a writer that died */
+            rc = cut_at(&r, off, "torn tail", db);
         break;
     }
 out:
@@ -338,13 +413,14 @@ out:
         /* segments before @seg were synced in full before @seg was created */
         l->durable_seg = seg;
         l->durable_end = 0;
+        l->alloc = 0; /* unknown: the next append checks the file size */
     }
     l->cur = seg;
     l->end = off;
     if (seg > l->last)
         l->last = seg;
     pthread_mutex_unlock(&l->mu);
-    sop__free(buf);
+    sop__free(r.buf);
     return rc;
 }
 
@@ -362,33 +438,92 @@ static int sync_cur_locked(sop__log *l, const sop_db *db)
     return 0;
 }
 
+/* Seals the current segment and starts the next one. mu held. */
+static int rotate_locked(sop__log *l, const sop_db *db)
+{
+    while (l->syncing)
+        pthread_cond_wait(&l->cv, &l->mu);
+    /* a sealed segment ends at its last record (no preallocated zeros), so
+     * that readers go on into the next one exactly there */
+    int rc = l->vfs->truncate(l->vfs, l->files[l->cur], l->end);
+    if (rc)
+        rc = sop__err(db, rc == -ENOSPC ? SOP_EFULL : rc, "cannot seal segment %u", l->cur);
+    if (!rc)
+        rc = sync_cur_locked(l, db);
+    if (!rc)
+        rc = create_seg(l, l->cur + 1, db);
+    if (!rc) {
+        l->cur++;
+        if (l->cur > l->last)
+            l->last = l->cur;
+        l->end = 0;
+        l->alloc = 0;
+        l->durable_seg = l->cur;
+        l->durable_end = 0;
+    }
+    pthread_cond_broadcast(&l->cv);
+    return rc;
+}
+
+/* Zeros written at a time while preallocating (the last piece may be
+ * shorter); never written to. */
+static const uint8_t zeros[256u << 10];
+
+/* Makes segment @seg (file @f) at least @need bytes long: when it is not
+ * already, it is extended with zeros up to the next multiple of
+ * SOP__LOG_PREALLOC (at most to segment_bytes, or to @need when one record
+ * is larger). Commit lock held, mu not. */
+static int extend(sop__log *l, sop_file *f, uint32_t seg, uint64_t need, const sop_db *db)
+{
+    /* other processes may have extended the file since we last looked */
+    uint64_t size;
+    int rc = l->vfs->size(l->vfs, f, &size);
+    if (rc)
+        return sop__err(db, rc, "cannot stat segment %u", seg);
+    if (size < need) {
+        uint64_t target = (need + SOP__LOG_PREALLOC - 1) / SOP__LOG_PREALLOC * SOP__LOG_PREALLOC;
+        uint64_t cap = need > l->seg_bytes ? need : l->seg_bytes;
+        if (target > cap)
+            target = cap;
+        /* not synced: the next commit's sync persists the zeros with its
+         * records. Until then a power loss may drop, tear or garble them,
+         * but only after the last record, where recovery cuts the file */
+        while (size < target) {
+            uint64_t n = target - size < sizeof zeros ? target - size : sizeof zeros;
+            rc = l->vfs->write(l->vfs, f, zeros, n, size);
+            if (rc)
+                break;
+            size += n;
+            SOP_KILL_POINT("log:extend");
+        }
+        if (rc)
+            return sop__err(db, rc == -ENOSPC || rc == -EFBIG ? SOP_EFULL : rc,
+                            "cannot preallocate segment %u at %llu", seg, (unsigned long long)size);
+    }
+    l->alloc = size;
+    return 0;
+}
+
 int sop__log_reserve(sop__log *l, uint64_t len, uint32_t *seg, uint64_t *off, const sop_db *db)
 {
     int rc = 0;
     pthread_mutex_lock(&l->mu);
-    if (l->failed) {
+    if (l->failed)
         rc = SOP_EPANIC;
-    } else if (l->end > 0 && l->end + len > l->seg_bytes) {
-        while (l->syncing)
-            pthread_cond_wait(&l->cv, &l->mu);
-        rc = sync_cur_locked(l, db);
-        if (!rc)
-            rc = create_seg(l, l->cur + 1, db);
-        if (!rc) {
-            l->cur++;
-            if (l->cur > l->last)
-                l->last = l->cur;
-            l->end = 0;
-            l->durable_seg = l->cur;
-            l->durable_end = 0;
-        } else {
-            l->failed = 1;
-        }
-        pthread_cond_broadcast(&l->cv);
-    }
+    else if (l->end > 0 && l->end + len > l->seg_bytes)
+        rc = rotate_locked(l, db);
     *seg = l->cur;
     *off = l->end;
+    sop_file *f = l->files[l->cur];
     pthread_mutex_unlock(&l->mu);
+    /* zeros are written without mu: readers of this process go on */
+    if (!rc && *off + len > l->alloc)
+        rc = extend(l, f, *seg, *off + len, db);
+    if (rc && rc != SOP_EPANIC) {
+        pthread_mutex_lock(&l->mu);
+        l->failed = 1; /* the file may have changed: nothing more is appended */
+        pthread_mutex_unlock(&l->mu);
+    }
     return rc;
 }
 

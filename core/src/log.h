@@ -22,9 +22,36 @@
  *   registry.h }.
  *
  * A transaction appends its images and then its commit record in one
- * write; the commit record is the commit point. Records after the last
- * valid commit record of the last segment are a torn tail and are cut off
- * at open. A segment is synced in full before the next one is created.
+ * write; the commit record is the commit point. Within the log, csns never
+ * decrease (the records of one transaction share its csn).
+ *
+ * Preallocation: the last segment is extended ahead of the append position
+ * with zeros, SOP__LOG_PREALLOC bytes at a time (never past segment_bytes,
+ * or past the end of a single record larger than that), by real writes
+ * rather than fallocate: an append then overwrites blocks the file already
+ * has, so its fdatasync journals no size or extent change. The extension is
+ * made under the commit lock and is not synced by itself; the next commit's
+ * sync makes the zeros durable with its records.
+ *
+ * Where the log ends, in the last segment: at
+ *   - the end of the file;
+ *   - a record header of 24 zero bytes (or fewer zero bytes up to the end
+ *     of the file): the preallocated area, the clean end;
+ *   - anything else that is not a valid record (bad magic, length or CRC),
+ *     or a valid record whose csn is below the csn already applied (a stale
+ *     record of an earlier incarnation of the log): a torn tail, cut off
+ *     under the commit lock (the preallocation is redone by a later append).
+ * A process killed while writing leaves a prefix of its write, so during
+ * operation an all-zero header is the end. After a power loss, zeros may
+ * hide later bytes of a torn write (its first sector lost, later ones on
+ * disk): recovery at open therefore truncates the last segment to the end
+ * of its valid records, preallocated zeros included.
+ *
+ * Sealed segments (all but the last) end exactly at their file size: a full
+ * segment is truncated to the end of its records and synced in full before
+ * the next one is created. So reading goes on into the next segment only at
+ * a segment's exact end, and in an earlier segment anything else before the
+ * end of the file is SOP_ECORRUPT.
  */
 #ifndef SOP_LOG_H
 #define SOP_LOG_H
@@ -43,6 +70,13 @@
 #define SOP__IMG_COUNTER 3
 #define SOP__COMMIT_HDR 24
 #define SOP__COMMIT_ENTRY 40
+/* Zeros written ahead of the append position at a time. */
+#define SOP__LOG_PREALLOC (1u << 20)
+
+/* How sop__log_follow() treats the end of the last segment. */
+#define SOP__FOLLOW_READ 0    /* stop at a torn tail: another process may be writing it */
+#define SOP__FOLLOW_CUT 1     /* cut a torn tail (a dead writer's): under the commit lock */
+#define SOP__FOLLOW_RECOVER 2 /* also cut the preallocated zeros: at open, alone */
 
 typedef struct sop__log {
     sop_vfs *vfs;
@@ -57,6 +91,12 @@ typedef struct sop__log {
     uint32_t cur;   /* segment appended to */
     uint32_t last;  /* highest segment known to exist */
     uint64_t end;   /* append offset in cur */
+    uint64_t alloc; /* cur is known to have this many bytes (records, then zeros);
+                     * may be stale (another process cut a torn tail: appends
+                     * then extend the file themselves until the next
+                     * extension), and the file size is checked before the
+                     * cache is trusted to be large enough. Touched only with
+                     * commit_mu held (or alone, at open) */
     uint32_t durable_seg;
     uint64_t durable_end;
     int syncing;
@@ -64,7 +104,8 @@ typedef struct sop__log {
     uint64_t syncs;
 } sop__log;
 
-/* Opens the log (creating segment 1 when there is none). */
+/* Opens the log (creating segment 1 when there is none). The position
+ * where reading starts is set by sop__log_seek(). */
 int sop__log_open(sop__log *l, sop_vfs *vfs, const char *dir, unsigned mode, uint64_t seg_bytes,
                   const sop_db *db);
 void sop__log_close(sop__log *l);
@@ -74,17 +115,20 @@ typedef int (*sop__log_fn)(void *arg, int type, uint64_t csn, const uint8_t *pay
 /* Sets the position where reading (and appending) continues. */
 void sop__log_seek(sop__log *l, uint32_t seg, uint64_t off);
 /* Reads the records after the position, calling fn for each valid one
- * (fn returns 0 to go on), into the following segments too, and moves the
- * position past them. Segments missing below @last were deleted by
- * compaction. At an invalid record in a segment before @last: SOP_ECORRUPT.
- * At one in the last segment: with @cut the file is cut there (the torn
- * tail of a writer that died: only under the commit lock), without, the
- * reading stops there (another process may be writing it). */
-int sop__log_follow(sop__log *l, uint32_t last, int cut, sop__log_fn fn, void *arg,
+ * (fn returns 0 to go on), into the following segments too (from a segment
+ * that ends exactly at its file size), and moves the position past them.
+ * @csn is the csn already applied: a record below it is stale and read as
+ * invalid. Segments missing below @last were deleted by compaction. At an
+ * invalid record in a segment before @last: SOP_ECORRUPT. At the end of the
+ * last segment (see the format above), by @mode (SOP__FOLLOW_*): READ stops
+ * there, CUT also truncates a torn tail there, RECOVER also truncates the
+ * preallocated zeros. */
+int sop__log_follow(sop__log *l, uint32_t last, int mode, uint64_t csn, sop__log_fn fn, void *arg,
                     const sop_db *db);
 
 /* Where the next append of @len bytes goes (rotating to a new segment when
- * the current one is full). Caller serialises appends (commit lock). */
+ * the current one is full, extending the current one with zeros when it is
+ * not preallocated that far). Caller serialises appends (commit lock). */
 int sop__log_reserve(sop__log *l, uint64_t len, uint32_t *seg, uint64_t *off, const sop_db *db);
 /* Writes bytes reserved by sop__log_reserve(). */
 int sop__log_write(sop__log *l, const void *buf, uint64_t len, uint64_t off, const sop_db *db);
@@ -98,13 +142,14 @@ int sop__log_read(sop__log *l, uint32_t seg, uint64_t off, uint32_t len, uint8_t
 int sop__rec_check(const uint8_t *rec, uint64_t len, int *type, uint64_t *csn);
 /* Fills a record header (after the payload is in place). */
 void sop__rec_seal(uint8_t *rec, int type, uint64_t csn, uint32_t plen);
-/* Size of segment @seg (0 when absent). */
+/* File size of segment @seg (0 when absent): the end of its records for a
+ * sealed segment, records plus preallocated zeros for the current one. */
 int sop__log_seg_size(sop__log *l, uint32_t seg, uint64_t *size);
 /* Number of segment files present. */
 uint32_t sop__log_nsegs(sop__log *l);
 /* Deletes segment @seg (never the current one) and syncs the directory. */
 int sop__log_remove_seg(sop__log *l, uint32_t seg, const sop_db *db);
-/* Total size of all segment files. */
+/* Total size of all segment files (preallocated zeros included). */
 uint64_t sop__log_bytes(sop__log *l);
 
 #endif

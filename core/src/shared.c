@@ -17,7 +17,16 @@
 #include "internal.h"
 #include "mem.h"
 
-/* ---- applying commit records ---- */
+/* ---- applying commit records ----
+ *
+ * A record whose csn is below the csn already applied (a stale record of an
+ * earlier incarnation of the log's bytes) is never applied. That check is in
+ * sop__log_follow(), not here: it decides where the log ends, like a bad
+ * CRC, so it must stop the reading at the first stale record, images
+ * included (which this function ignores), and be cut or reported exactly
+ * as a torn tail or a damaged sealed segment is. The log passes the csn of
+ * each record it read as the floor for the next one.
+ */
 
 int sop__apply_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t len,
                    uint32_t seg, uint64_t off)
@@ -203,7 +212,8 @@ int sop__follow(sop_db *db, int locked)
     if (!locked && tail == db->applied_tail)
         return 0;
     sop__log *l = &db->log;
-    int rc = sop__log_follow(l, l->cur, locked, sop__apply_rec, db, db);
+    int rc = sop__log_follow(l, l->cur, locked ? SOP__FOLLOW_CUT : SOP__FOLLOW_READ,
+                             atomic_load(&db->csn), sop__apply_rec, db, db);
     db->applied_tail = sop__tail_pack(l->cur, l->end);
     atomic_store(&db->shm->slot[db->slot].applied_seg, l->cur);
     return rc;

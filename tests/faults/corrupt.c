@@ -158,6 +158,7 @@ typedef struct rec {
 typedef struct layout {
     uint32_t nseg, first;   /* segments first .. first + nseg - 1 */
     uint64_t segsize[64];
+    uint64_t recend[64];    /* where the records end (the last segment has zeros after) */
     rec *recs;
     size_t nrecs;
     uint64_t nblocks;
@@ -171,6 +172,14 @@ typedef struct layout {
 static void seg_path(const char *dir, uint32_t seg, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/seg-%08u", dir, seg);
+}
+
+static int is_zero(const uint8_t *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
 }
 
 static void parse_layout(const char *dir, layout *L)
@@ -190,8 +199,10 @@ static void parse_layout(const char *dir, layout *L)
         size_t len;
         uint8_t *p = slurp(path, &len);
         uint64_t off = 0;
-        while (off + REC_HDR <= len) {
-            if (get32(p + off) != REC_MAGIC)
+        while (off < len) {
+            if (is_zero(p + off, len - off < REC_HDR ? len - off : REC_HDR))
+                break; /* the preallocated end */
+            if (off + REC_HDR > len || get32(p + off) != REC_MAGIC)
                 fatal("%s: no record at %" PRIu64, path, off);
             uint64_t rl = REC_HDR + (uint64_t)get32(p + off + 8);
             if (off + rl > len)
@@ -200,10 +211,16 @@ static void parse_layout(const char *dir, layout *L)
             L->recs[L->nrecs++] = (rec){s, off, rl, p[off + 4], 0, get64(p + off + 16)};
             off += rl;
         }
-        if (off != len)
-            fatal("%s: %zu bytes, records end at %" PRIu64, path, len, off);
+        if (!is_zero(p + off, len - off))
+            fatal("%s: %zu bytes, records end at %" PRIu64 ", then not only zeros", path, len, off);
+        L->recend[s] = off;
         free(p);
     }
+    /* sealed segments end at their records; only the last is preallocated */
+    for (uint32_t s = L->first; s + 1 < L->first + L->nseg; s++)
+        if (L->segsize[s] && L->recend[s] != L->segsize[s])
+            fatal("segment %u: %" PRIu64 " bytes, records end at %" PRIu64, s, L->segsize[s],
+                  L->recend[s]);
     /* registry: live handles */
     snprintf(path, sizeof path, "%s/registry", dir);
     size_t rlen;
@@ -958,14 +975,15 @@ static void apply_damage(int kind, const layout *L, const char *dir, uint64_t *r
     case K_TTRUNC:
     case K_TFLIP: {
         uint32_t s = L->first + L->nseg - 1;
-        if (L->ckpt_seg != s || L->ckpt_off >= L->segsize[s])
+        if (L->ckpt_seg != s || L->ckpt_off >= L->recend[s])
             fatal("fixture B has no tail after its checkpoint");
-        uint64_t off = L->ckpt_off + tu_rand_below(rs, L->segsize[s] - L->ckpt_off);
+        /* inside the records (not in the preallocated zeros after them) */
+        uint64_t off = L->ckpt_off + tu_rand_below(rs, L->recend[s] - L->ckpt_off);
         seg_path(dir, s, path, sizeof path);
         if (kind == K_TTRUNC) {
             truncate_file(path, off);
             snprintf(d->what, sizeof d->what, "last seg cut at %" PRIu64 " (checkpoint at %" PRIu64
-                     ", size %" PRIu64 ")", off, L->ckpt_off, L->segsize[s]);
+                     ", records end at %" PRIu64 ")", off, L->ckpt_off, L->recend[s]);
         } else {
             int bit = (int)tu_rand_below(rs, 8);
             flip_file_bit(path, off, bit);
