@@ -473,14 +473,19 @@ static const uint8_t zeros[256u << 10];
  * already, it is extended with zeros up to the next multiple of
  * SOP__LOG_PREALLOC (at most to segment_bytes, or to @need when one record
  * is larger). Commit lock held, mu not. */
-static int extend(sop__log *l, sop_file *f, uint32_t seg, uint64_t need, const sop_db *db)
+static int extend(sop__log *l, sop_file *f, uint32_t seg, uint64_t off, uint64_t need,
+                  const sop_db *db)
 {
     /* other processes may have extended the file since we last looked */
     uint64_t size;
     int rc = l->vfs->size(l->vfs, f, &size);
     if (rc)
         return sop__err(db, rc, "cannot stat segment %u", seg);
-    if (size < need) {
+    if (size < need && size >= off && need - size >= SOP__LOG_PREALLOC) {
+        /* a large append (a bulk commit): its own write grows the file by a
+         * chunk or more, so one size change per sync is already amortised,
+         * and zeros first would write its bytes twice */
+    } else if (size < need) {
         uint64_t target = (need + SOP__LOG_PREALLOC - 1) / SOP__LOG_PREALLOC * SOP__LOG_PREALLOC;
         uint64_t cap = need > l->seg_bytes ? need : l->seg_bytes;
         if (target > cap)
@@ -518,7 +523,7 @@ int sop__log_reserve(sop__log *l, uint64_t len, uint32_t *seg, uint64_t *off, co
     pthread_mutex_unlock(&l->mu);
     /* zeros are written without mu: readers of this process go on */
     if (!rc && *off + len > l->alloc)
-        rc = extend(l, f, *seg, *off + len, db);
+        rc = extend(l, f, *seg, *off, *off + len, db);
     if (rc && rc != SOP_EPANIC) {
         pthread_mutex_lock(&l->mu);
         l->failed = 1; /* the file may have changed: nothing more is appended */

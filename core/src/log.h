@@ -29,7 +29,10 @@
  * with zeros, SOP__LOG_PREALLOC bytes at a time (never past segment_bytes,
  * or past the end of a single record larger than that), by real writes
  * rather than fallocate: an append then overwrites blocks the file already
- * has, so its fdatasync journals no size or extent change. The extension is
+ * has, so its fdatasync journals no size or extent change. An append that
+ * itself grows the file by SOP__LOG_PREALLOC or more (a bulk commit) is not
+ * preceded by zeros: its one size change per sync is already amortised,
+ * and zeros first would write its bytes twice. The extension is
  * made under the commit lock and is not synced by itself; the next commit's
  * sync makes the zeros durable with its records.
  *
