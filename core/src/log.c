@@ -466,8 +466,9 @@ static int rotate_locked(sop__log *l, const sop_db *db)
 }
 
 /* Zeros written at a time while preallocating (the last piece may be
- * shorter); never written to. */
-static const uint8_t zeros[256u << 10];
+ * shorter). Never written to; not const so that it lives in .bss instead of
+ * adding 256 KiB of .rodata to the library. */
+static uint8_t zeros[256u << 10];
 
 /* Makes segment @seg (file @f) at least @need bytes long: when it is not
  * already, it is extended with zeros up to the next multiple of
