@@ -268,6 +268,45 @@ static void test_extends_in_chunks(void **state)
     fault_vfs_free(vfs);
 }
 
+/* A commit that grows the file by a chunk or more by itself is written
+ * once, without zeros over its own range first, and leaves the file at its
+ * end; the next small commit preallocates again. */
+static void test_bulk_append_no_zeros(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("log-bulk");
+    sop_vfs *vfs = fault_vfs_new(NULL);
+    assert_non_null(vfs);
+    sop_db *db = open_db(dir, 0, vfs);
+    put_str(db, "kv", "a", "1");
+    size_t big = 5 * (size_t)CHUNK / 2; /* past the preallocated chunk by more than a chunk */
+    char *v = malloc(big);
+    assert_non_null(v);
+    memset(v, 'x', big);
+    fault_vfs_reset_ops(vfs);
+    put(db, "big", "k", v, big);
+    assert_int_equal(fault_vfs_ops(vfs, FAULT_OP_WRITE), 1);
+    assert_int_equal(seg_size(dir, 1), recs_end(dir, 1));
+    put_str(db, "kv", "b", "2");
+    assert_true(seg_size(dir, 1) > recs_end(dir, 1));
+    assert_int_equal(seg_size(dir, 1) % CHUNK, 0);
+    assert_int_equal(sop_db_close(db), 0);
+    db = open_db(dir, 0, NULL);
+    expect(db, "kv", "b", "2");
+    sop_txn *t;
+    sop_store *s;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), 0);
+    assert_int_equal(sop_store_open(t, "big", &s), 0);
+    sop_val k = {"k", 1}, got;
+    assert_int_equal(sop_get(s, &k, &got), 0);
+    assert_int_equal(got.size, big);
+    assert_memory_equal(got.data, v, big);
+    sop_txn_rollback(t);
+    assert_int_equal(sop_db_close(db), 0);
+    free(v);
+    fault_vfs_free(vfs);
+}
+
 /* ------------------------------------------------------------------ */
 /* Reopening                                                          */
 /* ------------------------------------------------------------------ */
@@ -521,6 +560,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extends_in_chunks),
+        cmocka_unit_test(test_bulk_append_no_zeros),
         cmocka_unit_test(test_reopen_clean),
         cmocka_unit_test(test_torn_tail_garbage),
         cmocka_unit_test(test_zeros_then_valid_record),
