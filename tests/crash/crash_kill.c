@@ -205,6 +205,7 @@ static void run_child(const char *dir, int wfd, uint64_t first, const char *kill
         o.checkpoint_bytes = 128u << 10;
     }
     o.flags = 0; /* the database exists */
+    o.map_reads = (int)(first & 1); /* half the children read through segment maps */
     sop_db *db = NULL;
     int rc = sop_db_open(dir, &o, &db);
     if (rc != SOP_OK) {
@@ -348,7 +349,10 @@ static int recover_and_verify(const char *dir, oracle *o, uint64_t first, const 
                               size_t nacks, counts *c)
 {
     sop_db *db = NULL;
-    int rc = sop_db_open(dir, NULL, &db);
+    sop_db_options opts;
+    sop_db_options_init(&opts);
+    opts.map_reads = (int)(c->cases & 1); /* verify through maps every other case */
+    int rc = sop_db_open(dir, &opts, &db);
     if (rc != SOP_OK) {
         fprintf(stderr, "crash_kill: case %lu: reopen failed: %s: %s\n", c->cases,
                 sop_err_name(rc), db ? sop_db_errmsg(db) : "");
