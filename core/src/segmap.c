@@ -109,15 +109,3 @@ int sop__seg_view(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, const ui
     *rec = p;
     return 0;
 }
-
-int sop__seg_read(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf)
-{
-    const uint8_t *p = NULL;
-    int rc = sop__seg_view(db, seg, off, len, &p);
-    if (rc == 1)
-        return sop__log_read(&db->log, seg, off, len, buf, db);
-    if (rc == 0)
-        memcpy(buf, p, len); /* checked in place: a concurrent change of these
-                              * bytes is impossible (records are never rewritten) */
-    return rc;
-}

@@ -25,13 +25,11 @@ void sop__segmap_init(sop__segmap *m, int on);
 void sop__segmap_close(sop__segmap *m, sop_db *db);
 /* Forgets segment @seg (before its file is deleted). */
 void sop__segmap_drop(sop__segmap *m, sop_db *db, uint32_t seg);
-/* Reads the whole record at (seg, off, len) into @buf, checking framing
- * and CRC, as sop__log_read() does (which it calls when the bytes are not
- * known to be mapped and inside the file). */
-int sop__seg_read(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf);
-/* The record at (seg, off, len) in place, checked as above: 0 and *rec
- * (valid until the segment is deleted, which no open snapshot allows), 1
- * when it is not mapped (read it), or SOP_ECORRUPT. */
+/* The whole record at (seg, off, len) in place, its framing and CRC
+ * checked as sop__log_read() checks them: 0 and *rec (valid until the
+ * segment is deleted, which no open snapshot allows), 1 when the bytes are
+ * not known to be mapped and inside the file (read them with
+ * sop__log_read()), or SOP_ECORRUPT. */
 int sop__seg_view(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, const uint8_t **rec);
 
 #endif
