@@ -303,13 +303,10 @@ static int read_rec(reader *r, uint64_t off, uint64_t floor, int *type, uint64_t
         off + SOP__REC_HDR + *plen > r->size)
         return STOP_BAD;
     size_t need = SOP__REC_HDR + (size_t)*plen;
-    if (need > r->cap) {
-        uint8_t *nb = sop__realloc(r->buf, need);
-        if (!nb)
-            return -ENOMEM;
-        r->buf = nb;
-        r->cap = need;
-    }
+    uint8_t *nb = sop__grow(r->buf, &r->cap, need, 1, need);
+    if (!nb)
+        return -ENOMEM;
+    r->buf = nb;
     rc = read_at(r, off, r->buf, need, db);
     if (rc)
         return rc == STOP_EOF ? STOP_BAD : rc; /* cut inside the record */

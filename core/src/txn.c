@@ -585,14 +585,11 @@ static int cb_reserve(cbuf *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return 0;
-    size_t c = b->cap ? b->cap : n; /* the first reservation is exact */
-    while (c < b->len + n)
-        c *= 2;
-    uint8_t *p = sop__realloc(b->p, c);
+    /* the first reservation is exact (min = n), later ones double */
+    uint8_t *p = sop__grow(b->p, &b->cap, b->len + n, 1, n);
     if (!p)
         return -ENOMEM;
     b->p = p;
-    b->cap = c;
     return 0;
 }
 
