@@ -181,10 +181,16 @@ static int px_size(sop_vfs *vfs, sop_file *f, uint64_t *size)
     (void)vfs;
     if (!f || !size)
         return -EINVAL;
-    struct stat st;
-    if (fstat(f->fd, &st) != 0)
+    /* lseek, not fstat: the commit path asks for the log's size, and on
+     * kernels with multigrain timestamps (Linux 6.13+) a stat marks the
+     * ctime as queried, so the next write stores a fine-grained time and
+     * dirties the inode, and every fdatasync then writes the inode block
+     * too (measured: 20-30% fewer durable commits per second). Nothing in
+     * this file uses the file offset: all I/O is pread/pwrite. */
+    off_t end = lseek(f->fd, 0, SEEK_END);
+    if (end < 0)
         return neg_errno();
-    *size = st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+    *size = (uint64_t)end;
     return SOP_OK;
 }
 
