@@ -20,7 +20,7 @@ no_sop="${SOP_BENCH_NO_SOP:-0}"
 
 # Debian 12 packages: compiler and build tools, the engine's dependency
 # (isa-l), and the kv peers.
-pkgs=(cmake gcc make pkg-config libisal-dev liblmdb-dev libsqlite3-dev)
+pkgs=(cmake gcc make pkg-config libisal-dev libopenblas-dev liblmdb-dev libsqlite3-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -136,6 +136,8 @@ int sop_txn_begin(sop_db *db, sop_txn_mode mode, uint32_t max_ms, sop_txn **txnp
 
 sop_txn_mode sop_txn_get_mode(const sop_txn *txn) { return txn ? txn->mode : SOP_TXN_READ; }
 
+sop_db *sop_txn_db(const sop_txn *txn) { return txn ? txn->db : NULL; }
+
 void sop__txn_free_tmp(sop_txn *txn)
 {
     for (size_t i = 0; i < txn->ntmp; i++)

@@ -104,7 +104,9 @@ SOP_API const char *sop_version(int *major, int *minor, int *patch);
     XX(NOCMP, -30016, "custom comparator is not registered on this database")               \
     XX(REDIS, -30017, "redis is unreachable or answered with an error")                     \
     XX(LLM, -30018, "language model server is unreachable or answered with an error")      \
-    XX(INCOMPLETE, -30019, "cursor is not positioned on an item")
+    XX(INCOMPLETE, -30019, "cursor is not positioned on an item")                           \
+    XX(DIM, -30020, "vector dimension does not match the store")                            \
+    XX(VECTOR, -30021, "vector has a NaN or infinite component, or is zero under cosine")
 
 enum {
     SOP_OK = 0,
@@ -374,6 +376,9 @@ SOP_API int sop_txn_rollback(sop_txn *txn);
 
 /** @brief The mode @p txn was begun with. */
 SOP_API sop_txn_mode sop_txn_get_mode(const sop_txn *txn);
+
+/** @brief The database @p txn belongs to (for sop_db_errmsg()). */
+SOP_API sop_db *sop_txn_db(const sop_txn *txn);
 
 /* ------------------------------------------------------------------ */
 /* Stores                                                             */

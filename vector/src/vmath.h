@@ -1,0 +1,29 @@
+/* vmath.h - float kernels of the vector layer: dot products and squared
+ * Euclidean distances (SIMD, chosen for the CPU at load time), and the BLAS
+ * calls (OpenBLAS) that compare many vectors at once. Vectors are row-major
+ * float arrays of d components; no function allocates. */
+#ifndef SOP_VEC_VMATH_H
+#define SOP_VEC_VMATH_H
+#include <stddef.h>
+#include <stdint.h>
+
+float sop__v_dot(const float *a, const float *b, uint32_t d);
+/* squared Euclidean distance */
+float sop__v_l2sq(const float *a, const float *b, uint32_t d);
+/* out[i] = q . m[i] for the n rows of m */
+void sop__v_dots(const float *q, const float *m, size_t n, uint32_t d, float *out);
+/* out[i] = |q - m[i]|^2 for the n rows of m */
+void sop__v_l2sqs(const float *q, const float *m, size_t n, uint32_t d, float *out);
+/* out[i] = |m[i]|^2 */
+void sop__v_norms_sq(const float *m, size_t n, uint32_t d, float *out);
+/* scales @v to unit length; returns its former length (0: left as is) */
+float sop__v_normalize(float *v, uint32_t d);
+/* 1 when every component is finite */
+int sop__v_finite(const float *v, uint32_t d);
+/* out[i] = m[i] . q for the n rows of m: one cblas_sgemv */
+void sop__v_gemv(const float *m, size_t n, uint32_t d, const float *q, float *out);
+/* c[i * k + j] = a[i] . b[j] for n rows of a and k rows of b: one
+ * cblas_sgemm (a times b transposed) */
+void sop__v_gemm_nt(const float *a, size_t n, const float *b, size_t k, uint32_t d, float *c);
+
+#endif
