@@ -1,7 +1,8 @@
 /* vmath.h - float kernels of the vector layer: dot products and squared
- * Euclidean distances (SIMD, chosen for the CPU at load time), and the BLAS
- * calls (OpenBLAS) that compare many vectors at once. Vectors are row-major
- * float arrays of d components; no function allocates. */
+ * Euclidean distances (SIMD, the instance for the CPU chosen once, at the
+ * first call; see vmath.c), and the BLAS calls (OpenBLAS) that compare many
+ * vectors at once. Vectors are row-major float arrays of d components; no
+ * function allocates. */
 #ifndef SOP_VEC_VMATH_H
 #define SOP_VEC_VMATH_H
 #include <stddef.h>
@@ -23,7 +24,7 @@ int sop__v_finite(const float *v, uint32_t d);
 /* out[i] = m[i] . q for the n rows of m: one cblas_sgemv */
 void sop__v_gemv(const float *m, size_t n, uint32_t d, const float *q, float *out);
 /* c[i * k + j] = a[i] . b[j] for n rows of a and k rows of b: one
- * cblas_sgemm (a times b transposed) */
+ * cblas_sgemm (a times b transposed); k and d at most INT_MAX */
 void sop__v_gemm_nt(const float *a, size_t n, const float *b, size_t k, uint32_t d, float *c);
 
 #endif
