@@ -20,6 +20,12 @@ static const cli_command cli_top[] = {
      "Reads and writes the items of a store. DB is the database directory,\n"
      "STORE a store name ([A-Za-z0-9_.-], up to 200 bytes).\n",
      cli_kv_commands},
+    {"vector", NULL, "load, query and index vector stores",
+     "Usage: sop vector <subcommand> [options] DB STORE ...\n"
+     "\n"
+     "Vector stores (IVF indexes on the database's B-trees). Vectors are read\n"
+     "from .fvecs files (per vector: int32 d, then d float32, little-endian).\n",
+     cli_vector_commands},
     {"stats", cmd_stats, "print database figures and the item count of every store",
      "Usage: sop stats DB [--json]\n"
      "\n"

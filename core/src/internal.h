@@ -109,6 +109,17 @@ typedef struct sop__op {
 
 #define SOP__OPLOG_MAX (64u << 20) /* bytes of keys and values kept for merges */
 
+/* An object of an upper layer (a vector store handle, ...) that lives as
+ * long as its transaction: embed it as the first member and attach it with
+ * sop__txn_attach(); @free runs when the transaction ends, before the
+ * store handles are freed. */
+typedef struct sop__txn_ext {
+    struct sop__txn_ext *next;
+    void (*free)(struct sop__txn_ext *e);
+} sop__txn_ext;
+
+void sop__txn_attach(sop_txn *txn, sop__txn_ext *e);
+
 #define SOP__TXN_ACTIVE 0
 #define SOP__TXN_FAILED 1
 
@@ -138,6 +149,7 @@ struct sop_txn {
     sop__arena opmem; /* keys and values of ops */
     int no_merge;   /* did something a merge cannot replay */
     int write_read; /* a write found nothing to change (NOCHECK validates reads) */
+    sop__txn_ext *exts; /* upper layers' handles, freed with the transaction */
 };
 
 struct sop_store {

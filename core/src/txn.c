@@ -145,9 +145,19 @@ void sop__txn_free_tmp(sop_txn *txn)
     txn->ntmp = 0;
 }
 
+void sop__txn_attach(sop_txn *txn, sop__txn_ext *e)
+{
+    e->next = txn->exts;
+    txn->exts = e;
+}
+
 static void txn_free(sop_txn *t, int committed)
 {
     sop_db *db = t->db;
+    for (sop__txn_ext *e = t->exts, *n; e; e = n) {
+        n = e->next;
+        e->free(e);
+    }
     SOP__U64MAP_FOREACH(&t->seen, i)
     sop__cache_unpin(db->cache, t->seen.vals[i]);
     sop__u64map_free(&t->seen);

@@ -337,5 +337,48 @@ fi
 run check "$DB"
 check "check a clean database" 0 "ok"
 
+# ---------------------------------------------------------------- vector
+# fvecs rows: row r is (r mod 10) * 3 + r / 1000 in each of 8 components
+VDB="$TMP/vdb"
+perl -e 'for $r (0..199) { print pack("l<", 8), pack("f<8", ((($r % 10) * 3 + $r / 1000)) x 8) }' \
+    >"$TMP/v.fvecs"
+perl -e 'print pack("l<", 8), pack("f<8", (7 * 3 + 37 / 1000) x 8)' >"$TMP/q37.fvecs"
+perl -e 'print pack("l<", 4), pack("f<4", 1, 2, 3, 4)' >"$TMP/d4.fvecs"
+printf 'not vectors' >"$TMP/bad.fvecs"
+for r in $(seq 0 199); do echo "item-$r"; done >"$TMP/ids.txt"
+run vector load "$VDB" v "$TMP/v.fvecs" --metric l2
+check "vector load" 0 "loaded 200 vectors of 8 dimensions into v"
+run vector query "$VDB" v "$TMP/q37.fvecs" -k 1 --nprobe 100000
+check "vector query finds the exact row (nprobe clamped)" 0 "37"
+run vector query "$VDB" v "$TMP/q37.fvecs" -k 3
+if [ "$RC" = 0 ] && [ "$(wc -w <<<"$OUT")" = 3 ] && [ "${OUT%% *}" = 37 ]; then
+    pass "vector query -k 3 (default nprobe)"; else fail "vector query -k 3" "$OUT" "$ERR"; fi
+run vector stats "$VDB" v
+if [ "$RC" = 0 ] && grep -q '^count 200$' <<<"$OUT" && grep -q '^trained 1$' <<<"$OUT" &&
+    grep -q '^metric l2$' <<<"$OUT"; then pass "vector stats"; else
+    fail "vector stats" "$OUT" "$ERR"; fi
+run vector load "$VDB" named "$TMP/v.fvecs" --ids "$TMP/ids.txt" --metric l2 --nlist 4
+check "vector load --ids --nlist" 0 "loaded 200 vectors of 8 dimensions into named"
+run vector query "$VDB" named "$TMP/q37.fvecs" -k 1 --nprobe 4
+check "vector query returns the given ids" 0 "item-37"
+run vector load "$VDB" v "$TMP/d4.fvecs"
+check_err "vector load of another dimension" 1 'dimensions'
+run vector load "$VDB" v "$TMP/v.fvecs" --metric cosine
+check_err "vector load with another metric" 1 'metric'
+run vector load "$VDB" w "$TMP/bad.fvecs"
+check_err "vector load of a non-fvecs file" 1 'fvecs'
+run vector load "$VDB" w "$TMP/v.fvecs" --metric manhattan
+check_err "vector load --metric bogus" 2 'metric'
+run vector query "$VDB" nope "$TMP/q37.fvecs"
+check_err "vector query of an unknown store" 1 'no such vector store'
+run vector query "$VDB" v "$TMP/q37.fvecs" -k 0
+check_err "vector query -k 0" 2 '-k'
+run vector optimize "$VDB" v --nlist 2
+check "vector optimize" 0 ""
+run vector query "$VDB" v "$TMP/q37.fvecs" -k 1
+check "vector query after optimize" 0 "37"
+run check "$VDB"
+check "check a database with vector stores" 0 "ok"
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

@@ -97,9 +97,12 @@ typedef struct vm_impl {
             s1 += x * y;                                                                           \
         }                                                                                          \
         s0 = (s0 + s1) + (s2 + s3);                                                                \
-        float r, t = 0;                                                                            \
-        for (; i < d; i++)                                                                         \
-            t += a[i] * b[i];                                                                      \
+        float r, t = 0, ea, eb;                                                                    \
+        for (; i < d; i++) {                                                                       \
+            memcpy(&ea, a + i, 4);                                                                 \
+            memcpy(&eb, b + i, 4);                                                                 \
+            t += ea * eb;                                                                          \
+        }                                                                                          \
         RED(s0, r);                                                                                \
         return r + t;                                                                              \
     }                                                                                              \
@@ -132,9 +135,11 @@ typedef struct vm_impl {
             s1 += x * x;                                                                           \
         }                                                                                          \
         s0 = (s0 + s1) + (s2 + s3);                                                                \
-        float r, t = 0;                                                                            \
+        float r, t = 0, ea, eb;                                                                    \
         for (; i < d; i++) {                                                                       \
-            float e = a[i] - b[i];                                                                 \
+            memcpy(&ea, a + i, 4);                                                                 \
+            memcpy(&eb, b + i, 4);                                                                 \
+            float e = ea - eb;                                                                     \
             t += e * e;                                                                            \
         }                                                                                          \
         RED(s0, r);                                                                                \

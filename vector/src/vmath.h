@@ -2,7 +2,9 @@
  * Euclidean distances (SIMD, the instance for the CPU chosen once, at the
  * first call; see vmath.c), and the BLAS calls (OpenBLAS) that compare many
  * vectors at once. Vectors are row-major float arrays of d components; no
- * function allocates. */
+ * function allocates. The single-vector kernels (dot, l2sq, finite) accept
+ * vectors at any byte address: vectors read from B-tree nodes are not
+ * 4-byte aligned. */
 #ifndef SOP_VEC_VMATH_H
 #define SOP_VEC_VMATH_H
 #include <stddef.h>

@@ -30,6 +30,9 @@
  *    normalised at ingest and returned normalised by sop_vstore_get().
  *  - The store's own B-trees are named "<name>.vec.*": do not write them
  *    through the KV API.
+ *  - Writes need a SOP_TXN_WRITE transaction (-EINVAL in NOCHECK, whose
+ *    reads are not validated: a write depends on the index versions it
+ *    read). Queries work in every mode.
  *
  * Errors: as in sop.h (sop_strerror(), sop_db_errmsg() for the message).
  * Besides the codes listed per function, every call can return the common
@@ -139,7 +142,8 @@ typedef struct sop_vitem {
  *  transaction.
  *  @return SOP_OK; SOP_EDIM (item dims is not the store's); SOP_EVECTOR
  *          (NaN or infinite component; zero vector under cosine); -EINVAL
- *          (NULL arguments, empty or overlong id); SOP_ETOOBIG (payload);
+ *          (NULL arguments, empty or overlong id, NOCHECK transaction);
+ *          SOP_ETOOBIG (payload);
  *          SOP_EREADONLY; common errors. Nothing is written when it
  *          fails. */
 SOP_API int sop_vstore_upsert(sop_vstore *vs, const sop_vitem *item);
@@ -159,7 +163,8 @@ SOP_API int sop_vstore_get(sop_vstore *vs, const void *id, size_t id_len, float 
                            sop_val *payload);
 
 /** @brief Deletes an item.
- *  @return SOP_OK; SOP_ENOTFOUND; -EINVAL; SOP_EREADONLY; common errors. */
+ *  @return SOP_OK; SOP_ENOTFOUND; -EINVAL (also in a NOCHECK transaction);
+ *          SOP_EREADONLY; common errors. */
 SOP_API int sop_vstore_delete(sop_vstore *vs, const void *id, size_t id_len);
 
 /** @brief Number of items (deleted ones are not counted).
@@ -249,7 +254,7 @@ SOP_API void sop_voptimize_options_init(sop_voptimize_options *o);
  *  and drops the old one and the tombstones. Runs its own transactions:
  *  call it outside any transaction of this thread on the store. After a
  *  crash or a stop, the next call resumes where the last committed batch
- *  ended.
+ *  ended. An empty store is left as it is.
  *  @return SOP_OK; SOP_ENOTFOUND; SOP_ENAME; SOP_EBUSY (another optimize of
  *          the store is running); what progress returned; SOP_ECONFLICT
  *          (a batch kept conflicting with other writers: call again);
