@@ -1071,6 +1071,19 @@ void sop__bt_item(const sop__bcur *c, const uint8_t **key, uint32_t *klen, const
         *vflags = n->slot[i].vflags;
 }
 
+void sop__bt_prefetch(const sop__bcur *c, int ahead)
+{
+    const sop__node *n = c->path[c->depth - 1].node;
+    int64_t i = (int64_t)c->path[c->depth - 1].idx + ahead;
+    if (i < 0 || i >= (int64_t)n->n)
+        return;
+    const uint8_t *k = n->heap + n->slot[i].koff, *v = n->heap + n->slot[i].voff;
+    __builtin_prefetch(k);
+    uint32_t vlen = n->slot[i].vlen < 1024 ? n->slot[i].vlen : 1024;
+    for (uint32_t off = 0; off < vlen; off += 64)
+        __builtin_prefetch(v + off);
+}
+
 /* ---------------------------------------------------------------- */
 /* Walk                                                             */
 /* ---------------------------------------------------------------- */

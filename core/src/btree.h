@@ -73,6 +73,10 @@ int sop__bt_create(sop__tree *t, uint64_t *root);
 int sop__bt_seek(sop__bcur *c, const void *key, size_t klen, int mode);
 int sop__bt_first(sop__bcur *c);
 int sop__bt_last(sop__bcur *c);
+/* Asks the CPU to load the item @ahead slots away in the same leaf (its
+ * key, and its value up to 1 KiB), if there is one: scans hide the memory
+ * latency of the next items behind the work on this one. */
+void sop__bt_prefetch(const sop__bcur *c, int ahead);
 /* SOP_ENOTFOUND past either end (cursor unpositioned). */
 int sop__bt_next(sop__bcur *c);
 int sop__bt_prev(sop__bcur *c);

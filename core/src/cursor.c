@@ -335,6 +335,17 @@ static int past_end(sop_cursor *c, const uint8_t *ek, size_t eklen, int reverse,
     return exclusive ? cmp >= 0 : cmp > 0;
 }
 
+/* Items between two checks of the transaction (deadline, panic) in a
+ * scan: the checks read the clock. */
+#define SCAN_CHECK_EVERY 64
+/* How far ahead a scan prefetches items (slots of the same leaf). */
+#define SCAN_PREFETCH 2
+
+/* sop_scan walks the B-tree cursor itself instead of going through
+ * sop_cursor_next/get per item (each re-checks the transaction and copies
+ * the key): the callback sees the item in the node. A callback that writes
+ * in the transaction moves nodes: the scan then seeks past the last key it
+ * saw, as a cursor does. */
 int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx)
 {
     if (!s || !fn)
@@ -360,26 +371,52 @@ int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx)
     else
         rc = r->reverse ? sop_cursor_last(c) : sop_cursor_first(c);
     uint64_t skipped = 0, sent = 0;
+    unsigned since_check = 0;
+    sop_txn *txn = s->txn;
     while (rc == 0) {
         if (end && past_end(c, ek, eklen, r->reverse, end_ex))
             break;
+        if (++since_check == SCAN_CHECK_EVERY) {
+            since_check = 0;
+            if ((rc = sop__txn_check(txn, 0)))
+                break;
+        }
         if (skipped < r->offset) {
             skipped++;
         } else {
-            sop_val k, v = {NULL, 0};
-            rc = r->keys_only ? sop_cursor_key(c, &k) : sop_cursor_get(c, &k, &v);
-            if (rc)
+            const uint8_t *k, *v;
+            uint32_t klen, vlen;
+            uint8_t vf;
+            sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+            if (!r->keys_only)
+                sop__bt_prefetch(&c->bc, r->reverse ? -SCAN_PREFETCH : SCAN_PREFETCH);
+            sop_val key, val = {NULL, 0};
+            sop__key_decode(s, k, klen, c->ukey, &key);
+            if (!r->keys_only && (rc = sop__value_get(s, v, vlen, vf, &val)) != 0)
                 break;
-            rc = fn(&k, &v, ctx);
+            /* the key, to go on from should the callback write */
+            if ((rc = save(c)) != 0)
+                break;
+            uint64_t gen = txn->gen;
+            rc = fn(&key, &val, ctx);
             if (rc)
                 goto out;
             if (r->limit && ++sent >= r->limit)
                 break;
+            if (txn->gen != gen) {
+                /* the callback wrote: find the neighbour of the item afresh */
+                c->bc.t = &s->tree;
+                rc = settle(c, sop__bt_seek(&c->bc, c->ikey, c->iklen,
+                                            r->reverse ? SOP__SEEK_LT : SOP__SEEK_GT));
+                continue;
+            }
         }
-        rc = r->reverse ? sop_cursor_prev(c) : sop_cursor_next(c);
+        rc = r->reverse ? sop__bt_prev(&c->bc) : sop__bt_next(&c->bc);
     }
     if (rc == SOP_ENOTFOUND)
         rc = 0;
+    else if (rc)
+        rc = fail(c, rc);
 out:
     sop_cursor_close(c);
     return rc;

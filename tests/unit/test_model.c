@@ -2556,6 +2556,86 @@ static void test_big_value(void **state)
     close_clean(db, dir);
 }
 
+/* A scan whose callback writes in the same transaction: every item that
+ * was there is visited once, in order, whatever the writes move. */
+typedef struct wscan {
+    sop_store *s;
+    int seen[400];
+    int last, order_ok, reverse;
+} wscan;
+
+static int writing_cb(const sop_val *k, const sop_val *v, void *ctx)
+{
+    (void)v;
+    wscan *w = ctx;
+    int i = atoi((const char *)k->data + 1);
+    if (k->size != 4 || i < 0 || i >= 400)
+        return -1;
+    if (w->last >= 0 && (w->reverse ? i >= w->last : i <= w->last))
+        w->order_ok = 0;
+    w->last = i;
+    w->seen[i]++;
+    char buf[8];
+    snprintf(buf, sizeof buf, "k%03d", i);
+    sop_val key = {buf, 4}, big = {NULL, 900};
+    static char pad[900];
+    big.data = pad;
+    int rc;
+    if (i % 3 == 0) /* grow the item: splits nodes under the scan */
+        rc = sop_update(w->s, &key, &big);
+    else if (i % 3 == 1) /* delete it: merges */
+        rc = sop_remove(w->s, &key);
+    else /* insert keys elsewhere, before and after */
+        rc = 0;
+    if (!rc && i % 7 == 0) {
+        char nb[16];
+        snprintf(nb, sizeof nb, "k%03dz", i); /* not of the scan's shape: skipped by size */
+        sop_val nk = {nb, strlen(nb)};
+        rc = sop_upsert(w->s, &nk, &key);
+    }
+    return rc;
+}
+
+static int skip_z(const sop_val *k, const sop_val *v, void *ctx)
+{
+    return k->size == 5 ? 0 : writing_cb(k, v, ctx);
+}
+
+static void test_scan_with_writes(void **state)
+{
+    (void)state;
+    for (int reverse = 0; reverse < 2; reverse++) {
+        sop_db *db = NULL;
+        assert_int_equal(sop_db_open(tu_tmpdir(reverse ? "scanw-r" : "scanw"), NULL, &db), SOP_OK);
+        sop_txn *t;
+        sop_store *st;
+        assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_OK);
+        assert_int_equal(sop_store_create(t, "s", NULL, &st), SOP_OK);
+        for (int i = 0; i < 400; i++) {
+            char buf[8];
+            snprintf(buf, sizeof buf, "k%03d", i);
+            sop_val k = {buf, 4}, v = {buf, 4};
+            assert_int_equal(sop_add(st, &k, &v), SOP_OK);
+        }
+        wscan w = {.s = st, .last = -1, .order_ok = 1, .reverse = reverse};
+        sop_range r;
+        memset(&r, 0, sizeof r);
+        r.reverse = reverse;
+        assert_int_equal(sop_scan(st, &r, skip_z, &w), SOP_OK);
+        assert_true(w.order_ok);
+        for (int i = 0; i < 400; i++)
+            assert_int_equal(w.seen[i], 1);
+        uint64_t n = 0;
+        assert_int_equal(sop_store_count(st, &n), SOP_OK);
+        assert_int_equal(n, 400 - 133 + 58); /* i%3==1 removed; i%7==0 added */
+        assert_int_equal(sop_txn_commit(t), SOP_OK);
+        uint64_t problems = 1;
+        assert_int_equal(sop_db_check(db, NULL, NULL, &problems), SOP_OK);
+        assert_int_equal(problems, 0);
+        assert_int_equal(sop_db_close(db), SOP_OK);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2566,7 +2646,7 @@ int main(void)
         cmocka_unit_test(test_read_only_write_txn), cmocka_unit_test(test_dup_read_validated),
         cmocka_unit_test(test_nocheck_failed_write), cmocka_unit_test(test_timeout_and_busy),
         cmocka_unit_test(test_big_value),       cmocka_unit_test(test_model_random),
-        cmocka_unit_test(test_model_pairs),
+        cmocka_unit_test(test_model_pairs),     cmocka_unit_test(test_scan_with_writes),
     };
     const char *filter = getenv("SOP_TEST_FILTER"); /* e.g. "test_model_*" */
     if (filter && *filter)

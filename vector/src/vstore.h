@@ -62,8 +62,14 @@ int vs_check_vec(sop_vstore *vs, const float *v, uint32_t dims, float *out, cons
 /* Checks an id. */
 int vs_check_id(sop_vstore *vs, const void *id, size_t len);
 
-/* Nearest cluster of @x in version @ver and the distance to its centroid. */
-void vs_assign(const vs_ver *ver, const float *x, uint32_t dims, uint32_t *cid, float *dist);
+/* The cluster of @x in version @ver and the (Euclidean) distance to its
+ * centroid. The cluster is the nearest centroid under L2, the one of the
+ * largest inner product under cosine and IP (as queries rank them). */
+void vs_assign(const sop_vstore *vs, const vs_ver *ver, const float *x, uint32_t *cid,
+               float *dist);
+/* The same for @n vectors at once (BLAS). */
+int vs_assign_batch(const sop_vstore *vs, const vs_ver *ver, const float *x, size_t n,
+                    uint32_t *cid, float *dist);
 
 /* Reads the content record of @id: 0 (decoded into @r, payload pointing
  * into engine memory), SOP_ENOTFOUND, or an error. */

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "kmeans.h"
 #include "mem.h"
 #include "vstore.h"
 
@@ -54,7 +53,7 @@ static int place(sop_vstore *vs, const void *id, size_t id_len, const float *x, 
             s->cid = assigned[i].cid;
             s->dist = assigned[i].dist;
         } else {
-            vs_assign(ver, x, vs->cfg.dims, &s->cid, &s->dist);
+            vs_assign(vs, ver, x, &s->cid, &s->dist);
         }
         if (os) {
             s->seq = os->seq;
@@ -170,17 +169,9 @@ int sop_vstore_upsert_batch(sop_vstore *vs, const sop_vitem *items, size_t n)
         for (size_t j = 0; j < m && !rc; j++)
             rc = check_item(vs, &items[at + j], xs + j * d);
         for (int i = 0; i < vs->nver && !rc; i++) {
-            const vs_ver *ver = &vs->ver[i];
-            if (ver->cents) {
-                rc = sop__kmeans_assign(xs, m, d, ver->cents->c, ver->cents->norms, ver->nlist, cid,
-                                        dist);
-                for (size_t j = 0; j < m && !rc; j++)
-                    as[j * 2 + (size_t)i] = (vl_slot){.cid = cid[j], .dist = dist[j]};
-            } else {
-                for (size_t j = 0; j < m; j++)
-                    vs_assign(ver, xs + j * d, d, &as[j * 2 + (size_t)i].cid,
-                              &as[j * 2 + (size_t)i].dist);
-            }
+            rc = vs_assign_batch(vs, &vs->ver[i], xs, m, cid, dist);
+            for (size_t j = 0; j < m && !rc; j++)
+                as[j * 2 + (size_t)i] = (vl_slot){.cid = cid[j], .dist = dist[j]};
         }
         for (size_t j = 0; j < m && !rc; j++)
             rc = upsert_checked(vs, &items[at + j], xs + j * d, &as[j * 2], seqs, &train);
