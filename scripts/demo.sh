@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start: installs what it needs, builds (Release), and runs the
 # main job. Until the agents layer exists, the main job is an engine demo:
-# the smallest program, then the sop command line writing items in durable
+# the smallest program, a vector store beside a KV store, then the sop
+# command line writing items in durable
 # transactions, reading them by key and by range, the database's figures
 # and its full integrity check. Idempotent.
 set -euo pipefail
@@ -16,6 +17,10 @@ mkdir -p "$db"
 
 echo "== the smallest program (examples/kv_basic.c)"
 build/release/examples/example_kv_basic "$db/basic"
+
+echo
+echo "== a vector store next to a KV store, one transaction (examples/vector_basic.c)"
+build/release/examples/example_vector_basic "$db/vec"
 
 echo
 echo "== the sop command line"

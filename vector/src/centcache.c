@@ -18,7 +18,7 @@ static pthread_mutex_t vc_mu = PTHREAD_MUTEX_INITIALIZER;
 static vc_cents *vc_head;
 static size_t vc_bytes;
 
-static size_t cents_bytes(const vc_cents *c) { return (size_t)c->n * (c->dims + 2) * sizeof(float); }
+static size_t cents_bytes(const vc_cents *c) { return (size_t)c->n * (c->dims + 1) * sizeof(float); }
 
 static void cents_free(vc_cents *c)
 {
@@ -26,7 +26,6 @@ static void cents_free(vc_cents *c)
         return;
     sop__free(c->c);
     sop__free(c->norms);
-    sop__free(c->zeros);
     sop__free(c);
 }
 
@@ -41,8 +40,7 @@ vc_cents *vc_new(uint64_t uid, uint32_t n, uint32_t dims)
     c->refs = 1;
     c->c = sop__calloc((size_t)n * dims, sizeof(float));
     c->norms = sop__calloc(n, sizeof(float));
-    c->zeros = sop__calloc(n, sizeof(float));
-    if (!c->c || !c->norms || !c->zeros) {
+    if (!c->c || !c->norms) {
         cents_free(c);
         return NULL;
     }

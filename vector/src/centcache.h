@@ -11,7 +11,6 @@ typedef struct vc_cents {
     uint32_t n, dims;
     float *c;     /* n x dims */
     float *norms; /* n squared norms */
-    float *zeros; /* n zeros: the "norms" of assignment by inner product */
     int refs;     /* under the cache lock */
     struct vc_cents *next;
 } vc_cents;

@@ -434,6 +434,9 @@ int sop__kmeans(const float *data, size_t n, uint32_t d, const sop__kmeans_opts 
     int rc = seed(data, n, d, k, &rng, cent);
     if (rc < 0)
         return rc;
+    if (o->spherical) /* seeds are data points: already unit vectors */
+        for (uint32_t c = 0; c < k; c++)
+            sop__v_normalize(cent + (size_t)c * d, d);
 
     rc = -ENOMEM;
     float *scores = sop__malloc(brows * k * sizeof *scores);
@@ -474,6 +477,12 @@ int sop__kmeans(const float *data, size_t n, uint32_t d, const sop__kmeans_opts 
             float *ce = cent + (size_t)c * d;
             const double *su = sums + (size_t)c * d;
             double inv = 1.0 / (double)counts[c], m = 0;
+            if (o->spherical) { /* the mean's direction, at unit length */
+                double len = 0;
+                for (uint32_t j = 0; j < d; j++)
+                    len += su[j] * su[j];
+                inv = len > 0 ? 1.0 / sqrt(len) : 0;
+            }
             for (uint32_t j = 0; j < d; j++) {
                 float v = (float)(su[j] * inv);
                 double t = (double)v - ce[j];

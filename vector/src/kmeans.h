@@ -19,6 +19,10 @@ typedef struct sop__kmeans_opts {
      * squared move of a centroid in a pass is <= tol * mean |x|^2.
      * Negative or NaN: -EINVAL. */
     float tol;
+    /* 1: spherical k-means, for unit vectors under cosine: each centroid
+     * is the direction of its cluster's mean, at unit length, so that the
+     * nearest centroid is also the one of the largest inner product */
+    int spherical;
 } sop__kmeans_opts;
 
 /* Clusters the n rows (d floats each) of @data into o->k centroids written

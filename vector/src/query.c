@@ -273,7 +273,8 @@ int sop_vstore_query(sop_vstore *vs, const sop_vquery *q, sop_vhit *hits, uint32
         for (uint32_t j = 0; j < C; j++) {
             float nj = ver->cents ? ver->cents->norms[j] : 0;
             r[j].cid = j;
-            /* as items were assigned: L2, or the largest inner product */
+            /* L2: the nearest; IP: the largest q.c; cosine: the same
+             * order both ways, the centroids being unit vectors */
             r[j].key = s.metric == SOP_METRIC_L2 ? qn2 - 2 * dots[j] + nj : -dots[j];
         }
     }

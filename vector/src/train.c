@@ -166,7 +166,10 @@ int vs_train_next(sop_vstore *vs, uint32_t nlist, size_t sample_max, vc_cents **
     }
     /* 10 Lloyd iterations, as FAISS trains its IVF quantizers: the
      * recall of the index no longer moves after that (GloVe 100-d) */
-    sop__kmeans_opts ko = {.k = nlist, .seed = vs->cfg.seed + v, .max_iter = VS_TRAIN_ITERS};
+    sop__kmeans_opts ko = {.k = nlist,
+                           .seed = vs->cfg.seed + v,
+                           .max_iter = VS_TRAIN_ITERS,
+                           .spherical = vs->cfg.metric == SOP_METRIC_COSINE};
     rc = sop__kmeans(x, n, d, &ko, c->c);
     sop__free(x);
     if (rc) {

@@ -435,19 +435,17 @@ void vs_assign(const sop_vstore *vs, const vs_ver *ver, const float *x, uint32_t
         return;
     }
     const vc_cents *c = ver->cents;
-    int by_ip = vs->cfg.metric != SOP_METRIC_L2;
     uint32_t best = 0;
     float bd = INFINITY;
     for (uint32_t j = 0; j < c->n; j++) {
-        const float *cj = c->c + (size_t)j * dims;
-        float d = by_ip ? -sop__v_dot(x, cj, dims) : sop__v_l2sq(x, cj, dims);
+        float d = sop__v_l2sq(x, c->c + (size_t)j * dims, dims);
         if (d < bd) {
             bd = d;
             best = j;
         }
     }
     *cid = best;
-    *dist = sqrtf(sop__v_l2sq(x, c->c + (size_t)best * dims, dims));
+    *dist = sqrtf(bd);
 }
 
 int vs_assign_batch(const sop_vstore *vs, const vs_ver *ver, const float *x, size_t n,
@@ -460,9 +458,7 @@ int vs_assign_batch(const sop_vstore *vs, const vs_ver *ver, const float *x, siz
         return 0;
     }
     const vc_cents *c = ver->cents;
-    /* argmin |c|^2 - 2 x.c; with zeros for |c|^2, argmax x.c */
-    return sop__kmeans_assign(x, n, d, c->c, vs->cfg.metric == SOP_METRIC_L2 ? c->norms : c->zeros,
-                              c->n, cid, dist);
+    return sop__kmeans_assign(x, n, d, c->c, c->norms, c->n, cid, dist);
 }
 
 int vs_get_rec(sop_vstore *vs, const void *id, size_t id_len, vl_rec *r)

@@ -62,9 +62,8 @@ int vs_check_vec(sop_vstore *vs, const float *v, uint32_t dims, float *out, cons
 /* Checks an id. */
 int vs_check_id(sop_vstore *vs, const void *id, size_t len);
 
-/* The cluster of @x in version @ver and the (Euclidean) distance to its
- * centroid. The cluster is the nearest centroid under L2, the one of the
- * largest inner product under cosine and IP (as queries rank them). */
+/* The cluster of @x in version @ver (the nearest centroid) and the
+ * Euclidean distance to it. */
 void vs_assign(const sop_vstore *vs, const vs_ver *ver, const float *x, uint32_t *cid,
                float *dist);
 /* The same for @n vectors at once (BLAS). */
