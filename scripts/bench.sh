@@ -14,8 +14,8 @@
 #
 # Environment: BUILD_DIR (default <repo>/build-bench), JOBS (default nproc),
 # SOP_BENCH_NO_SOP=1 to build the peers only (when the engine does not build),
-# SOP_BENCH_VECTOR_SOP=1 to build the sop engine of the vector suite (needs the
-# vector layer implemented), SOP_BENCH_GLOVE_DIR (the vector data's folder).
+# SOP_BENCH_VECTOR_SOP=0 to leave the sop engine out of the vector suite (it is
+# in by default), SOP_BENCH_GLOVE_DIR (the vector data's folder).
 # Idempotent: re-running reuses the build directory and skips apt when every
 # package is present.
 set -euo pipefail
@@ -24,7 +24,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$repo/build-bench}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 no_sop="${SOP_BENCH_NO_SOP:-0}"
-vector_sop="${SOP_BENCH_VECTOR_SOP:-0}"
+vector_sop="${SOP_BENCH_VECTOR_SOP:-1}"
 suite="${1:-kv}"
 
 # Debian 12 packages: compiler and build tools, the engine's dependency
