@@ -8,7 +8,8 @@
  * given, train_at UINT32_MAX so that nothing trains during the load); the
  * base is loaded with sop_vstore_upsert_batch() in write transactions of
  * 10,000 items (id = the row number in decimal, no payload), then
- * sop_vstore_optimize() trains the centroids and builds the index. The
+ * sop_vstore_optimize() trains the centroids and builds the index (the
+ * migration in one transaction: batch UINT32_MAX, the bulk path). The
  * load is reported as "add", the optimize as "train". The database is then
  * closed, its bytes on disk counted, and reopened for the queries.
  * Queries: sop_vstore_query() one query per call, k = 10, up to 1,000
@@ -208,6 +209,7 @@ static int vs_build(const vec_data *d, uint32_t nlist, const char *dir, vec_inde
     sop_voptimize_options oo;
     sop_voptimize_options_init(&oo);
     oo.nlist = nlist;
+    oo.batch = UINT32_MAX; /* a bulk build: one migration transaction */
     int rc = sop_vstore_optimize(ix->db, VSTORE_NAME, &oo);
     if (rc != SOP_OK) {
         sop_err(ix->db, "sop_vstore_optimize", rc);

@@ -258,6 +258,7 @@ static int cmd_vector_load(const cli_command *self, int argc, char **argv)
         sop_voptimize_options oo;
         sop_voptimize_options_init(&oo);
         oo.nlist = (uint32_t)nlist;
+        oo.batch = 100000; /* a bulk load: few, large transactions */
         oo.progress = optimize_progress;
         int r = sop_vstore_optimize(db, pos[1], &oo);
         if (r)

@@ -262,6 +262,7 @@ static void test_flat_then_optimize(void **state)
     sop_voptimize_options_init(&oo);
     oo.nlist = 16;
     oo.batch = 500;
+    oo.sample_max = 500; /* sampled through the lookup tree, tombstones skipped */
     assert_int_equal(sop_vstore_optimize(db, "f", &oo), 0);
     stats(db, "f", &st);
     assert_int_equal(st.trained, 1);
@@ -280,8 +281,10 @@ static void test_flat_then_optimize(void **state)
     assert_int_equal(sop_store_open(t, "f.vec.ivf.0", &content), SOP_ENOTFOUND);
     sop_txn_rollback(t);
 
-    /* and again: version 2, same answers */
+    /* and again, in one transaction: version 2, same answers */
     oo.nlist = 8;
+    oo.sample_max = 0;
+    oo.batch = UINT32_MAX;
     assert_int_equal(sop_vstore_optimize(db, "f", &oo), 0);
     stats(db, "f", &st);
     assert_int_equal(st.version, 2);
@@ -505,6 +508,9 @@ static void test_bad_input(void **state)
     vo.metric = (sop_metric)9;
     assert_int_equal(sop_vstore_create(t, "b", &vo, &vs), -EINVAL);
     vo.metric = SOP_METRIC_COSINE;
+    vo.node_bytes = 2048;
+    assert_int_equal(sop_vstore_create(t, "b", &vo, &vs), -EINVAL);
+    vo.node_bytes = 0;
     assert_int_equal(sop_vstore_create(t, "../x", &vo, &vs), SOP_ENAME);
     assert_int_equal(sop_vstore_create(t, "", &vo, &vs), SOP_ENAME);
     assert_int_equal(sop_vstore_open(t, "nope", &vs), SOP_ENOTFOUND);

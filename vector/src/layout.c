@@ -49,7 +49,7 @@ static uint32_t get32be(const uint8_t *p)
 }
 
 /* config: "SOPV" fmt dims metric nlist_opt train_at seed active next
- * nlist_a nlist_n uid_a uid_n elen embedder */
+ * nlist_a nlist_n uid_a uid_n node_bytes elen embedder */
 size_t vl_cfg_encode(const vl_cfg *c, uint8_t *out)
 {
     memcpy(out, "SOPV", 4);
@@ -65,15 +65,16 @@ size_t vl_cfg_encode(const vl_cfg *c, uint8_t *out)
     sop__put32(out + 44, c->nlist_n);
     sop__put64(out + 48, c->uid_a);
     sop__put64(out + 56, c->uid_n);
+    sop__put32(out + 64, c->node_bytes);
     size_t el = strlen(c->embedder);
-    out[64] = (uint8_t)el;
-    memcpy(out + 65, c->embedder, el);
-    return 65 + el;
+    out[68] = (uint8_t)el;
+    memcpy(out + 69, c->embedder, el);
+    return 69 + el;
 }
 
 int vl_cfg_decode(const uint8_t *p, size_t n, vl_cfg *c)
 {
-    if (n < 65 || memcmp(p, "SOPV", 4) != 0)
+    if (n < 69 || memcmp(p, "SOPV", 4) != 0)
         return SOP_ECORRUPT;
     if (sop__get32(p + 4) > VL_FORMAT)
         return SOP_EVERSION;
@@ -89,13 +90,14 @@ int vl_cfg_decode(const uint8_t *p, size_t n, vl_cfg *c)
     c->nlist_n = sop__get32(p + 44);
     c->uid_a = sop__get64(p + 48);
     c->uid_n = sop__get64(p + 56);
-    size_t el = p[64];
-    if (n != 65 + el || c->dims == 0 || c->dims > SOP_VECTOR_DIMS_MAX ||
+    c->node_bytes = sop__get32(p + 64);
+    size_t el = p[68];
+    if (n != 69 + el || c->node_bytes < 4096 || c->node_bytes > 65536 || c->dims == 0 || c->dims > SOP_VECTOR_DIMS_MAX ||
         c->metric < SOP_METRIC_COSINE || c->metric > SOP_METRIC_L2 || c->nlist_a == 0 ||
         c->nlist_a > SOP_VECTOR_NLIST_MAX || c->nlist_n > SOP_VECTOR_NLIST_MAX ||
         (c->next && (c->next <= c->active || c->nlist_n == 0)))
         return SOP_ECORRUPT;
-    memcpy(c->embedder, p + 65, el);
+    memcpy(c->embedder, p + 69, el);
     c->embedder[el] = '\0';
     return 0;
 }

@@ -38,10 +38,11 @@ typedef struct vl_cfg {
     uint32_t next;     /* version being built, 0: none */
     uint32_t nlist_a, nlist_n; /* clusters of active and next */
     uint64_t uid_a, uid_n;     /* identities of their centroid sets (cache keys) */
+    uint32_t node_bytes;       /* node size of the index trees */
     char embedder[VL_EMBED_MAX + 1];
 } vl_cfg;
 
-#define VL_CFG_MAX (64 + VL_EMBED_MAX)
+#define VL_CFG_MAX (72 + VL_EMBED_MAX)
 size_t vl_cfg_encode(const vl_cfg *c, uint8_t *out);
 /* 0, SOP_EVERSION (newer format), SOP_ECORRUPT */
 int vl_cfg_decode(const uint8_t *p, size_t n, vl_cfg *c);

@@ -22,7 +22,10 @@
 #include "train.h"
 
 #define LONG_TXN_MS (3600u * 1000u)
-#define RETRIES 64
+/* A step that keeps conflicting with other writers is retried (a batch at
+ * half the size each time) for up to GIVE_UP_NS of consecutive conflicts,
+ * then the optimize returns SOP_ECONFLICT (call it again). */
+#define GIVE_UP_NS (30ull * 1000000000ull)
 #define NOTHING 1 /* begin(): the store is empty, there is nothing to index */
 
 /* optimizations running in this process: (db, name) */
@@ -59,6 +62,13 @@ static void run_leave(running *me)
     pthread_mutex_unlock(&run_mu);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void backoff(int attempt)
 {
     struct timespec ts = {0, (long)(1000000L * (attempt < 20 ? attempt + 1 : 20))};
@@ -69,7 +79,8 @@ static void backoff(int attempt)
  * another process (then its migration is resumed). */
 static int begin(sop_db *db, const char *name, const sop_voptimize_options *o)
 {
-    for (int attempt = 0; attempt < RETRIES; attempt++) {
+    uint64_t start = now_ns();
+    for (int attempt = 0; now_ns() - start < GIVE_UP_NS; attempt++) {
         sop_txn *t = NULL;
         sop_vstore *vs;
         vc_cents *c = NULL;
@@ -210,24 +221,32 @@ int sop_vstore_optimize(sop_db *db, const char *name, const sop_voptimize_option
     int again = 1, flipped = 0;
     while (!rc && again && !flipped) {
         int done = 0, fails = 0;
+        uint64_t first_fail = 0;
         uint32_t n = o.batch;
         uint64_t moved = 0;
         while (!rc && !done && !flipped) {
             rc = batch(db, name, n, &done, &moved, &flipped);
-            if (rc == SOP_ECONFLICT && ++fails < RETRIES) {
-                n = n / 2 ? n / 2 : 1;
-                backoff(fails);
-                rc = 0;
-                continue;
+            if (rc == SOP_ECONFLICT) {
+                if (fails++ == 0)
+                    first_fail = now_ns();
+                if (now_ns() - first_fail < GIVE_UP_NS) {
+                    n = n / 2 ? n / 2 : 1;
+                    backoff(fails);
+                    rc = 0;
+                    continue;
+                }
             }
             fails = 0;
+            if (n < o.batch) /* back up after a success */
+                n = o.batch - n > n ? 2 * n : o.batch;
             if (!rc && o.progress && (rc = o.progress(moved, total, o.progress_ctx)))
                 break;
         }
         if (rc || flipped)
             break;
         rc = SOP_ECONFLICT;
-        for (int attempt = 0; attempt < RETRIES && rc == SOP_ECONFLICT; attempt++) {
+        uint64_t start = now_ns();
+        for (int attempt = 0; rc == SOP_ECONFLICT && now_ns() - start < GIVE_UP_NS; attempt++) {
             if (attempt)
                 backoff(attempt);
             again = 0;

@@ -45,31 +45,18 @@ static int take_all(const sop_val *k, const sop_val *v, void *ctx)
     return sample_add(s, v->data);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* Reads the vector of lookup entry (@seq, @id) of version @ver into @s
+ * when the entry is live (not a tombstone). */
+static int take_entry(sop_vstore *vs, const vs_ver *ver, uint64_t seq, const sop_val *id,
+                      sample *s)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Reads the vector of lookup entry @seq of version @ver into @s when the
- * entry is live (not a tombstone). */
-static int take_seq(sop_vstore *vs, const vs_ver *ver, uint64_t seq, sample *s)
-{
-    uint8_t lk[8];
-    vl_lku_key(lk, seq);
-    sop_val k = {lk, 8}, id;
-    int rc = sop_get(ver->lku, &k, &id);
-    if (rc == SOP_ENOTFOUND)
-        return 0;
-    if (rc)
-        return rc;
     uint8_t idb[SOP_VECTOR_ID_MAX];
-    if (id.size == 0 || id.size > sizeof idb)
+    if (id->size == 0 || id->size > sizeof idb)
         return vs_err(vs, SOP_ECORRUPT, "bad lookup entry %llu", (unsigned long long)seq);
-    size_t idl = id.size;
-    memcpy(idb, id.data, idl);
+    size_t idl = id->size;
+    memcpy(idb, id->data, idl);
     vl_rec r;
-    rc = vs_get_rec(vs, idb, idl, &r);
+    int rc = vs_get_rec(vs, idb, idl, &r);
     if (rc == SOP_ENOTFOUND)
         return 0; /* reaped */
     if (rc)
@@ -86,6 +73,31 @@ static int take_seq(sop_vstore *vs, const vs_ver *ver, uint64_t seq, sample *s)
     return rc ? rc : sample_add(s, v.data);
 }
 
+/* Selection sampling over the lookup tree in sequence order: entry i of
+ * the `left` remaining is taken with probability need / left, which takes
+ * exactly `need` entries, uniformly, in one sequential pass. */
+typedef struct select_ctx {
+    sop_vstore *vs;
+    const vs_ver *ver;
+    sample *s;
+    uint64_t need, left, rng;
+} select_ctx;
+
+static int select_entry(const sop_val *k, const sop_val *v, void *ctx)
+{
+    select_ctx *c = ctx;
+    if (c->need == 0 || c->left == 0)
+        return 1; /* done */
+    uint64_t pick = sop__rng_below(&c->rng, c->left) < c->need;
+    c->left--;
+    if (!pick)
+        return 0;
+    c->need--;
+    if (k->size != 8)
+        return vs_err(c->vs, SOP_ECORRUPT, "bad lookup key");
+    return take_entry(c->vs, c->ver, vl_lku_seq(k->data), v, c->s);
+}
+
 int vs_sample(sop_vstore *vs, const vs_ver *ver, size_t max, uint64_t seed, float **out,
               size_t *n)
 {
@@ -93,7 +105,7 @@ int vs_sample(sop_vstore *vs, const vs_ver *ver, size_t max, uint64_t seed, floa
     uint64_t live = 0, total = 0;
     int rc = sop_store_count(ver->ivf, &live);
     if (!rc)
-        rc = vs_next_seq(vs, ver, &total);
+        rc = sop_store_count(ver->lku, &total);
     if (rc)
         return rc;
     if (live <= max) {
@@ -102,28 +114,14 @@ int vs_sample(sop_vstore *vs, const vs_ver *ver, size_t max, uint64_t seed, floa
         if (rc == SOP_ECORRUPT)
             rc = vs_err(vs, rc, "bad vector in version %u", ver->v);
     } else {
-        /* distinct uniform sequence numbers; entries of deleted items are
-         * skipped, so draw as many more as they are likely to be */
-        size_t want = (size_t)((double)max * (double)total / (double)live) + 16;
-        if (want > total)
-            want = total;
-        uint64_t *seqs = sop__malloc(want * sizeof *seqs);
-        if (!seqs)
-            return -ENOMEM;
-        uint64_t st = seed;
-        size_t have = 0;
-        while (have < want) {
-            for (size_t i = have; i < want; i++)
-                seqs[i] = sop__rng_below(&st, total);
-            qsort(seqs, want, sizeof *seqs, cmp_u64);
-            have = 0;
-            for (size_t i = 0; i < want; i++)
-                if (i == 0 || seqs[i] != seqs[i - 1])
-                    seqs[have++] = seqs[i];
-        }
-        for (size_t i = 0; i < have && !rc; i++)
-            rc = take_seq(vs, ver, seqs[i], &s);
-        sop__free(seqs);
+        /* entries of deleted items are skipped: draw as many more as they
+         * are likely to be */
+        uint64_t want = (uint64_t)((double)max * (double)total / (double)live) + 16;
+        select_ctx c = {vs, ver, &s, want < total ? want : total, total, seed};
+        sop_range r = {0};
+        rc = sop_scan(ver->lku, &r, select_entry, &c);
+        if (rc == 1)
+            rc = 0;
     }
     if (rc) {
         sop__free(s.x);
@@ -245,19 +243,15 @@ int vs_migrate_batch(sop_vstore *vs, size_t max, vl_progress *p)
     const vs_ver *a = &vs->ver[0], *nx = &vs->ver[1];
     if (vs->nver != 2)
         return vs_err(vs, -EINVAL, "no migration running");
-    mitem *items = sop__malloc(max * sizeof *items);
+    mitem *items = NULL;
     uint8_t *buf = NULL;
-    size_t blen = 0, bcap = 0, n = 0;
+    size_t blen = 0, bcap = 0, n = 0, icap = 0;
     float *x = NULL, *dist = NULL;
     uint32_t *cid = NULL, *pos = NULL;
-    if (!items)
-        return -ENOMEM;
     sop_cursor *c;
     int rc = sop_cursor_open(vs->s_content, &c);
-    if (rc) {
-        sop__free(items);
+    if (rc)
         return rc;
-    }
     if (p->last_len) {
         sop_val k = {p->last, p->last_len};
         rc = sop_cursor_find(c, &k, SOP_FIND_GT);
@@ -270,11 +264,14 @@ int vs_migrate_batch(sop_vstore *vs, size_t max, vl_progress *p)
         if ((rc = sop_cursor_get(c, &k, &v)))
             break;
         uint8_t *nb = sop__grow(buf, &bcap, blen + k.size + v.size, 1, 1 << 16);
-        if (!nb) {
+        if (nb)
+            buf = nb;
+        mitem *ni = nb ? sop__grow(items, &icap, n + 1, sizeof *items, 1024) : NULL;
+        if (!ni) {
             rc = -ENOMEM;
             break;
         }
-        buf = nb;
+        items = ni;
         items[n] = (mitem){blen, k.size, v.size};
         memcpy(buf + blen, k.data, k.size);
         memcpy(buf + blen + k.size, v.data, v.size);

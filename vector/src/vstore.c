@@ -44,20 +44,6 @@ int vs_out_room(sop_vstore *vs, size_t n)
     return 0;
 }
 
-uint32_t vs_ivf_node_bytes(uint32_t dims)
-{
-    /* at least 8 vectors per leaf, and 8 KiB: a cluster then spans few
-     * leaves, which scans cross less often (measured on GloVe 100-d,
-     * nprobe 64: 4 KiB nodes 2,800 queries/s, 8 KiB 3,700, 16 and 32 KiB
-     * no better); a vector stays in the node up to a quarter of it (at
-     * 64 KiB, 4,092 dimensions), larger ones go to blobs */
-    uint64_t want = 8 * ((uint64_t)dims * 4 + 32);
-    uint32_t nb = 8192;
-    while (nb < 65536 && nb < want)
-        nb *= 2;
-    return nb;
-}
-
 uint64_t vs_train_at(const vl_cfg *c)
 {
     if (c->train_at)
@@ -259,10 +245,11 @@ int sop_vstore_create(sop_txn *txn, const char *name, const sop_vstore_options *
     if (o->struct_size < sizeof *o || o->dims == 0 || o->dims > SOP_VECTOR_DIMS_MAX ||
         o->metric < SOP_METRIC_COSINE || o->metric > SOP_METRIC_L2 ||
         o->nlist > SOP_VECTOR_NLIST_MAX ||
+        (o->node_bytes && (o->node_bytes < 4096 || o->node_bytes > 65536)) ||
         (o->embedder && strlen(o->embedder) > VL_EMBED_MAX))
         return vs_err(vs, -EINVAL,
-                      "bad options (dims 1..%u, metric 1..3, nlist 0..%u, embedder up to %u "
-                      "bytes)",
+                      "bad options (dims 1..%u, metric 1..3, nlist 0..%u, node_bytes 0 or "
+                      "4096..65536, embedder up to %u bytes)",
                       SOP_VECTOR_DIMS_MAX, SOP_VECTOR_NLIST_MAX, VL_EMBED_MAX);
     vl_cfg *c = &vs->cfg;
     c->dims = o->dims;
@@ -270,6 +257,7 @@ int sop_vstore_create(sop_txn *txn, const char *name, const sop_vstore_options *
     c->nlist_opt = o->nlist;
     c->train_at = o->train_at;
     c->seed = o->seed;
+    c->node_bytes = o->node_bytes ? o->node_bytes : 65536;
     c->active = 0;
     c->nlist_a = 1;
     if (o->embedder)
@@ -300,7 +288,7 @@ int vs_create_version(sop_vstore *vs, uint32_t v)
     sop_store_options so;
     sop_store_options_init(&so);
     sop_store *s;
-    so.node_bytes = vs_ivf_node_bytes(vs->cfg.dims);
+    so.node_bytes = vs->cfg.node_bytes;
     vl_store_name(sn, vs->name, VL_IVF, v);
     int rc = sop_store_create(vs->txn, sn, &so, &s);
     sop_store_options_init(&so);
@@ -309,7 +297,7 @@ int vs_create_version(sop_vstore *vs, uint32_t v)
     if (!rc)
         rc = sop_store_create(vs->txn, sn, &so, &s);
     if (!rc && v > 0) {
-        so.node_bytes = vs_ivf_node_bytes(vs->cfg.dims);
+        so.node_bytes = vs->cfg.node_bytes;
         vl_store_name(sn, vs->name, VL_CENT, v);
         rc = sop_store_create(vs->txn, sn, &so, &s);
     }

@@ -91,7 +91,4 @@ int vs_create_version(sop_vstore *vs, uint32_t v);
 /* Removes them (those that exist). */
 int vs_remove_version(sop_vstore *vs, uint32_t v);
 
-/* Node size of the index trees of a store of @dims dimensions. */
-uint32_t vs_ivf_node_bytes(uint32_t dims);
-
 #endif

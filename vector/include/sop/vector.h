@@ -89,6 +89,11 @@ typedef struct sop_vstore_options {
      *  sop_vstore_optimize()) */
     uint32_t train_at;
     uint64_t seed; /**< seed of training and sampling (default 42): same data, same seed, same index */
+    /** node size of the index trees, 4096..65536 (0: 65536). Large nodes
+     *  make queries fast (a cluster spans few leaves, contiguous in
+     *  memory); small ones make single writes cheaper (a durable upsert
+     *  logs its whole leaf) and conflict less with concurrent writers */
+    uint32_t node_bytes;
 } sop_vstore_options;
 
 /** @brief Fills @p o with the defaults (dims 0: must be set). */
@@ -103,8 +108,8 @@ SOP_API uint32_t sop_vector_nlist_for(uint64_t n);
  *  @param name 1..150 bytes of [A-Za-z0-9_.-], not starting with '.'
  *  @param[out] vsp handle valid until @p txn ends
  *  @return SOP_OK; SOP_EEXISTS; SOP_ENAME; -EINVAL (dims 0 or too large,
- *          unknown metric, nlist too large, embedder longer than 255
- *          bytes); SOP_EREADONLY; common errors. */
+ *          unknown metric, nlist too large, node_bytes out of range,
+ *          embedder longer than 255 bytes); SOP_EREADONLY; common errors. */
 SOP_API int sop_vstore_create(sop_txn *txn, const char *name, const sop_vstore_options *opts,
                               sop_vstore **vsp);
 
@@ -236,7 +241,11 @@ typedef struct sop_voptimize_options {
     uint32_t struct_size;
     uint32_t nlist;        /**< 0 (default): sop_vector_nlist_for(count) */
     uint32_t sample_max;   /**< training sample, default 256 x nlist (at most every item) */
-    uint32_t batch;        /**< items migrated per transaction, default 5,000 */
+    /** items migrated per transaction, default 5,000. Larger batches
+     *  build faster (each B-tree leaf is written once per batch) but hold
+     *  the batch's nodes in memory and conflict more with other writers;
+     *  UINT32_MAX migrates everything in one transaction (bulk loads) */
+    uint32_t batch;
     /** called after each batch with items migrated so far and in all; a
      *  non-zero return stops (the work done stays, a later call resumes) */
     int (*progress)(uint64_t done, uint64_t total, void *ctx);
