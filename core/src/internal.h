@@ -211,6 +211,9 @@ int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val,
 int sop__catalog_tree(sop_txn *txn, sop__tree *t);
 int sop__store_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
 int sop__bytes_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t blen);
+/* 1 when @name is 1..@max bytes of [A-Za-z0-9_.-] not starting with '.'
+ * (the rule of store names, also used by the upper layers' names). */
+int sop__valid_name(const char *name, size_t max);
 int sop__ukey_cmp(const sop_store *s, const void *a, size_t alen, const void *b, size_t blen);
 #define SOP__DUP_SUFFIX 8
 #define SOP__IKEY_MAX (SOP__KEY_MAX + SOP__DUP_SUFFIX)

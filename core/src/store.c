@@ -72,12 +72,12 @@ int sop__store_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t 
     return memcmp((const uint8_t *)a + alen - sa, (const uint8_t *)b + blen - sb, DUP_SUFFIX);
 }
 
-static int valid_name(const char *name)
+int sop__valid_name(const char *name, size_t max)
 {
     if (!name)
         return 0;
-    size_t n = strnlen(name, SOP_STORE_NAME_MAX + 1);
-    if (n == 0 || n > SOP_STORE_NAME_MAX || name[0] == '.')
+    size_t n = strnlen(name, max + 1);
+    if (n == 0 || n > max || name[0] == '.')
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
@@ -323,7 +323,7 @@ int sop_store_create(sop_txn *txn, const char *name, const sop_store_options *op
         return rc;
     sop_db *db = txn->db;
     txn->no_merge = 1; /* a merge replays item operations only */
-    if (!valid_name(name))
+    if (!sop__valid_name(name, SOP_STORE_NAME_MAX))
         return sop__err(db, SOP_ENAME, "invalid store name (1..%d of A-Z a-z 0-9 _ . -, not starting with '.')",
                         SOP_STORE_NAME_MAX);
     sop_store_options o;
@@ -401,7 +401,7 @@ int sop_store_open(sop_txn *txn, const char *name, sop_store **storep)
     if (rc)
         return rc;
     sop_db *db = txn->db;
-    if (!valid_name(name))
+    if (!sop__valid_name(name, SOP_STORE_NAME_MAX))
         return sop__err(db, SOP_ENAME, "invalid store name");
     sop_store *s = find_open(txn, name);
     if (s) {

@@ -54,22 +54,6 @@ uint64_t vs_train_at(const vl_cfg *c)
     return t;
 }
 
-static int valid_vname(const char *name)
-{
-    if (!name)
-        return 0;
-    size_t n = strnlen(name, VL_NAME_MAX + 1);
-    if (n == 0 || n > VL_NAME_MAX || name[0] == '.')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static int open_store(sop_vstore *vs, int kind, uint32_t v, sop_store **out)
 {
     char sn[VL_STORE_MAX + 1];
@@ -208,7 +192,7 @@ static int new_handle(sop_txn *txn, const char *name, sop_vstore **out)
     sop_db *db = sop_txn_db(txn);
     if (!txn)
         return -EINVAL;
-    if (!valid_vname(name))
+    if (!sop__valid_name(name, VL_NAME_MAX))
         return sop__err(db, SOP_ENAME,
                         "invalid vector store name (1..%u of A-Z a-z 0-9 _ . -, not starting "
                         "with '.')",

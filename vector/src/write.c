@@ -185,20 +185,27 @@ int sop_vstore_upsert_batch(sop_vstore *vs, const sop_vitem *items, size_t n)
     return rc;
 }
 
+/* The content record of a live (not deleted) item @id. */
+static int live_rec(sop_vstore *vs, const void *id, size_t id_len, vl_rec *rec)
+{
+    int rc = vs_check_id(vs, id, id_len);
+    if (!rc)
+        rc = vs_get_rec(vs, id, id_len, rec);
+    if (!rc && rec->deleted)
+        rc = SOP_ENOTFOUND;
+    if (rc == SOP_ENOTFOUND)
+        return vs_err(vs, rc, "no item with id '%.*s'", (int)id_len, (const char *)id);
+    return rc;
+}
+
 int sop_vstore_delete(sop_vstore *vs, const void *id, size_t id_len)
 {
     if (!vs)
         return -EINVAL;
+    vl_rec rec;
     int rc = check_writable(vs);
     if (!rc)
-        rc = vs_check_id(vs, id, id_len);
-    vl_rec rec;
-    if (!rc)
-        rc = vs_get_rec(vs, id, id_len, &rec);
-    if (!rc && rec.deleted)
-        rc = SOP_ENOTFOUND;
-    if (rc == SOP_ENOTFOUND)
-        return vs_err(vs, rc, "no item with id '%.*s'", (int)id_len, (const char *)id);
+        rc = live_rec(vs, id, id_len, &rec);
     if (rc)
         return rc;
     /* a tombstone keeps the lookup entries of the live versions */
@@ -222,14 +229,8 @@ int sop_vstore_get(sop_vstore *vs, const void *id, size_t id_len, float *vec, so
 {
     if (!vs)
         return -EINVAL;
-    int rc = vs_check_id(vs, id, id_len);
     vl_rec rec;
-    if (!rc)
-        rc = vs_get_rec(vs, id, id_len, &rec);
-    if (!rc && rec.deleted)
-        rc = SOP_ENOTFOUND;
-    if (rc == SOP_ENOTFOUND)
-        return vs_err(vs, rc, "no item with id '%.*s'", (int)id_len, (const char *)id);
+    int rc = live_rec(vs, id, id_len, &rec);
     if (rc)
         return rc;
     if (payload) {
