@@ -33,13 +33,9 @@ static int fail(sop_cursor *c, int rc)
     return rc == SOP_ENOTFOUND ? rc : sop__txn_fail(c->store->txn, rc);
 }
 
-/* Remembers the key under the cursor. */
-static int save(sop_cursor *c)
+/* Remembers internal key @k. */
+static int save_key(sop_cursor *c, const uint8_t *k, uint32_t klen)
 {
-    const uint8_t *k, *v;
-    uint32_t klen, vlen;
-    uint8_t vf;
-    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
     if (klen > c->ikcap) {
         uint8_t *p = sop__realloc(c->ikey, klen);
         if (!p)
@@ -52,6 +48,16 @@ static int save(sop_cursor *c)
     c->positioned = 1;
     c->gen = c->store->txn->gen;
     return 0;
+}
+
+/* Remembers the key under the cursor. */
+static int save(sop_cursor *c)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&c->bc, &k, &klen, &v, &vlen, &vf);
+    return save_key(c, k, klen);
 }
 
 static int settle(sop_cursor *c, int rc)
@@ -394,8 +400,11 @@ int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx)
             sop__key_decode(s, k, klen, c->ukey, &key);
             if (!r->keys_only && (rc = sop__value_get(s, v, vlen, vf, &val)) != 0)
                 break;
-            /* the key, to go on from should the callback write */
-            if ((rc = save(c)) != 0)
+            /* the key, to go on from should the callback write: a frozen
+             * node stays as it is (writes edit clones) and pinned until the
+             * transaction ends, so its key is copied only if needed */
+            int frozen = c->bc.path[c->bc.depth - 1].node->frozen;
+            if (!frozen && (rc = save(c)) != 0)
                 break;
             uint64_t gen = txn->gen;
             rc = fn(&key, &val, ctx);
@@ -405,6 +414,8 @@ int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx)
                 break;
             if (txn->gen != gen) {
                 /* the callback wrote: find the neighbour of the item afresh */
+                if (frozen && (rc = save_key(c, k, klen)) != 0)
+                    break;
                 c->bc.t = &s->tree;
                 rc = settle(c, sop__bt_seek(&c->bc, c->ikey, c->iklen,
                                             r->reverse ? SOP__SEEK_LT : SOP__SEEK_GT));
