@@ -231,6 +231,27 @@ static int put_progress(sop_vstore *vs, const vl_progress *p)
 
 /* ---- migration ---------------------------------------------------------- */
 
+/* An index key to write, for sorting: the order of vl_ivf_key's bytes. */
+typedef struct sorted_key {
+    uint32_t cid;
+    float dist;
+    const uint8_t *id;
+    size_t id_len;
+    uint32_t j; /* its vector */
+} sorted_key;
+
+static int cmp_sorted_key(const void *pa, const void *pb)
+{
+    const sorted_key *a = pa, *b = pb;
+    if (a->cid != b->cid)
+        return a->cid < b->cid ? -1 : 1;
+    if (a->dist != b->dist) /* non-negative: float order is bit order */
+        return a->dist < b->dist ? -1 : 1;
+    size_t n = a->id_len < b->id_len ? a->id_len : b->id_len;
+    int c = memcmp(a->id, b->id, n);
+    return c ? c : (a->id_len > b->id_len) - (a->id_len < b->id_len);
+}
+
 /* One item read from the content store: its id and record bytes, copied
  * (the writes of the batch invalidate engine memory). */
 typedef struct mitem {
@@ -331,18 +352,17 @@ int vs_migrate_batch(sop_vstore *vs, size_t max, vl_progress *p)
     uint64_t seq = 0;
     if (!rc && m)
         rc = vs_next_seq(vs, nx, &seq);
+    /* lookup entries and records in id order (the order read) */
     for (size_t j = 0; j < m && !rc; j++) {
         const mitem *it = &items[pos[j]];
         const uint8_t *id = buf + it->off;
         vl_rec r;
         vl_rec_decode(id + it->id_len, it->rec_len, &r);
-        vl_slot ns = {.ver = nx->v, .cid = cid[j], .dist = dist[j], .seq = seq++};
-        uint8_t key[VS_KEY_MAX], lk[8];
-        sop_val k = {key, vl_ivf_key(key, ns.cid, ns.dist, id, it->id_len)};
-        sop_val v = {x + j * d, (size_t)d * sizeof(float)};
+        vl_slot ns = {.ver = nx->v, .cid = cid[j], .dist = dist[j], .seq = seq + j};
+        uint8_t lk[8];
         vl_lku_key(lk, ns.seq);
         sop_val lkv = {lk, 8}, idv = {id, it->id_len};
-        if ((rc = sop_upsert(nx->ivf, &k, &v)) || (rc = sop_upsert(nx->lku, &lkv, &idv)))
+        if ((rc = sop_upsert(nx->lku, &lkv, &idv)))
             break;
         /* keep the active slot, add the next one */
         vl_rec w = r;
@@ -351,6 +371,24 @@ int vs_migrate_batch(sop_vstore *vs, size_t max, vl_progress *p)
         w.slot[w.nslots++] = ns;
         rc = vs_put_rec(vs, id, it->id_len, &w);
     }
+    /* index keys in key order: appends within each cluster's leaves, one
+     * leaf after the other, instead of jumps between clusters */
+    sorted_key *sk = NULL;
+    if (!rc && m && !(sk = sop__malloc(m * sizeof *sk)))
+        rc = -ENOMEM;
+    for (size_t j = 0; j < m && !rc; j++) {
+        const mitem *it = &items[pos[j]];
+        sk[j] = (sorted_key){cid[j], dist[j], buf + it->off, it->id_len, (uint32_t)j};
+    }
+    if (!rc && m)
+        qsort(sk, m, sizeof *sk, cmp_sorted_key);
+    for (size_t i = 0; i < m && !rc; i++) {
+        uint8_t key[VS_KEY_MAX];
+        sop_val k = {key, vl_ivf_key(key, sk[i].cid, sk[i].dist, sk[i].id, sk[i].id_len)};
+        sop_val v = {x + (size_t)sk[i].j * d, (size_t)d * sizeof(float)};
+        rc = sop_upsert(nx->ivf, &k, &v);
+    }
+    sop__free(sk);
     if (!rc) {
         if (n) {
             const mitem *last = &items[n - 1];

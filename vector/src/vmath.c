@@ -41,6 +41,7 @@ typedef struct vm_impl {
     float (*dot)(const float *a, const float *b, uint32_t d);
     float (*l2sq)(const float *a, const float *b, uint32_t d);
     void (*dots)(const float *q, const float *m, size_t n, uint32_t d, float *out);
+    void (*dots_rows)(const float *q, const float *const *r, size_t n, uint32_t d, float *out);
     void (*l2sqs)(const float *q, const float *m, size_t n, uint32_t d, float *out);
     void (*norms_sq)(const float *m, size_t n, uint32_t d, float *out);
     int (*finite)(const float *v, uint32_t d);
@@ -158,6 +159,44 @@ typedef struct vm_impl {
         for (size_t i = 0; i < n; i++)                                                             \
             out[i] = dot_##SFX(q, m + i * d, d);                                                   \
     }                                                                                              \
+    /* four rows at a time: each chunk of q is loaded once for four rows,     \
+     * and four rows' loads are in flight together */                          \
+    ATTR static void dots_rows_##SFX(const float *q, const float *const *r, size_t n, uint32_t d,  \
+                                     float *out)                                                   \
+    {                                                                                              \
+        size_t i = 0;                                                                              \
+        for (; i + 4 <= n; i += 4) {                                                               \
+            VF s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, x, y;                                       \
+            uint32_t j = 0;                                                                        \
+            for (; j + (W) <= d; j += (W)) {                                                       \
+                memcpy(&x, q + j, sizeof x);                                                       \
+                memcpy(&y, r[i] + j, sizeof y);                                                    \
+                s0 += x * y;                                                                       \
+                memcpy(&y, r[i + 1] + j, sizeof y);                                                \
+                s1 += x * y;                                                                       \
+                memcpy(&y, r[i + 2] + j, sizeof y);                                                \
+                s2 += x * y;                                                                       \
+                memcpy(&y, r[i + 3] + j, sizeof y);                                                \
+                s3 += x * y;                                                                       \
+            }                                                                                      \
+            float t[4];                                                                            \
+            RED(s0, t[0]);                                                                         \
+            RED(s1, t[1]);                                                                         \
+            RED(s2, t[2]);                                                                         \
+            RED(s3, t[3]);                                                                         \
+            for (; j < d; j++) {                                                                   \
+                float qa, e;                                                                       \
+                memcpy(&qa, q + j, 4);                                                             \
+                for (int l = 0; l < 4; l++) {                                                      \
+                    memcpy(&e, r[i + (size_t)l] + j, 4);                                           \
+                    t[l] += qa * e;                                                                \
+                }                                                                                  \
+            }                                                                                      \
+            memcpy(out + i, t, sizeof t);                                                          \
+        }                                                                                          \
+        for (; i < n; i++)                                                                         \
+            out[i] = dot_##SFX(q, r[i], d);                                                        \
+    }                                                                                              \
     ATTR static void l2sqs_##SFX(const float *q, const float *m, size_t n, uint32_t d,             \
                                  float *out)                                                       \
     {                                                                                              \
@@ -189,8 +228,9 @@ typedef struct vm_impl {
         }                                                                                          \
         return !any;                                                                               \
     }                                                                                              \
-    static const vm_impl impl_##SFX = {dot1_##SFX,  l2sq1_##SFX,    dots_##SFX,                    \
-                                       l2sqs_##SFX, norms_sq_##SFX, finite_##SFX};
+    static const vm_impl impl_##SFX = {dot1_##SFX,     l2sq1_##SFX,    dots_##SFX,                 \
+                                       dots_rows_##SFX, l2sqs_##SFX,    norms_sq_##SFX,             \
+                                       finite_##SFX};
 
 VM_KERNELS(base, vf4, vi4, 4, VM_RED4, )
 #ifdef VM_X86
@@ -255,6 +295,11 @@ float sop__v_l2sq(const float *a, const float *b, uint32_t d) { return impl()->l
 void sop__v_dots(const float *q, const float *m, size_t n, uint32_t d, float *out)
 {
     impl()->dots(q, m, n, d, out);
+}
+
+void sop__v_dots_rows(const float *q, const float *const *rows, size_t n, uint32_t d, float *out)
+{
+    impl()->dots_rows(q, rows, n, d, out);
 }
 
 void sop__v_l2sqs(const float *q, const float *m, size_t n, uint32_t d, float *out)

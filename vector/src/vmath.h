@@ -15,6 +15,9 @@ float sop__v_dot(const float *a, const float *b, uint32_t d);
 float sop__v_l2sq(const float *a, const float *b, uint32_t d);
 /* out[i] = q . m[i] for the n rows of m */
 void sop__v_dots(const float *q, const float *m, size_t n, uint32_t d, float *out);
+/* out[i] = q . rows[i] for n vectors anywhere in memory (any alignment),
+ * four at a time (a query's block of candidates) */
+void sop__v_dots_rows(const float *q, const float *const *rows, size_t n, uint32_t d, float *out);
 /* out[i] = |q - m[i]|^2 for the n rows of m */
 void sop__v_l2sqs(const float *q, const float *m, size_t n, uint32_t d, float *out);
 /* out[i] = |m[i]|^2 */
