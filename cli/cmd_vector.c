@@ -153,7 +153,7 @@ static int cmd_vector_load(const cli_command *self, int argc, char **argv)
         rc = cli_usage("expected DB STORE FILE.fvecs");
     if (rc)
         return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
-    sop_metric metric;
+    sop_metric metric = SOP_METRIC_COSINE;
     uint64_t nlist = 0;
     if ((rc = parse_metric(opts[LD_METRIC].value, &metric)))
         return rc;

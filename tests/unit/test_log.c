@@ -37,7 +37,9 @@
 
 static void seg_path(const char *dir, uint32_t seg, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s/seg-%08u", dir, seg);
+    /* the result is checked: a truncated path would be a test bug */
+    int w = snprintf(buf, n, "%s/seg-%08u", dir, seg);
+    assert_true(w > 0 && (size_t)w < n);
 }
 
 /* Size of segment @seg, or 0 when it does not exist. */
