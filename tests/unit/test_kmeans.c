@@ -205,9 +205,14 @@ static void rows_kernels_body(void)
             double r = ref_dot(mm + i * d, mm + i * d, d, NULL);
             assert_true(fabs(out[i] - r) <= tol_for(d, r));
         }
-        sop__v_gemv(mm, n, d, q, out);
+        /* the query's block kernel: rows anywhere (here unaligned), n not a
+         * multiple of four */
+        const float *rows[13];
+        for (size_t i = 0; i < n; i++)
+            rows[i] = mm + ((i * 5) % n) * d;
+        sop__v_dots_rows(q, rows, n, d, out);
         for (size_t i = 0; i < n; i++) {
-            double r = ref_dot(q, mm + i * d, d, &mag);
+            double r = ref_dot(q, rows[i], d, &mag);
             assert_true(fabs(out[i] - r) <= tol_for(d, mag));
         }
         /* n == 0 writes nothing */
@@ -260,9 +265,10 @@ static void test_gemm_nt(void **state)
     float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 0, 1, 0}, c[4];
     sop__v_gemm_nt(a, 2, b, 2, 3, c);
     assert_true(c[0] == 1 && c[1] == 2 && c[2] == 4 && c[3] == 5);
-    float v[3] = {1, 10, 100}, g[2];
-    sop__v_gemv(a, 2, 3, v, g);
-    assert_true(g[0] == 321 && g[1] == 654);
+    float v[3] = {1, 10, 100}, g[5];
+    const float *r5[5] = {a, a + 3, a, a + 3, a + 3};
+    sop__v_dots_rows(v, r5, 5, 3, g);
+    assert_true(g[0] == 321 && g[1] == 654 && g[2] == 321 && g[3] == 654 && g[4] == 654);
 }
 
 static void normalize_body(void)

@@ -45,7 +45,6 @@ typedef struct qstate {
     int metric;
     cand *heap; /* max-heap on bad, of at most k */
     uint32_t n, k;
-    uint64_t scored;
     /* candidates waiting to be scored together (engine memory) */
     const uint8_t *bkey[QBLOCK];
     uint32_t bklen[QBLOCK];
@@ -93,7 +92,6 @@ static float worst(const qstate *s) { return s->n < s->k ? INFINITY : s->heap[0]
  * entered, <0 on error. */
 static int offer(qstate *s, const uint8_t *key, uint32_t klen, float bad)
 {
-    s->scored++;
     if (!(bad < worst(s)))
         return 0;
     cand c = {bad, key + VL_IVF_HDR, klen - VL_IVF_HDR};

@@ -15,9 +15,8 @@
  * pointer; a call costs one indirect call. Instances differ in the last
  * bits of a sum (different association), never run to run.
  *
- * The many-against-many products go to OpenBLAS (cblas_sgemv /
- * cblas_sgemm), split into calls of at most INT_MAX rows; k and d must
- * fit an int. */
+ * The many-against-many products go to OpenBLAS (cblas_sgemm), split
+ * into calls of at most INT_MAX rows; k and d must fit an int. */
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -338,24 +337,6 @@ float sop__v_normalize(float *v, uint32_t d)
     for (uint32_t i = 0; i < d; i++)
         v[i] = (float)(v[i] * inv);
     return (float)len; /* +inf when the length is beyond float */
-}
-
-void sop__v_gemv(const float *m, size_t n, uint32_t d, const float *q, float *out)
-{
-    if (n == 0)
-        return;
-    if (d == 0) {
-        memset(out, 0, n * sizeof *out);
-        return;
-    }
-    while (n > 0) {
-        size_t r = n < (size_t)INT_MAX ? n : (size_t)INT_MAX;
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)d, 1.0f, m, (int)d, q, 1, 0.0f,
-                    out, 1);
-        m += r * d;
-        out += r;
-        n -= r;
-    }
 }
 
 void sop__v_gemm_nt(const float *a, size_t n, const float *b, size_t k, uint32_t d, float *c)

@@ -26,8 +26,6 @@ void sop__v_norms_sq(const float *m, size_t n, uint32_t d, float *out);
 float sop__v_normalize(float *v, uint32_t d);
 /* 1 when every component is finite */
 int sop__v_finite(const float *v, uint32_t d);
-/* out[i] = m[i] . q for the n rows of m: one cblas_sgemv */
-void sop__v_gemv(const float *m, size_t n, uint32_t d, const float *q, float *out);
 /* c[i * k + j] = a[i] . b[j] for n rows of a and k rows of b: one
  * cblas_sgemm (a times b transposed); k and d at most INT_MAX */
 void sop__v_gemm_nt(const float *a, size_t n, const float *b, size_t k, uint32_t d, float *c);
