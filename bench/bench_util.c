@@ -164,3 +164,33 @@ void bench_json_str(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+void bench_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(3);
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+int bench_read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n > 0) {
+        ssize_t r = read(fd, c, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}

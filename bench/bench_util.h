@@ -18,6 +18,13 @@
 /** Monotonic clock in seconds. */
 double bench_now(void);
 
+/* Writes all @n bytes of @p to @fd (retrying on EINTR and short writes);
+ * a child's message to its parent. On failure the process exits (3). */
+void bench_write_all(int fd, const void *p, size_t n);
+/* Reads exactly @n bytes; returns 0, or -1 at end of file or on error
+ * (the child is gone). */
+int bench_read_all(int fd, void *p, size_t n);
+
 /** splitmix64: a small, fast, seedable generator (same sequence everywhere). */
 typedef struct bench_rng {
     uint64_t s;

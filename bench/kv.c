@@ -146,21 +146,7 @@ typedef struct kv_msg {
 
 static int msg_fd = -1;
 
-static void send_msg(const kv_msg *m)
-{
-    const char *p = (const char *)m;
-    size_t left = sizeof *m;
-    while (left > 0) {
-        ssize_t w = write(msg_fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            _exit(3);
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-}
+static void send_msg(const kv_msg *m) { bench_write_all(msg_fd, m, sizeof *m); }
 
 static void send_stage(int wl)
 {
@@ -595,16 +581,7 @@ static void run_engine(const kv_opts *o, const kv_engine *e, engine_out *eo, int
     int stage = -1;
     char num[32];
     for (;;) {
-        size_t got = 0;
-        while (got < sizeof m) {
-            ssize_t r = read(fds[0], (char *)&m + got, sizeof m - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (got < sizeof m)
+        if (bench_read_all(fds[0], &m, sizeof m) != 0)
             break;
         switch (m.kind) {
         case MSG_STAGE:
