@@ -3,7 +3,8 @@
  * only (sop/sop.h, sop/vector.h).
  *
  * Build: a database in the work directory (SOP_SYNC_FULL, a node cache of
- * SOP_BENCH_CACHE_MB, default 1024 MiB, to hold the index as FAISS does),
+ * SOP_BENCH_CACHE_MB, default 1024 MiB, to hold the index as FAISS does;
+ * SOP_BENCH_NODE_BYTES sets the index node size, default 64 KiB),
  * one vector store "glove" (dims of the data, SOP_METRIC_COSINE, nlist as
  * given, train_at UINT32_MAX so that nothing trains during the load); the
  * base is loaded with sop_vstore_upsert_batch() in write transactions of
@@ -120,6 +121,9 @@ static int create_store(vec_index *ix, const vec_data *d, uint32_t nlist)
     o.metric = SOP_METRIC_COSINE;
     o.nlist = nlist;
     o.train_at = UINT32_MAX;
+    /* index node size (default 64 KiB): SOP_BENCH_NODE_BYTES=8192 etc. */
+    if (getenv("SOP_BENCH_NODE_BYTES"))
+        o.node_bytes = (uint32_t)atol(getenv("SOP_BENCH_NODE_BYTES"));
     if ((rc = sop_vstore_create(t, VSTORE_NAME, &o, &vs)) != SOP_OK) {
         sop_err(ix->db, "sop_vstore_create", rc);
         sop_txn_rollback(t);
