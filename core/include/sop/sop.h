@@ -489,6 +489,22 @@ SOP_API int sop_get(sop_store *s, const sop_val *key, sop_val *val);
  *  @return SOP_OK; SOP_ENOTFOUND. */
 SOP_API int sop_get_copy(sop_store *s, const sop_val *key, void *buf, size_t cap, size_t *len);
 
+/** @brief Adds @p delta to the counter at @p key: a signed 64-bit integer
+ *  stored as an 8-byte value in host byte order. An absent key counts as 0
+ *  and is created; a counter that reaches 0 is removed. Increments commute:
+ *  when concurrent transactions increment the same counter, all of them
+ *  commit (at commit the increment is applied on top of the value the
+ *  others committed) instead of failing with SOP_ECONFLICT, as long as the
+ *  transaction did nothing else that conflicts. Reading the counter in the
+ *  same transaction (sop_get, a scan) makes it an ordinary read again.
+ *  Unique stores only.
+ *  @param[out] result (may be NULL) the value after the increment as this
+ *         transaction sees it
+ *  @return SOP_OK; SOP_EFORMAT (the item's value is not 8 bytes);
+ *          -EOVERFLOW (the sum leaves the int64 range: nothing changes);
+ *          -EINVAL (a store with duplicates); common errors. */
+SOP_API int sop_incr(sop_store *s, const sop_val *key, int64_t delta, int64_t *result);
+
 /* ------------------------------------------------------------------ */
 /* Cursors                                                            */
 /* ------------------------------------------------------------------ */
