@@ -787,7 +787,7 @@ static int incr(sop_store *s, const sop_val *key, int64_t delta, int64_t *result
 {
     sop__bcur c;
     uint8_t ik[IKEY_MAX];
-    size_t n;
+    size_t n = 0;
     int64_t cur = 0, sum;
     int rc = find_first(s, key, &c, ik, &n);
     if (rc && rc != SOP_ENOTFOUND)

@@ -110,7 +110,8 @@ void tx_bag_sort(tx_bag *b)
 {
     for (size_t i = 0; i < b->n; i++)
         b->terms[i].t = b->mem + b->terms[i].off;
-    qsort(b->terms, b->n, sizeof *b->terms, term_cmp);
+    if (b->n > 1) /* terms is NULL before the first term */
+        qsort(b->terms, b->n, sizeof *b->terms, term_cmp);
     if (b->slots) /* the table no longer matches the order: puts need a reset */
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
 }
