@@ -46,6 +46,7 @@ struct cli_command {
 /* Command tables and handlers of each group. */
 extern const cli_command cli_kv_commands[];
 extern const cli_command cli_vector_commands[];
+extern const cli_command cli_search_commands[];
 int cmd_stats(const cli_command *self, int argc, char **argv);
 int cmd_check(const cli_command *self, int argc, char **argv);
 
