@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start: installs what it needs, builds (Release), and runs the
 # main job. Until the agents layer exists, the main job is an engine demo:
-# the smallest program, a vector store beside a KV store, then the sop
+# the smallest program, a vector store beside a KV store, BM25 and hybrid
+# search over a text index written in the same transaction, then the sop
 # command line writing items in durable
 # transactions, reading them by key and by range, the database's figures
 # and its full integrity check. Idempotent.
@@ -21,6 +22,10 @@ build/release/examples/example_kv_basic "$db/basic"
 echo
 echo "== a vector store next to a KV store, one transaction (examples/vector_basic.c)"
 build/release/examples/example_vector_basic "$db/vec"
+
+echo
+echo "== a text index, a vector store and a KV store, one transaction (examples/text_search.c)"
+build/release/examples/example_text_search "$db/text"
 
 echo
 echo "== the sop command line"
