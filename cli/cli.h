@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "sop/sop.h"
 
@@ -45,6 +46,7 @@ struct cli_command {
 /* Command tables and handlers of each group. */
 extern const cli_command cli_kv_commands[];
 extern const cli_command cli_vector_commands[];
+extern const cli_command cli_search_commands[];
 int cmd_stats(const cli_command *self, int argc, char **argv);
 int cmd_check(const cli_command *self, int argc, char **argv);
 
@@ -85,6 +87,26 @@ typedef struct cli_opt {
 int cli_parse(const cli_command *self, int argc, char **argv, cli_opt *opts, char **pos,
               int *npos);
 
+/** Room for the positional arguments of cli_args(); a command given more
+ *  arguments than this is a usage error. */
+#define CLI_POS_MAX 32
+/** What cli_args() returns when the command is to go on. */
+#define CLI_CONTINUE (-1)
+
+/** cli_parse() with the checks every command repeats: at most CLI_POS_MAX
+ *  arguments, of which @p min to @p max positional ones (@p expected names
+ *  them in the usage error: "DB STORE FILE"). @p pos has room for
+ *  CLI_POS_MAX entries.
+ *  @return CLI_CONTINUE to go on; else the exit status to return at once
+ *          (0 after --help, 2 after a usage error). */
+int cli_args(const cli_command *self, int argc, char **argv, cli_opt *opts, char **pos,
+             int *npos, int min, int max, const char *expected);
+
+/** Reads the value of option @p o, when given, as an integer in
+ *  [@p min, @p max] into *v (left alone when the option is absent).
+ *  @return 0; CLI_EXIT_USAGE after printing "--name must be min..max". */
+int cli_opt_u64(const cli_opt *o, uint64_t min, uint64_t max, uint64_t *v);
+
 /** Applies a global option (name without "--") with its @p value.
  *  @return 1 when @p name is global and was applied; 0 when @p name is not
  *  a global option; -1 on a bad value (usage error printed). */
@@ -106,6 +128,10 @@ int cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 /** Prints "sop: <cmd>: <sop_strerror(rc)>: <sop_db_errmsg(db)>" (or the
  *  formatted detail when the engine gave no message); returns 1. */
 int cli_fail(sop_db *db, int rc, const char *fmt, ...) CLI_PRINTF(3, 4);
+
+/** Prints "sop: <cmd>: <context>: <sop_strerror(rc)>[: <sop_db_errmsg(db)>]"
+ *  (the context formatted from @p fmt, always shown); returns 1. */
+int cli_fail_at(sop_db *db, int rc, const char *fmt, ...) CLI_PRINTF(3, 4);
 
 /** Parses a non-negative decimal integer. @return 0 or -1. */
 int cli_parse_u64(const char *s, uint64_t *out);
@@ -173,6 +199,34 @@ void cli_write_json_bytes(FILE *f, const char *name, const void *p, size_t n);
 void cli_write_key_text(FILE *f, sop_key_order order, const sop_val *k);
 /** Writes a JSON member "key":... for a key (number for numeric orders). */
 void cli_write_key_json(FILE *f, sop_key_order order, const sop_val *k);
+
+/* ------------------------------------------------------------------ */
+/* Input and progress                                                 */
+/* ------------------------------------------------------------------ */
+
+/** Reads the next line of @p f, of any length, into *buf (a getline()
+ *  buffer of *cap bytes, grown as needed and reused from call to call;
+ *  free it at the end) and strips its "\n" or "\r\n".
+ *  @return the line's length (it may hold NUL bytes), or -1 at the end of
+ *          the file or on a read error (tell them apart with ferror()). */
+ssize_t cli_getline(FILE *f, char **buf, size_t *cap);
+
+/** The next line of @p f without its line end, in a malloc'ed buffer; NULL
+ *  at the end of the file. */
+char *cli_read_line(FILE *f, size_t *len);
+
+/** @return 1 when progress bars are drawn: stderr is a terminal. */
+int cli_progress_on(void);
+
+/** When stderr is a terminal, redraws "WHAT [#####     ]  45% DETAIL" on
+ *  its last line, DETAIL being @p detail or "done/total"; ends the line
+ *  once @p done reaches @p total. Nothing when @p total is 0. Callers of
+ *  many small steps throttle it. */
+void cli_progress(const char *what, uint64_t done, uint64_t total, const char *detail);
+
+/** Ends the line of a progress bar left unfinished (before other output
+ *  to stderr; the message functions above call it). */
+void cli_progress_end(void);
 
 /** Flushes stdout. @return 0, or 1 after printing an error (a closed pipe
  *  is reported silently). */

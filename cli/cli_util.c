@@ -1,17 +1,23 @@
 /*
  * cli_util.c - argument parsing, messages, database opening, key
- * conversion and output escaping shared by every command of `sop`.
+ * conversion, line input, progress bars and output escaping shared by
+ * every command of `sop`.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 cli_globals cli_g;
+
+/* A progress bar is drawn on stderr's last line, without its newline. */
+static int progress_open;
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                           */
@@ -19,6 +25,7 @@ cli_globals cli_g;
 
 static void print_prefix(void)
 {
+    cli_progress_end();
     fprintf(stderr, "%s: ", cli_g.prog ? cli_g.prog : "sop");
     if (cli_g.cmd[0]) {
         fprintf(stderr, "%s: ", cli_g.cmd);
@@ -61,6 +68,22 @@ int cli_fail(sop_db *db, int rc, const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
+    }
+    fputc('\n', stderr);
+    return CLI_EXIT_ERR;
+}
+
+int cli_fail_at(sop_db *db, int rc, const char *fmt, ...)
+{
+    const char *msg = db ? sop_db_errmsg(db) : NULL;
+    va_list ap;
+    print_prefix();
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s", sop_strerror(rc));
+    if (msg && *msg) {
+        fprintf(stderr, ": %s", msg);
     }
     fputc('\n', stderr);
     return CLI_EXIT_ERR;
@@ -224,6 +247,43 @@ int cli_parse(const cli_command *self, int argc, char **argv, cli_opt *opts, cha
     return 0;
 }
 
+int cli_args(const cli_command *self, int argc, char **argv, cli_opt *opts, char **pos,
+             int *npos, int min, int max, const char *expected)
+{
+    *npos = 0;
+    if (argc > CLI_POS_MAX) {
+        return cli_usage("too many arguments: expected %s", expected);
+    }
+    int rc = cli_parse(self, argc, argv, opts, pos, npos);
+    if (rc == CLI_PARSE_HELP) {
+        return CLI_EXIT_OK;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (*npos < min) {
+        return cli_usage("missing arguments: expected %s", expected);
+    }
+    if (*npos > max) {
+        return cli_usage("too many arguments: expected %s", expected);
+    }
+    return CLI_CONTINUE;
+}
+
+int cli_opt_u64(const cli_opt *o, uint64_t min, uint64_t max, uint64_t *v)
+{
+    if (!o->value) {
+        return 0;
+    }
+    uint64_t x = 0;
+    if (cli_parse_u64(o->value, &x) != 0 || x < min || x > max) {
+        return cli_usage("%s%s must be %" PRIu64 "..%" PRIu64 ", not '%s'",
+                         o->name[1] ? "--" : "-", o->name, min, max, o->value);
+    }
+    *v = x;
+    return 0;
+}
+
 int cli_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || *s < '0' || *s > '9') {
@@ -237,6 +297,80 @@ int cli_parse_u64(const char *s, uint64_t *out)
     }
     *out = (uint64_t)v;
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Input and progress                                                 */
+/* ------------------------------------------------------------------ */
+
+ssize_t cli_getline(FILE *f, char **buf, size_t *cap)
+{
+    ssize_t n = getline(buf, cap, f);
+    if (n < 0) {
+        return -1;
+    }
+    if (n > 0 && (*buf)[n - 1] == '\n') {
+        (*buf)[--n] = '\0';
+    }
+    if (n > 0 && (*buf)[n - 1] == '\r') {
+        (*buf)[--n] = '\0';
+    }
+    return n;
+}
+
+char *cli_read_line(FILE *f, size_t *len)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = cli_getline(f, &line, &cap);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return line;
+}
+
+int cli_progress_on(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        on = isatty(STDERR_FILENO) ? 1 : 0;
+    }
+    return on;
+}
+
+void cli_progress(const char *what, uint64_t done, uint64_t total, const char *detail)
+{
+    if (!cli_progress_on() || total == 0) {
+        return;
+    }
+    if (done > total) {
+        done = total;
+    }
+    int width = 30, fill = (int)(done * (uint64_t)width / total);
+    fprintf(stderr, "\r%-10s [%.*s%*s] %3d%% ", what, fill, "##############################",
+            width - fill, "", (int)(done * 100 / total));
+    if (detail) {
+        fputs(detail, stderr);
+    } else {
+        fprintf(stderr, "%" PRIu64 "/%" PRIu64, done, total);
+    }
+    fputs("\033[K", stderr); /* clear what a longer earlier line left */
+    progress_open = done < total;
+    if (!progress_open) {
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_end(void)
+{
+    if (progress_open) {
+        fputc('\n', stderr);
+        fflush(stderr);
+        progress_open = 0;
+    }
 }
 
 /* ------------------------------------------------------------------ */

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "sop/vector.h"
@@ -76,29 +75,10 @@ static int fvecs_read(fvecs *v, float *out, size_t max, size_t *got)
     return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* progress                                                           */
-/* ------------------------------------------------------------------ */
-
-static int progress_on(void) { return isatty(STDERR_FILENO); }
-
-static void progress(const char *what, uint64_t done, uint64_t total)
-{
-    if (!progress_on() || total == 0)
-        return;
-    int width = 30, fill = (int)(done * (uint64_t)width / total);
-    fprintf(stderr, "\r%-10s [%.*s%*s] %3d%% %" PRIu64 "/%" PRIu64, what, fill,
-            "##############################", width - fill, "", (int)(done * 100 / total), done,
-            total);
-    if (done >= total)
-        fputc('\n', stderr);
-    fflush(stderr);
-}
-
 static int optimize_progress(uint64_t done, uint64_t total, void *ctx)
 {
     (void)ctx;
-    progress("indexing", done < total ? done : total, total);
+    cli_progress("indexing", done < total ? done : total, total, NULL);
     return 0;
 }
 
@@ -119,22 +99,6 @@ static int parse_metric(const char *s, sop_metric *m)
     return 0;
 }
 
-/* Next line of @f without its newline, in a malloc'ed buffer; NULL at EOF. */
-static char *read_line(FILE *f, size_t *len)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    if (n < 0) {
-        free(line);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    *len = (size_t)n;
-    return line;
-}
-
 enum { LD_IDS, LD_METRIC, LD_NLIST, LD_NOTRAIN, LD_NOPTS };
 
 static int cmd_vector_load(const cli_command *self, int argc, char **argv)
@@ -144,22 +108,17 @@ static int cmd_vector_load(const cli_command *self, int argc, char **argv)
         [LD_NLIST] = {"nlist", 0, 1, NULL},     [LD_NOTRAIN] = {"no-index", 0, 0, NULL},
         [LD_NOPTS] = {NULL, 0, 0, NULL},
     };
-    char *pos[32];
-    int npos = 0;
-    if (argc > 32)
-        return cli_usage("too many arguments");
-    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
-    if (rc == 0 && npos != 3)
-        rc = cli_usage("expected DB STORE FILE.fvecs");
-    if (rc)
-        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    char *pos[CLI_POS_MAX];
+    int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 3, 3, "DB STORE FILE.fvecs");
+    if (rc != CLI_CONTINUE)
+        return rc;
+    rc = 0;
     sop_metric metric = SOP_METRIC_COSINE;
     uint64_t nlist = 0;
     if ((rc = parse_metric(opts[LD_METRIC].value, &metric)))
         return rc;
-    if (opts[LD_NLIST].value &&
-        (cli_parse_u64(opts[LD_NLIST].value, &nlist) || nlist == 0 || nlist > SOP_VECTOR_NLIST_MAX))
-        return cli_usage("--nlist must be 1..%u", SOP_VECTOR_NLIST_MAX);
+    if ((rc = cli_opt_u64(&opts[LD_NLIST], 1, SOP_VECTOR_NLIST_MAX, &nlist)))
+        return rc;
     fvecs in;
     if ((rc = fvecs_open(pos[2], &in)))
         return rc;
@@ -224,7 +183,7 @@ static int cmd_vector_load(const cli_command *self, int argc, char **argv)
             size_t len = 0;
             free(idbuf[i]);
             if (ids) {
-                idbuf[i] = read_line(ids, &len);
+                idbuf[i] = cli_read_line(ids, &len);
                 if (!idbuf[i])
                     rc = cli_error("%s: fewer ids than vectors", opts[LD_IDS].value);
                 else if (len == 0 || len > SOP_VECTOR_ID_MAX)
@@ -252,7 +211,7 @@ static int cmd_vector_load(const cli_command *self, int argc, char **argv)
             rc = cli_fail(db, r, "loading rows %" PRIu64 "..%" PRIu64, row, row + got - 1);
         row += got;
         if (!rc)
-            progress("loading", row, in.n);
+            cli_progress("loading", row, in.n, NULL);
     }
     if (!rc && !trained && !opts[LD_NOTRAIN].value && row > 0) {
         sop_voptimize_options oo;
@@ -293,19 +252,14 @@ static int cmd_vector_query(const cli_command *self, int argc, char **argv)
         [QY_PAYLOAD] = {"scores", 0, 0, NULL},
         [QY_NOPTS] = {NULL, 0, 0, NULL},
     };
-    char *pos[32];
-    int npos = 0;
-    if (argc > 32)
-        return cli_usage("too many arguments");
-    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
-    if (rc == 0 && npos != 3)
-        rc = cli_usage("expected DB STORE QUERIES.fvecs");
-    if (rc)
-        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    char *pos[CLI_POS_MAX];
+    int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 3, 3, "DB STORE QUERIES.fvecs");
+    if (rc != CLI_CONTINUE)
+        return rc;
+    rc = 0;
     uint64_t k = 10, nprobe = 0;
-    if (opts[QY_K].value &&
-        (cli_parse_u64(opts[QY_K].value, &k) || k == 0 || k > SOP_VECTOR_K_MAX))
-        return cli_usage("-k must be 1..%u", SOP_VECTOR_K_MAX);
+    if ((rc = cli_opt_u64(&opts[QY_K], 1, SOP_VECTOR_K_MAX, &k)))
+        return rc;
     if (opts[QY_NPROBE].value && (cli_parse_u64(opts[QY_NPROBE].value, &nprobe) ||
                                   nprobe > UINT32_MAX))
         return cli_usage("--nprobe must be a number (0: the default)");
@@ -369,19 +323,14 @@ enum { OP_NLIST, OP_NOPTS };
 static int cmd_vector_optimize(const cli_command *self, int argc, char **argv)
 {
     cli_opt opts[] = {[OP_NLIST] = {"nlist", 0, 1, NULL}, [OP_NOPTS] = {NULL, 0, 0, NULL}};
-    char *pos[32];
-    int npos = 0;
-    if (argc > 32)
-        return cli_usage("too many arguments");
-    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
-    if (rc == 0 && npos != 2)
-        rc = cli_usage("expected DB STORE");
-    if (rc)
-        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    char *pos[CLI_POS_MAX];
+    int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 2, 2, "DB STORE");
+    if (rc != CLI_CONTINUE)
+        return rc;
+    rc = 0;
     uint64_t nlist = 0;
-    if (opts[OP_NLIST].value &&
-        (cli_parse_u64(opts[OP_NLIST].value, &nlist) || nlist == 0 || nlist > SOP_VECTOR_NLIST_MAX))
-        return cli_usage("--nlist must be 1..%u", SOP_VECTOR_NLIST_MAX);
+    if ((rc = cli_opt_u64(&opts[OP_NLIST], 1, SOP_VECTOR_NLIST_MAX, &nlist)))
+        return rc;
     sop_db *db;
     if ((rc = cli_open_db(pos[0], 0, &db)))
         return rc;
@@ -403,15 +352,11 @@ static const char *metric_name(sop_metric m)
 static int cmd_vector_stats(const cli_command *self, int argc, char **argv)
 {
     cli_opt opts[] = {{NULL, 0, 0, NULL}};
-    char *pos[32];
-    int npos = 0;
-    if (argc > 32)
-        return cli_usage("too many arguments");
-    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
-    if (rc == 0 && npos != 2)
-        rc = cli_usage("expected DB STORE");
-    if (rc)
-        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    char *pos[CLI_POS_MAX];
+    int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 2, 2, "DB STORE");
+    if (rc != CLI_CONTINUE)
+        return rc;
+    rc = 0;
     sop_db *db;
     if ((rc = cli_open_db(pos[0], CLI_OPEN_RDONLY, &db)))
         return rc;

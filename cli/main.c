@@ -12,7 +12,8 @@
 
 static int cmd_help(const cli_command *self, int argc, char **argv);
 
-/* kv is a group: its subcommands live in cmd_kv.c. */
+/* kv, vector and search are groups: their subcommands live in cmd_kv.c,
+ * cmd_vector.c and cmd_search.c. */
 static const cli_command cli_top[] = {
     {"kv", NULL, "put, get, delete and scan the items of a store",
      "Usage: sop kv <subcommand> [options] DB STORE ...\n"
@@ -26,6 +27,12 @@ static const cli_command cli_top[] = {
      "Vector stores (IVF indexes on the database's B-trees). Vectors are read\n"
      "from .fvecs files (per vector: int32 d, then d float32, little-endian).\n",
      cli_vector_commands},
+    {"search", NULL, "index and query BM25 text indexes",
+     "Usage: sop search <subcommand> [options] DB INDEX ...\n"
+     "\n"
+     "Text indexes (BM25 on the database's B-trees). Documents are read from\n"
+     "JSON Lines files, queries from TSV files or the command line.\n",
+     cli_search_commands},
     {"stats", cmd_stats, "print database figures and the item count of every store",
      "Usage: sop stats DB [--json]\n"
      "\n"

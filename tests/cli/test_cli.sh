@@ -2,70 +2,15 @@
 # test_cli.sh - end-to-end test of the `sop` command-line tool.
 # Usage: tests/cli/test_cli.sh /path/to/sop
 # Prints a PASS or FAIL line per check; exits 1 if any check failed.
-# pass() always succeeds, so `cond && pass || fail` is an if-then-else here.
+# The helpers (run, check, check_err, pass, fail) are in lib.sh.
 # shellcheck disable=SC2015
 set -u
 
 SOP=${1:?usage: test_cli.sh /path/to/sop}
-if [ ! -x "$SOP" ]; then
-    echo "FAIL: $SOP is not an executable"
-    exit 1
-fi
-TMPBASE=${SOP_TEST_TMP:-${TMPDIR:-/tmp}}
-mkdir -p "$TMPBASE" || exit 1
-TMP=$(mktemp -d "$TMPBASE/sop-cli-test.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
+NAME=cli
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh"
 DB="$TMP/db"
-NL=$'\n'
-TAB=$'\t'
-passes=0
-fails=0
-
-pass() { echo "PASS: $1"; passes=$((passes + 1)); }
-fail() {
-    echo "FAIL: $1"
-    shift
-    for line in "$@"; do echo "      $line"; done
-    fails=$((fails + 1))
-}
-
-# run ARGS...: runs sop; sets OUT (stdout, trailing newlines stripped), ERR,
-# RC. Any death by signal is a failure on its own.
-run() {
-    OUT=$("$SOP" "$@" 2>"$TMP/stderr")
-    RC=$?
-    ERR=$(cat "$TMP/stderr")
-    if [ "$RC" -ge 128 ]; then
-        fail "sop $* died with status $RC" "stderr: $ERR"
-    fi
-}
-
-# check NAME EXPECTED_RC [EXPECTED_STDOUT]
-check() {
-    local name=$1 want_rc=$2
-    if [ "$RC" != "$want_rc" ]; then
-        fail "$name" "exit status $RC, expected $want_rc" "stdout: $OUT" "stderr: $ERR"
-        return
-    fi
-    if [ $# -ge 3 ] && [ "$OUT" != "$3" ]; then
-        fail "$name" "stdout:   $(printf '%q' "$OUT")" "expected: $(printf '%q' "$3")" \
-            "stderr: $ERR"
-        return
-    fi
-    pass "$name"
-}
-
-# check_err NAME EXPECTED_RC PATTERN: status and a stderr pattern (grep -E).
-check_err() {
-    local name=$1 want_rc=$2 pat=$3
-    if [ "$RC" != "$want_rc" ]; then
-        fail "$name" "exit status $RC, expected $want_rc" "stdout: $OUT" "stderr: $ERR"
-    elif ! grep -Eq -- "$pat" <<<"$ERR"; then
-        fail "$name" "stderr does not match /$pat/: $ERR"
-    else
-        pass "$name"
-    fi
-}
 
 # ---------------------------------------------------------------- help
 run --version
@@ -380,5 +325,4 @@ check "vector query after optimize" 0 "37"
 run check "$VDB"
 check "check a database with vector stores" 0 "ok"
 
-echo "$passes passed, $fails failed"
-[ "$fails" = 0 ]
+finish
