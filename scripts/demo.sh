@@ -38,3 +38,13 @@ $sop kv del "$db/cli" fruit cherry
 echo "\$ sop kv scan $db/cli fruit --json"; $sop kv scan "$db/cli" fruit --json
 echo "\$ sop stats $db/cli"; $sop stats "$db/cli"
 echo "\$ sop check $db/cli"; $sop check "$db/cli"
+
+echo
+echo "== text search from the command line (datasets/medical_notes.jsonl)"
+echo "\$ sop search index $db/cli notes datasets/medical_notes.jsonl"
+$sop search index "$db/cli" notes datasets/medical_notes.jsonl
+echo "\$ sop search query $db/cli notes -q 'burning pain after meals' -k 3"
+$sop search query "$db/cli" notes -q 'burning pain after meals' -k 3
+echo "\$ sop search query $db/cli notes -q 'sudden breathless chest pain' -k 3"
+$sop search query "$db/cli" notes -q 'sudden breathless chest pain' -k 3
+echo "\$ sop search stats $db/cli notes"; $sop search stats "$db/cli" notes
