@@ -105,7 +105,7 @@ typedef struct text_opts {
     uint64_t n, queries, repeat, timeout, seed;
     double min_time;
     int workloads, cran_fields;
-    const char *json, *dir, *cranfield, *gcide_index, *gcide_dict;
+    const char *json, *dir, *cranfield, *gcide_index, *gcide_dict, *corpus;
     const text_engine *engines[N_ALL_ENGINES + 1];
     size_t nengines;
     int keep;
@@ -539,11 +539,12 @@ static void report(const text_opts *o, const text_run *t)
     }
     if (o->workloads & WL_SPEED) {
         size_t n = t->gcide.n;
-        printf("\nsop-bench text, speed: GCIDE, n=%zu docs (%.1f MB of text), all in one write "
+        printf("\nsop-bench text, speed: %s, n=%zu docs (%.1f MB of text), all in one write "
                "transaction with a durable commit; %zu queries of 1-3 words (OR, seed %" PRIu64
                "), k=%d, one thread, one query per call, %d queries per read transaction, best "
                "of %" PRIu64 "\n",
-               n, (double)t->gcide.bytes / 1048576.0, t->gq.n, o->seed, SPEED_K,
+               o->corpus ? o->corpus : "GCIDE", n, (double)t->gcide.bytes / 1048576.0, t->gq.n,
+               o->seed, SPEED_K,
                TEXT_QUERIES_PER_TXN, o->repeat);
         printf("%-9s %9s %11s %9s %10s %10s %12s %7s %13s %13s\n", "engine", "index_s",
                "docs/s", "close_s", "index_MB", "bytes/doc", "queries/s", "passes",
@@ -572,7 +573,7 @@ static void report(const text_opts *o, const text_run *t)
                "(du); peak RSS of the engine's child, base = at its start, incl. the shared "
                "corpus)\n");
         if (o->nengines > 1) {
-            printf("top-%d agreement on the GCIDE queries (mean Jaccard):\n", EVAL_K);
+            printf("top-%d agreement on the speed queries (mean Jaccard):\n", EVAL_K);
             for (size_t a = 0; a < o->nengines; a++)
                 for (size_t b = a + 1; b < o->nengines; b++)
                     if (outs[a].speed.have_search && outs[b].speed.have_search)
@@ -638,6 +639,8 @@ static void write_json(const text_opts *o, const text_run *t)
         const run_out *r = &eo->speed;
         if (r->have_build) {
             json_head(f, "index", name, n);
+            fprintf(f, ",\"corpus\":");
+            bench_json_str(f, o->corpus ? o->corpus : "gcide");
             fprintf(f, ",\"docs_per_s\":%.1f,\"index_s\":%.3f,\"close_s\":%.3f,"
                        "\"text_bytes\":%" PRIu64 ",\"bytes_on_disk\":%" PRIu64
                        ",\"transactions\":1,\"peak_rss_kb\":%" PRIu64 ",\"base_rss_kb\":%" PRIu64
@@ -649,6 +652,8 @@ static void write_json(const text_opts *o, const text_run *t)
         }
         if (r->have_search) {
             json_head(f, "query", name, n);
+            fprintf(f, ",\"corpus\":");
+            bench_json_str(f, o->corpus ? o->corpus : "gcide");
             fprintf(f, ",\"qps\":%.1f,\"queries\":%zu,\"passes\":%u,\"k\":%d,\"seconds\":%.4f,"
                        "\"threads\":1,\"queries_per_txn\":%d,\"ok\":%s}\n",
                     r->qps, t->gq.n, r->passes, SPEED_K, r->secs, TEXT_QUERIES_PER_TXN,
@@ -732,6 +737,9 @@ static void text_usage(FILE *f)
                "  --gcide-index F  dictd index (default " GCIDE_INDEX ")\n"
                "  --gcide-dict F   dictd dictionary, dictzip or plain gzip (default\n"
                "                   " GCIDE_DICT ")\n"
+               "  --corpus F.jsonl the speed workload on these documents instead of GCIDE: one\n"
+               "                   JSON object per line, its \"text\" string the document\n"
+               "                   (--n: the first N lines)\n"
                "  --repeat R       run the speed workload R times per engine, interleaved;\n"
                "                   report the best\n"
                "  --dir DIR        work directory (default /tmp/sop-bench); DIR/<engine>-<data>\n"
@@ -848,6 +856,8 @@ int bench_text_main(int argc, char **argv)
             o.gcide_index = VALUE();
         } else if (strcmp(a, "--gcide-dict") == 0) {
             o.gcide_dict = VALUE();
+        } else if (strcmp(a, "--corpus") == 0) {
+            o.corpus = VALUE();
         } else if (strcmp(a, "--repeat") == 0) {
             o.repeat = bench_parse_count(a, VALUE());
         } else if (strcmp(a, "--timeout") == 0) {
@@ -895,7 +905,10 @@ int bench_text_main(int argc, char **argv)
         t.cq.n = kept;
     }
     if (o.workloads & WL_SPEED) {
-        text_gcide_load(o.gcide_index, o.gcide_dict, (size_t)o.n, &t.gcide);
+        if (o.corpus)
+            text_jsonl_load(o.corpus, (size_t)o.n, &t.gcide);
+        else
+            text_gcide_load(o.gcide_index, o.gcide_dict, (size_t)o.n, &t.gcide);
         text_sample_queries(&t.gcide, (size_t)o.queries, o.seed, &t.gq);
     }
     fprintf(stderr, "sop-bench text: data ready in %.1f s\n", bench_now() - t0);

@@ -94,6 +94,11 @@ void text_cranfield_load(const char *dir, int fields, text_corpus *c, text_queri
  *  definition block, in dictionary order; at most @p n (0: all). */
 void text_gcide_load(const char *index_path, const char *dict_path, size_t n, text_corpus *c);
 
+/** A corpus of JSON lines, one object per line whose "text" member (a
+ *  string) is the document's text (other members ignored); the first @p n
+ *  lines (0: all). */
+void text_jsonl_load(const char *path, size_t n, text_corpus *c);
+
 /** @p nq queries of 1-3 words sampled from random documents of @p c with
  *  seed @p seed: words of ASCII letters, lower-cased, at least 3 letters,
  *  not stop words. */

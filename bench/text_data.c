@@ -439,6 +439,220 @@ void text_gcide_load(const char *index_path, const char *dict_path, size_t n, te
 }
 
 /* ------------------------------------------------------------------ */
+/* JSON lines                                                         */
+/* ------------------------------------------------------------------ */
+
+static void put_utf8(char *out, size_t *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[(*o)++] = (char)cp;
+    } else if (cp < 0x800) {
+        out[(*o)++] = (char)(0xC0 | (cp >> 6));
+        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out[(*o)++] = (char)(0xE0 | (cp >> 12));
+        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+        out[(*o)++] = (char)(0xF0 | (cp >> 18));
+        out[(*o)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        out[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[(*o)++] = (char)(0x80 | (cp & 0x3F));
+    }
+}
+
+static int hex4(const char *p, uint32_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        int c = (unsigned char)p[i], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        *v = *v * 16 + (uint32_t)d;
+    }
+    return 0;
+}
+
+/* Decodes the JSON string at *pp (at its opening quote) into @p out (NULL:
+ * only count its bytes into *o, if @p o) at *o; the decoded text is never
+ * longer than the source.
+ * Returns 0 and advances *pp past the closing quote, or -1. */
+static int json_string(const char **pp, char *out, size_t *o)
+{
+    const char *p = *pp + 1;
+    size_t dummy = 0;
+    if (!o)
+        o = &dummy;
+    for (;;) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\0' || c == '\n')
+            return -1;
+        if (c == '"') {
+            *pp = p + 1;
+            return 0;
+        }
+        if (c != '\\') {
+            if (out)
+                out[*o] = (char)c;
+            (*o)++;
+            p++;
+            continue;
+        }
+        p++;
+        char e = *p++, ch;
+        switch (e) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (hex4(p, &cp) != 0)
+                return -1;
+            p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' &&
+                hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            } else if (cp >= 0xD800 && cp < 0xE000) {
+                cp = 0xFFFD;
+            }
+            if (out)
+                put_utf8(out, o, cp);
+            else
+                (*o)++;
+            continue;
+        }
+        default: return -1;
+        }
+        if (out)
+            out[*o] = ch;
+        (*o)++;
+    }
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* Skips one JSON value (not a string: those go through json_string). */
+static int json_skip(const char **pp)
+{
+    const char *p = *pp;
+    int depth = 0;
+    do {
+        p = skip_ws(p);
+        if (*p == '"') {
+            if (json_string(&p, NULL, NULL) != 0)
+                return -1;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+        } else if (*p == '}' || *p == ']') {
+            if (--depth < 0)
+                return -1;
+            p++;
+        } else if (*p == ',' || *p == ':') {
+            if (depth == 0)
+                return -1;
+            p++;
+        } else if (*p && *p != '\n') {
+            while (*p && !strchr(" \t\r\n,:]}", *p))
+                p++;
+        } else {
+            return -1;
+        }
+    } while (depth > 0);
+    *pp = p;
+    return 0;
+}
+
+void text_jsonl_load(const char *path, size_t n, text_corpus *c)
+{
+    size_t len;
+    char *raw = read_file(path, &len);
+    memset(c, 0, sizeof *c);
+    c->name = "corpus";
+    c->buf = xmalloc(len + 1);
+    size_t cap = 4096, o = 0, lineno = 0;
+    c->docs = xmalloc(cap * sizeof *c->docs);
+    size_t *starts = xmalloc(cap * sizeof *starts);
+    for (const char *p = raw; *p && (n == 0 || c->n < n);) {
+        lineno++;
+        const char *q = skip_ws(p);
+        if (*q == '\n' || !*q) {
+            p = *q ? q + 1 : q;
+            continue;
+        }
+        if (*q != '{')
+            bench_die("%s:%zu: not a JSON object", path, lineno);
+        q++;
+        int have = 0;
+        size_t start = o;
+        for (;;) {
+            q = skip_ws(q);
+            if (*q == '}')
+                break;
+            size_t kl = 0;
+            const char *k0 = q;
+            if (*q != '"' || json_string(&q, NULL, &kl) != 0)
+                bench_die("%s:%zu: bad key", path, lineno);
+            int is_text = kl == 4 && strncmp(k0, "\"text\"", 6) == 0;
+            q = skip_ws(q);
+            if (*q != ':')
+                bench_die("%s:%zu: ':' expected", path, lineno);
+            q = skip_ws(q + 1);
+            if (is_text && *q == '"' && !have) {
+                if (json_string(&q, c->buf, &o) != 0)
+                    bench_die("%s:%zu: bad \"text\" string", path, lineno);
+                have = 1;
+            } else if (*q == '"' ? json_string(&q, NULL, NULL) != 0 : json_skip(&q) != 0) {
+                bench_die("%s:%zu: bad JSON value", path, lineno);
+            }
+            q = skip_ws(q);
+            if (*q == ',')
+                q++;
+            else if (*q != '}')
+                bench_die("%s:%zu: ',' or '}' expected", path, lineno);
+        }
+        if (!have)
+            bench_die("%s:%zu: no \"text\" string", path, lineno);
+        if (c->n == cap) {
+            cap *= 2;
+            c->docs = xrealloc(c->docs, cap * sizeof *c->docs);
+            starts = xrealloc(starts, cap * sizeof *starts);
+        }
+        starts[c->n] = start;
+        c->docs[c->n] = (text_doc){.len = o - start, .ext = (uint32_t)c->n};
+        c->bytes += o - start;
+        c->n++;
+        q = skip_ws(q + 1);
+        if (*q != '\n' && *q)
+            bench_die("%s:%zu: one JSON object per line expected", path, lineno);
+        p = *q ? q + 1 : q;
+    }
+    if (c->n == 0)
+        bench_die("%s: no documents", path);
+    for (size_t i = 0; i < c->n; i++)
+        c->docs[i].text = c->buf + starts[i];
+    free(starts);
+    free(raw);
+}
+
+/* ------------------------------------------------------------------ */
 /* Query sampling                                                     */
 /* ------------------------------------------------------------------ */
 
