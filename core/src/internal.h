@@ -97,6 +97,7 @@ typedef struct sop__counter {
 #define SOP__OP_UPSERT 3
 #define SOP__OP_REMOVE 4
 #define SOP__OP_GET 5
+#define SOP__OP_INCR 6 /* val: the 8-byte delta; commutes in a merge */
 
 typedef struct sop__op {
     uint8_t kind;
@@ -112,10 +113,13 @@ typedef struct sop__op {
 /* An object of an upper layer (a vector store handle, ...) that lives as
  * long as its transaction: embed it as the first member and attach it with
  * sop__txn_attach(); @free runs when the transaction ends, before the
- * store handles are freed. */
+ * store handles are freed. @flush (may be NULL) runs first thing in
+ * sop_txn_commit() of a writing transaction: the handle writes what it
+ * kept back (a failure fails the commit, which then rolls back). */
 typedef struct sop__txn_ext {
     struct sop__txn_ext *next;
     void (*free)(struct sop__txn_ext *e);
+    int (*flush)(struct sop__txn_ext *e);
 } sop__txn_ext;
 
 void sop__txn_attach(sop_txn *txn, sop__txn_ext *e);

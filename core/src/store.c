@@ -782,6 +782,42 @@ static int do_get(sop_store *s, const sop_val *key, sop_val *val, uint64_t *stat
     return rc;
 }
 
+/* Adds @delta to the counter at @key (absent = 0; removed at 0). */
+static int incr(sop_store *s, const sop_val *key, int64_t delta, int64_t *result)
+{
+    sop__bcur c;
+    uint8_t ik[IKEY_MAX];
+    size_t n;
+    int64_t cur = 0, sum;
+    int rc = find_first(s, key, &c, ik, &n);
+    if (rc && rc != SOP_ENOTFOUND)
+        return rc;
+    int found = rc == 0;
+    if (found) {
+        const uint8_t *k, *v;
+        uint32_t klen, vlen;
+        uint8_t vf;
+        sop_val val;
+        sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
+        if ((rc = sop__value_get(s, v, vlen, vf, &val)) != 0)
+            return rc;
+        if (val.size != 8)
+            return sop__err(s->txn->db, SOP_EFORMAT,
+                            "the value at this key of store %s is %zu bytes, not a counter",
+                            s->name, val.size);
+        memcpy(&cur, val.data, 8);
+    }
+    if (__builtin_add_overflow(cur, delta, &sum))
+        return sop__err(s->txn->db, -EOVERFLOW, "counter of store %s would overflow", s->name);
+    if (result)
+        *result = sum;
+    sop_val nv = {&sum, 8};
+    uint64_t st;
+    if (sum == 0)
+        return found ? do_remove(s, key, &st) : 0;
+    return found ? sop__store_replace(s, ik, n, &nv, NULL) : insert(s, key, &nv, 0);
+}
+
 int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val, sop_val *out,
                  uint64_t *state)
 {
@@ -805,6 +841,13 @@ int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val,
         return do_remove(s, key, state);
     case SOP__OP_GET:
         return do_get(s, key, out, state);
+    case SOP__OP_INCR: {
+        int64_t d;
+        if (!val || val->size != 8)
+            return -EINVAL;
+        memcpy(&d, val->data, 8);
+        return incr(s, key, d, NULL);
+    }
     default:
         return -EINVAL;
     }
@@ -861,6 +904,30 @@ int sop_upsert(sop_store *s, const sop_val *key, const sop_val *val)
 int sop_remove(sop_store *s, const sop_val *key)
 {
     return item(s, SOP__OP_REMOVE, key, NULL, NULL);
+}
+
+int sop_incr(sop_store *s, const sop_val *key, int64_t delta, int64_t *result)
+{
+    int rc = store_check(s, 1);
+    if (rc)
+        return rc;
+    if (!key)
+        return -EINVAL;
+    if (!s->unique)
+        return sop__err(s->txn->db, -EINVAL, "store %s has duplicates: no counters", s->name);
+    int64_t sum;
+    rc = incr(s, key, delta, &sum);
+    if (rc == 0) {
+        sop_val d = {&delta, 8};
+        sop__txn_log_op(s->txn, s, SOP__OP_INCR, key, &d, 0, 0);
+        s->txn->gen++;
+        if (result)
+            *result = sum;
+        return 0;
+    }
+    if (rc == SOP_EFORMAT || rc == -EOVERFLOW || rc == -EINVAL || rc == SOP_ETOOBIG)
+        return rc; /* nothing changed: the transaction goes on */
+    return sop__txn_fail(s->txn, rc);
 }
 
 int sop_get(sop_store *s, const sop_val *key, sop_val *val)

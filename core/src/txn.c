@@ -893,6 +893,8 @@ static int merge(sop_txn *t, sop_txn **out)
         int orc = sop__item_op(s, op->kind, &k, &v, &got, &state);
         if (orc != op->rc && orc != 0 && orc != SOP_EEXISTS && orc != SOP_ENOTFOUND)
             rc = orc; /* an error */
+        else if (op->kind == SOP__OP_INCR)
+            rc = orc ? SOP_ECONFLICT : 0; /* commutes: applied to the newer value */
         else if (orc != op->rc || state != op->state)
             rc = SOP_ECONFLICT;
     }
@@ -928,6 +930,9 @@ int sop_txn_commit(sop_txn *t)
         return -EINVAL;
     sop_db *db = t->db;
     int rc = sop__txn_check(t, 0);
+    for (sop__txn_ext *e = t->exts; e && !rc && t->mode != SOP_TXN_READ; e = e->next)
+        if (e->flush && (rc = e->flush(e)) != 0)
+            rc = sop__txn_fail(t, rc);
     if (rc) {
         txn_free(t, 0);
         return rc;

@@ -1,0 +1,120 @@
+/* textidx.h - the text index handle and what its parts share
+ * (textidx.c: create/open/remove, counters, stats; analyze.c: documents
+ * and queries to terms; write.c: add/replace/delete; query.c: BM25 top-k;
+ * hybrid.c: rank fusion). The layout is in docs/design/search.md. */
+#ifndef SOP_SEARCH_TEXTIDX_H
+#define SOP_SEARCH_TEXTIDX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "sop/search.h"
+#include "tokenizer.h"
+
+/* Longest stored term: a field name, ':' and a term. */
+#define TX_TERM_MAX (SOP_TEXT_FIELD_NAME_MAX + 1 + SOP__TERM_MAX)
+/* Longest postings key: term, 0, id. */
+#define TX_PKEY_MAX (TX_TERM_MAX + 1 + SOP_TEXT_ID_MAX)
+/* Store names: "<name>.txt.<part>". */
+#define TX_STORE_MAX (SOP_TEXT_NAME_MAX + 9)
+#define TX_FORMAT 1
+
+/* A term and a count (term frequency in a document, or in a query). */
+typedef struct tx_term {
+    const char *t; /* in the bag's memory (set by tx_bag_sort), not NUL-terminated */
+    size_t off;    /* of the bytes in the bag's memory */
+    uint32_t len;
+    int64_t n;
+} tx_term;
+
+/* Distinct terms with counts (analyze.c). */
+typedef struct tx_bag {
+    char *mem; /* term bytes */
+    size_t used, cap;
+    tx_term *terms; /* in insertion order; sorted by tx_bag_sort */
+    size_t n, capterms;
+    uint32_t *slots; /* hash table: 1 + index into terms, 0 empty */
+    size_t nslots;
+    uint64_t tokens; /* plain (unqualified) tokens seen: the length */
+} tx_bag;
+
+void tx_bag_reset(tx_bag *b);
+void tx_bag_free(tx_bag *b);
+/* Counts one occurrence of @t (@len bytes). */
+int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count);
+/* Sorts the terms in key order (bytes, shorter first). */
+void tx_bag_sort(tx_bag *b);
+
+/* Pending counter deltas of a transaction: term -> delta. */
+typedef struct tx_delta {
+    tx_bag terms; /* n: the change of the term's document frequency */
+    int64_t docs, len;
+} tx_delta;
+
+struct sop_text {
+    sop__txn_ext ext; /* first: freed with the transaction */
+    sop_txn *txn;
+    sop_db *db;
+    char name[SOP_TEXT_NAME_MAX + 1];
+    sop__tok_opts tok;
+    sop_store *cfg, *post, *term, *doc;
+    tx_delta pend;  /* counter deltas not yet written (flushed before reads) */
+    tx_bag bag;     /* scratch: a document's or a query's terms */
+    uint8_t *buf;   /* scratch: records, keys */
+    size_t bufcap;
+    uint8_t *out;   /* what queries return (ids) */
+    size_t outcap;
+};
+
+/* Records the message and returns @rc. */
+int tx_err(const sop_text *t, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Room for @n bytes in t->buf / t->out. */
+int tx_buf(sop_text *t, size_t n);
+int tx_out(sop_text *t, size_t n);
+/* Writes the pending counter deltas (before any read of the statistics,
+ * and at commit). */
+int tx_flush(sop_text *t);
+/* The corpus counters: documents and total length. */
+int tx_corpus(sop_text *t, uint64_t *docs, uint64_t *len);
+/* The document frequency of a stored term. */
+int tx_df(sop_text *t, const char *term, size_t len, uint64_t *df);
+/* Checks @t for a write (WRITE transaction). */
+int tx_check_write(sop_text *t);
+
+/* Analyzes @doc into t->bag (plain and field-qualified terms; bag.tokens
+ * is the document's length). -EINVAL/SOP_ETOOBIG for bad documents. */
+int tx_analyze_doc(sop_text *t, const sop_text_doc *doc);
+/* Analyzes a query into t->bag (terms with their counts in the query). */
+int tx_analyze_query(sop_text *t, const char *q, size_t len);
+
+/* BM25 top-k (query.c); ids point into t->out. */
+int tx_search(sop_text *t, const sop_text_query *q, sop_text_hit *hits, uint32_t *nhits);
+
+/* Varints (LEB128). */
+static inline size_t tx_put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a varint from p[*off..end); -1 when truncated or too long. */
+static inline int tx_get_varint(const uint8_t *p, size_t end, size_t *off, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && *off < end; shift += 7) {
+        uint8_t c = p[(*off)++];
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+#endif

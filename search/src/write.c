@@ -1,0 +1,195 @@
+/* write.c - adding, replacing and deleting documents.
+ *
+ * A document is its record (id -> length and distinct terms), one posting
+ * per distinct term (term 0x00 id -> tf, length), and its share of the
+ * counters (+1 document frequency per term, +1 document, +length). A
+ * replace or a delete reads the old record and takes back exactly what it
+ * added, so nothing is ever counted twice. */
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+#include "mem.h"
+#include "textidx.h"
+
+/* term 0x00 id into @key; returns the length. */
+static size_t posting_key(uint8_t *key, const char *term, size_t tlen, const void *id, size_t idlen)
+{
+    memcpy(key, term, tlen);
+    key[tlen] = 0;
+    memcpy(key + tlen + 1, id, idlen);
+    return tlen + 1 + idlen;
+}
+
+/* Encodes t->bag (sorted) as a document record into t->buf. */
+static int encode_record(sop_text *t, size_t *len)
+{
+    const tx_bag *b = &t->bag;
+    size_t need = 20;
+    for (size_t i = 0; i < b->n; i++)
+        need += 10 + b->terms[i].len;
+    int rc = tx_buf(t, need);
+    if (rc)
+        return rc;
+    size_t n = tx_put_varint(t->buf, b->tokens);
+    n += tx_put_varint(t->buf + n, b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        n += tx_put_varint(t->buf + n, b->terms[i].len);
+        memcpy(t->buf + n, b->terms[i].t, b->terms[i].len);
+        n += b->terms[i].len;
+    }
+    *len = n;
+    return 0;
+}
+
+static int corrupt(sop_text *t, const char *what)
+{
+    return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
+}
+
+/* Writes the postings of t->bag for document @id and counts them. */
+static int add_postings(sop_text *t, const void *id, size_t idlen)
+{
+    const tx_bag *b = &t->bag;
+    uint8_t key[TX_PKEY_MAX], val[20];
+    int rc = 0;
+    for (size_t i = 0; i < b->n && !rc; i++) {
+        const tx_term *x = &b->terms[i];
+        size_t vl = tx_put_varint(val, (uint64_t)x->n);
+        vl += tx_put_varint(val + vl, b->tokens);
+        sop_val k = {key, posting_key(key, x->t, x->len, id, idlen)}, v = {val, vl};
+        rc = sop_add(t->post, &k, &v);
+        if (rc == SOP_EEXISTS)
+            return corrupt(t, "a posting of a new document exists");
+        if (!rc)
+            rc = tx_bag_put(&t->pend.terms, x->t, x->len, 1);
+    }
+    if (!rc) {
+        t->pend.docs++;
+        t->pend.len += (int64_t)b->tokens;
+    }
+    return rc ? sop__txn_fail(t->txn, rc) : 0;
+}
+
+/* Takes back what the document with record @rec added (postings and
+ * counters); the record itself stays. */
+static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, size_t len)
+{
+    size_t off = 0;
+    uint64_t dl, n;
+    if (tx_get_varint(rec, len, &off, &dl) || tx_get_varint(rec, len, &off, &n))
+        return corrupt(t, "a document record is malformed");
+    uint8_t key[TX_PKEY_MAX];
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t tl;
+        if (tx_get_varint(rec, len, &off, &tl) || tl == 0 || tl > TX_TERM_MAX || tl > len - off)
+            return corrupt(t, "a document record is malformed");
+        const char *term = (const char *)rec + off;
+        off += tl;
+        sop_val k = {key, posting_key(key, term, tl, id, idlen)};
+        int rc = sop_remove(t->post, &k);
+        if (rc == SOP_ENOTFOUND)
+            return corrupt(t, "a posting of a document is missing");
+        if (!rc)
+            rc = tx_bag_put(&t->pend.terms, term, tl, -1);
+        if (rc)
+            return sop__txn_fail(t->txn, rc);
+    }
+    t->pend.docs--;
+    t->pend.len -= (int64_t)dl;
+    return 0;
+}
+
+/* Reads the record of @id into t->out (a copy: writes move node memory).
+ * SOP_ENOTFOUND when absent. */
+static int old_record(sop_text *t, const void *id, size_t idlen, size_t *len)
+{
+    sop_val k = {id, idlen}, v;
+    int rc = sop_get(t->doc, &k, &v);
+    if (rc)
+        return rc;
+    if ((rc = tx_out(t, v.size)))
+        return rc;
+    memcpy(t->out, v.data, v.size);
+    *len = v.size;
+    return 0;
+}
+
+enum { PUT_ADD, PUT_REPLACE, PUT_UPSERT };
+
+static int put(sop_text *t, const sop_text_doc *d, int how)
+{
+    int rc = tx_check_write(t);
+    if (!rc)
+        rc = tx_analyze_doc(t, d);
+    if (rc)
+        return rc;
+    size_t rlen, olen = 0;
+    if ((rc = encode_record(t, &rlen)))
+        return rc;
+    sop_val k = {d->id, d->id_len}, v = {t->buf, rlen};
+    rc = how == PUT_ADD ? SOP_ENOTFOUND : old_record(t, d->id, d->id_len, &olen);
+    if (rc == SOP_ENOTFOUND) {
+        if (how == PUT_REPLACE)
+            return tx_err(t, rc, "no document has that id");
+        rc = sop_add(t->doc, &k, &v);
+        if (rc == SOP_EEXISTS)
+            return tx_err(t, rc, "a document has that id (replace it instead)");
+    } else if (rc == 0) {
+        rc = drop_postings(t, d->id, d->id_len, t->out, olen);
+        if (!rc)
+            rc = sop_update(t->doc, &k, &v);
+    }
+    if (!rc)
+        rc = add_postings(t, d->id, d->id_len);
+    return rc;
+}
+
+int sop_text_add(sop_text *t, const sop_text_doc *doc) { return put(t, doc, PUT_ADD); }
+int sop_text_replace(sop_text *t, const sop_text_doc *doc) { return put(t, doc, PUT_REPLACE); }
+int sop_text_upsert(sop_text *t, const sop_text_doc *doc) { return put(t, doc, PUT_UPSERT); }
+
+static int check_id(sop_text *t, const void *id, size_t idlen)
+{
+    if (!id || idlen == 0 || idlen > SOP_TEXT_ID_MAX)
+        return tx_err(t, -EINVAL, "document id must be 1..%u bytes", SOP_TEXT_ID_MAX);
+    return 0;
+}
+
+int sop_text_delete(sop_text *t, const void *id, size_t idlen)
+{
+    int rc = tx_check_write(t);
+    if (!rc)
+        rc = check_id(t, id, idlen);
+    size_t olen;
+    if (!rc)
+        rc = old_record(t, id, idlen, &olen);
+    if (rc == SOP_ENOTFOUND)
+        return tx_err(t, rc, "no document has that id");
+    if (!rc)
+        rc = drop_postings(t, id, idlen, t->out, olen);
+    sop_val k = {id, idlen};
+    if (!rc)
+        rc = sop_remove(t->doc, &k);
+    return rc;
+}
+
+int sop_text_doc_len(sop_text *t, const void *id, size_t idlen, uint32_t *len)
+{
+    if (!t || !len)
+        return -EINVAL;
+    int rc = check_id(t, id, idlen);
+    sop_val k = {id, idlen}, v;
+    if (!rc)
+        rc = sop_get(t->doc, &k, &v);
+    if (rc == SOP_ENOTFOUND)
+        return tx_err(t, rc, "no document has that id");
+    if (rc)
+        return rc;
+    size_t off = 0;
+    uint64_t dl;
+    if (tx_get_varint(v.data, v.size, &off, &dl) || dl > UINT32_MAX)
+        return tx_err(t, SOP_ECORRUPT, "a document record is malformed");
+    *len = (uint32_t)dl;
+    return 0;
+}
