@@ -6,7 +6,8 @@
  * durable when it returns; a node cache of SOP_BENCH_CACHE_MB, default
  * 64 MiB, the library's default, and SQLite's page cache here), then ONE
  * write transaction: sop_text_create() of index "t" (default options:
- * Porter stemming, the 33 Lucene stop words, case folding), one
+ * Porter stemming, the 33 Lucene stop words, case folding;
+ * SOP_BENCH_TEXT_STOPWORDS=0 keeps the stop words, as the peers do), one
  * sop_text_add() per document (id = the row number in decimal; an empty
  * text is given as " ", indexed with length 0, as the peers index an
  * empty row), commit. The database is then closed (close_s) and its bytes
@@ -84,7 +85,14 @@ static int st_build(const text_corpus *c, const char *dir, text_build *b)
         sop_err(db, "sop_txn_begin", rc);
         goto fail;
     }
-    if ((rc = sop_text_create(t, INDEX_NAME, NULL, &tx)) != SOP_OK) {
+    sop_text_options to;
+    sop_text_options_init(&to);
+    /* SOP_BENCH_TEXT_STOPWORDS=0 keeps stop words, as the peers do (a
+     * diagnostic: rankings then differ from FTS5's by ties alone) */
+    const char *sw = getenv("SOP_BENCH_TEXT_STOPWORDS");
+    if (sw && *sw)
+        to.stopwords = atoi(sw) != 0;
+    if ((rc = sop_text_create(t, INDEX_NAME, &to, &tx)) != SOP_OK) {
         sop_err(db, "sop_text_create", rc);
         goto fail;
     }
@@ -121,9 +129,9 @@ static int st_build(const text_corpus *c, const char *dir, text_build *b)
     b->index_s = t1 - t0;
     b->close_s = t2 - t1;
     snprintf(b->desc, sizeof b->desc,
-             "sop text index, default options (Porter, Lucene stop words, folding); one write "
-             "transaction, SOP_SYNC_FULL (commit durable); cache %zu MiB",
-             text_cache_mb());
+             "sop text index, Porter, %s, folding; one write transaction, SOP_SYNC_FULL "
+             "(commit durable); cache %zu MiB",
+             to.stopwords ? "Lucene stop words" : "stop words KEPT", text_cache_mb());
     return 0;
 fail:
     if (t)
