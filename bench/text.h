@@ -45,6 +45,7 @@ typedef struct text_queries {
 /** What an engine reports about the index it built. */
 typedef struct text_build {
     double index_s;  /**< create + add every document + durable commit, one transaction */
+    double commit_s; /**< of index_s: the commit alone */
     double close_s;  /**< closing the index after the commit */
     uint64_t bytes;  /**< the closed index's directory on disk (du) */
     char desc[300];  /**< what was built, its durability and cache */
@@ -57,7 +58,7 @@ typedef struct text_engine {
     const char *name; /**< "sop", "sqlite", "xapian" */
     /** Creates an index in directory @p dir (exists, empty) and adds every
      *  document of @p c in ONE write transaction committed durably, then
-     *  closes it. Fills b->index_s (create .. commit returned), b->close_s
+     *  closes it. Fills b->index_s (create .. commit returned), b->commit_s, b->close_s
      *  and b->desc; the caller measures b->bytes. */
     int (*build)(const text_corpus *c, const char *dir, text_build *b);
     /** Opens the index built in @p dir for queries. */

@@ -112,6 +112,7 @@ static int st_build(const text_corpus *c, const char *dir, text_build *b)
             goto fail;
         }
     }
+    double tc = bench_now();
     rc = sop_txn_commit(t);
     t = NULL;
     if (rc != SOP_OK) {
@@ -127,6 +128,7 @@ static int st_build(const text_corpus *c, const char *dir, text_build *b)
         return -1;
     }
     b->index_s = t1 - t0;
+    b->commit_s = t1 - tc;
     b->close_s = t2 - t1;
     snprintf(b->desc, sizeof b->desc,
              "sop text index, Porter, %s, folding; one write transaction, SOP_SYNC_FULL "

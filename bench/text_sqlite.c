@@ -71,7 +71,7 @@ static int sq_connect(const char *dir, sqlite3 **out)
     return 0;
 }
 
-static int sq_build(const text_corpus *tc, const char *dir, text_build *b)
+static int sq_build(const text_corpus *corpus, const char *dir, text_build *b)
 {
     sqlite3 *c;
     sqlite3_stmt *ins = NULL;
@@ -87,9 +87,9 @@ static int sq_build(const text_corpus *tc, const char *dir, text_build *b)
         text_set_err("sqlite prepare insert: %s", sqlite3_errmsg(c));
         goto fail;
     }
-    for (size_t i = 0; i < tc->n; i++) {
+    for (size_t i = 0; i < corpus->n; i++) {
         sqlite3_bind_int64(ins, 1, (sqlite3_int64)i + 1);
-        sqlite3_bind_text(ins, 2, tc->docs[i].text, (int)tc->docs[i].len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, corpus->docs[i].text, (int)corpus->docs[i].len, SQLITE_STATIC);
         if ((rc = sqlite3_step(ins)) != SQLITE_DONE) {
             text_set_err("sqlite insert doc %zu: %s", i, sqlite3_errmsg(c));
             goto fail;
@@ -98,6 +98,7 @@ static int sq_build(const text_corpus *tc, const char *dir, text_build *b)
     }
     sqlite3_finalize(ins);
     ins = NULL;
+    double tc = bench_now();
     if (exec(c, "COMMIT") != 0)
         goto fail;
     double t1 = bench_now();
@@ -108,6 +109,7 @@ static int sq_build(const text_corpus *tc, const char *dir, text_build *b)
         return -1;
     }
     b->index_s = t1 - t0;
+    b->commit_s = t1 - tc;
     b->close_s = t2 - t1;
     snprintf(b->desc, sizeof b->desc,
              "SQLite %s FTS5 porter unicode61, contentless, detail=full; WAL, "

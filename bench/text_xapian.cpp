@@ -62,11 +62,13 @@ static int xp_build(const text_corpus *c, const char *dir, text_build *b)
                 return -1;
             }
         }
+        double tc = bench_now();
         db.commit_transaction();
         double t1 = bench_now();
         db.close();
         double t2 = bench_now();
         b->index_s = t1 - t0;
+        b->commit_s = t1 - tc;
         b->close_s = t2 - t1;
         std::snprintf(b->desc, sizeof b->desc,
                       "Xapian %s glass, English stemmer STEM_SOME, no positions, no data; one "
