@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "text.h"
 #include "vector.h"
 
 typedef struct suite {
@@ -23,7 +24,9 @@ static const suite suites[] = {
      "key-value workloads (db_bench shape) on sop, LMDB, SQLite"},
     {"vector", bench_vector_main,
      "nearest neighbours on GloVe 100-d: sop IVF, FAISS IVFFlat, hnswlib"},
-    /* {"text", ...}, {"load", ...} */
+    {"text", bench_text_main,
+     "BM25 text search: quality on Cranfield, speed on GCIDE: sop, SQLite FTS5, Xapian"},
+    /* {"load", ...} */
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

@@ -8,14 +8,20 @@
 #   scripts/bench.sh kv --engines lmdb,sqlite
 #   scripts/bench.sh vector                   # GloVe, n = 50,000, faiss + hnswlib (+ sop)
 #   scripts/bench.sh vector --full --json vector.jsonl
+#   scripts/bench.sh text                     # Cranfield + GCIDE n = 20,000: sop, FTS5, Xapian
+#   scripts/bench.sh text --full --json text.jsonl
 #
 # The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
-# data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once).
+# data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once). The text
+# suite also installs Xapian, g++ and the GCIDE dictionary (dict-gcide, which
+# brings dictd); its quality data, Cranfield, is read from
+# <repo>/../shared/ir-collections/cranfield (sop-bench text --cranfield DIR).
 #
 # Environment: BUILD_DIR (default <repo>/build-bench), JOBS (default nproc),
 # SOP_BENCH_NO_SOP=1 to build the peers only (when the engine does not build),
 # SOP_BENCH_VECTOR_SOP=0 to leave the sop engine out of the vector suite (it is
-# in by default), SOP_BENCH_GLOVE_DIR (the vector data's folder).
+# in by default), SOP_BENCH_TEXT_SOP=0 the same for the text suite,
+# SOP_BENCH_GLOVE_DIR (the vector data's folder).
 # Idempotent: re-running reuses the build directory and skips apt when every
 # package is present.
 set -euo pipefail
@@ -25,6 +31,7 @@ build="${BUILD_DIR:-$repo/build-bench}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 no_sop="${SOP_BENCH_NO_SOP:-0}"
 vector_sop="${SOP_BENCH_VECTOR_SOP:-1}"
+text_sop="${SOP_BENCH_TEXT_SOP:-1}"
 suite="${1:-kv}"
 
 # Debian 12 packages: compiler and build tools, the engine's dependency
@@ -37,6 +44,11 @@ if [[ "$suite" == vector ]]; then
     if ! command -v npm >/dev/null 2>&1; then
         pkgs+=(npm)
     fi
+fi
+if [[ "$suite" == text ]]; then
+    # the text peers: Xapian (a C++ shim: g++; SQLite FTS5 is in libsqlite3)
+    # and the speed corpus, GCIDE (/usr/share/dictd/gcide.{index,dict.dz})
+    pkgs+=(g++ libxapian-dev dict-gcide)
 fi
 
 missing=()
@@ -70,9 +82,14 @@ if [[ "$vector_sop" == 1 || "$vector_sop" == ON ]]; then
     bench_vector_sop=ON
 fi
 
+bench_text_sop=OFF
+if [[ "$text_sop" == 1 || "$text_sop" == ON ]]; then
+    bench_text_sop=ON
+fi
+
 cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOP_BUILD_BENCH=ON \
     -DSOP_BUILD_TESTS=OFF -DSOP_BENCH_NO_SOP="$bench_no_sop" \
-    -DSOP_BENCH_VECTOR_SOP="$bench_vector_sop" >/dev/null
+    -DSOP_BENCH_VECTOR_SOP="$bench_vector_sop" -DSOP_BENCH_TEXT_SOP="$bench_text_sop" >/dev/null
 cmake --build "$build" --target sop-bench -j "$jobs"
 
 if [[ "$suite" == vector ]]; then
