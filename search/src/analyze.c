@@ -99,6 +99,18 @@ int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count)
     return 0;
 }
 
+int tx_bag_has(const tx_bag *b, const char *t, size_t len)
+{
+    if (!b->nslots)
+        return 0;
+    for (size_t j = hash(t, len) & (b->nslots - 1); b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
+        const tx_term *x = &b->terms[b->slots[j] - 1];
+        if (x->len == len && memcmp(b->mem + x->off, t, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int term_cmp(const void *pa, const void *pb)
 {
     const tx_term *a = pa, *b = pb;

@@ -15,84 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "btree.h"
 #include "err.h"
 #include "mem.h"
+#include "postings.h"
 #include "textidx.h"
 
-#define CHECK_EVERY 256
-
 typedef struct piter {
-    sop__bcur c;
-    uint8_t key[TX_PKEY_MAX]; /* term 0x00 (then the id sought) */
-    size_t plen;              /* term 0x00 */
-    const uint8_t *id;        /* current document, in node memory */
-    size_t idlen;
-    uint32_t tf, dl;
-    int done;
+    pb_iter p;
     double w, ub;
 } piter;
-
-typedef struct qctx {
-    sop_text *t;
-    int rc;
-    unsigned since_check;
-} qctx;
-
-/* Reads the posting under the cursor; done when past the term. */
-static int load(qctx *q, piter *p, int rc)
-{
-    if (rc == SOP_ENOTFOUND) {
-        p->done = 1;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    const uint8_t *k, *v;
-    uint32_t klen, vlen;
-    uint8_t vf;
-    sop__bt_item(&p->c, &k, &klen, &v, &vlen, &vf);
-    if (klen <= p->plen || memcmp(k, p->key, p->plen) != 0) {
-        p->done = 1;
-        return 0;
-    }
-    size_t off = 0;
-    uint64_t tf, dl;
-    if (vf != 0 || tx_get_varint(v, vlen, &off, &tf) || tx_get_varint(v, vlen, &off, &dl) ||
-        tf == 0 || tf > UINT32_MAX || dl > UINT32_MAX)
-        return tx_err(q->t, SOP_ECORRUPT, "a posting is malformed");
-    p->id = k + p->plen;
-    p->idlen = klen - p->plen;
-    p->tf = (uint32_t)tf;
-    p->dl = (uint32_t)dl;
-    if (++q->since_check == CHECK_EVERY) {
-        q->since_check = 0;
-        return sop__txn_check(q->t->txn, 0);
-    }
-    return 0;
-}
 
 static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     int c = memcmp(a, b, al < bl ? al : bl);
     return c ? c : (al > bl) - (al < bl);
-}
-
-static int advance(qctx *q, piter *p) { return load(q, p, sop__bt_next(&p->c)); }
-
-/* Moves @p to the first document >= @id. */
-static int seek(qctx *q, piter *p, const uint8_t *id, size_t idlen)
-{
-    if (p->done || id_cmp(p->id, p->idlen, id, idlen) >= 0)
-        return 0;
-    /* a few steps in the leaf before a descent from the root */
-    for (int i = 0; i < 4; i++) {
-        int rc = advance(q, p);
-        if (rc || p->done || id_cmp(p->id, p->idlen, id, idlen) >= 0)
-            return rc;
-    }
-    memcpy(p->key + p->plen, id, idlen);
-    return load(q, p, sop__bt_seek(&p->c, p->key, p->plen + idlen, SOP__SEEK_GE));
 }
 
 /* A result kept in the heap; ids live in a slab, SOP_TEXT_ID_MAX each. */
@@ -183,12 +119,12 @@ typedef struct params {
 
 static inline double bm25(const params *pr, const piter *p)
 {
-    double tf = p->tf;
-    return p->w * tf * (pr->k1 + 1) / (tf + pr->A + pr->B * p->dl);
+    double tf = p->p.tf;
+    return p->w * tf * (pr->k1 + 1) / (tf + pr->A + pr->B * p->p.dl);
 }
 
 /* The document-at-a-time loop over @m cursors sorted by bound. */
-static int run(qctx *q, piter **it, size_t m, const params *pr, heap *h)
+static int run(piter **it, size_t m, const params *pr, heap *h)
 {
     double cum[64]; /* cum[i]: sum of the bounds of it[0..i] */
     for (size_t i = 0; i < m; i++)
@@ -199,25 +135,30 @@ static int run(qctx *q, piter **it, size_t m, const params *pr, heap *h)
     int rc = 0;
     while (!rc) {
         /* the candidate: the smallest id among the essential cursors */
-        const piter *best = NULL;
-        for (size_t i = ne; i < m; i++)
-            if (!it[i]->done && (!best || id_cmp(it[i]->id, it[i]->idlen, best->id, best->idlen) < 0))
-                best = it[i];
+        const pb_iter *best = NULL;
+        for (size_t i = ne; i < m; i++) {
+            const pb_iter *p = &it[i]->p;
+            if (!p->done && (!best || id_cmp(p->id, p->idlen, best->id, best->idlen) < 0))
+                best = p;
+        }
         if (!best)
             break;
         size_t clen = best->idlen;
         memcpy(cur, best->id, clen);
         double score = 0;
-        for (size_t i = ne; i < m && !rc; i++)
-            if (!it[i]->done && id_cmp(it[i]->id, it[i]->idlen, cur, clen) == 0) {
+        for (size_t i = ne; i < m && !rc; i++) {
+            pb_iter *p = &it[i]->p;
+            if (!p->done && id_cmp(p->id, p->idlen, cur, clen) == 0) {
                 score += bm25(pr, it[i]);
-                rc = advance(q, it[i]);
+                rc = pb_iter_next(p);
             }
+        }
         for (size_t j = ne; j-- > 0 && !rc;) {
             if (h->n == h->k && score + cum[j] < theta)
                 break;
-            if ((rc = seek(q, it[j], cur, clen)) == 0 && !it[j]->done &&
-                id_cmp(it[j]->id, it[j]->idlen, cur, clen) == 0)
+            pb_iter *p = &it[j]->p;
+            if ((rc = pb_iter_seek(p, cur, clen)) == 0 && !p->done &&
+                id_cmp(p->id, p->idlen, cur, clen) == 0)
                 score += bm25(pr, it[j]);
         }
         if (rc)
@@ -271,7 +212,6 @@ int tx_search(sop_text *t, const sop_text_query *qu, sop_text_hit *hits, uint32_
         goto out;
     }
     t->txn->no_merge = 1; /* range reads: a merge at commit cannot replay them */
-    qctx q = {t, 0, 0};
     /* the 64 heaviest terms at most: a longer query gets the rest dropped */
     for (size_t i = 0; i < t->bag.n && !rc; i++) {
         const tx_term *x = &t->bag.terms[i];
@@ -282,36 +222,30 @@ int tx_search(sop_text *t, const sop_text_query *qu, sop_text_hit *hits, uint32_
         if (idf <= 0)
             idf = 1e-6;
         double w = idf * (double)x->n;
-        piter *p = &pool[m < nt ? m : 0];
+        size_t at = m;
         if (m == nt) { /* full: replace the lightest if this one is heavier */
-            size_t lo = 0;
+            at = 0;
             for (size_t j = 1; j < m; j++)
-                if (pool[j].w < pool[lo].w)
-                    lo = j;
-            if (pool[lo].w >= w)
+                if (pool[j].w < pool[at].w)
+                    at = j;
+            if (pool[at].w >= w)
                 continue;
-            p = &pool[lo];
+            pb_iter_close(&pool[at].p);
         } else {
             m++;
         }
-        memset(p, 0, sizeof *p);
-        memcpy(p->key, x->t, x->len);
-        p->key[x->len] = 0;
-        p->plen = x->len + 1;
-        p->w = w;
-        p->ub = w * (qu->k1 + 1);
-    }
-    for (size_t i = 0; i < m && !rc; i++) {
-        pool[i].c.t = &t->post->tree;
-        rc = load(&q, &pool[i], sop__bt_seek(&pool[i].c, pool[i].key, pool[i].plen, SOP__SEEK_GE));
-        it[i] = &pool[i];
+        memset(&pool[at], 0, sizeof pool[at]);
+        pool[at].w = w;
+        pool[at].ub = w * (qu->k1 + 1);
+        if ((rc = pb_iter_open(&pool[at].p, t, x->t, x->len)) == 0)
+            it[at] = &pool[at];
     }
     if (rc)
         goto out;
     qsort(it, m, sizeof *it, by_ub);
     double avgdl = L ? (double)L / (double)N : 1;
     params pr = {qu->k1, qu->k1 * (1 - qu->b), qu->k1 * qu->b / avgdl};
-    if ((rc = run(&q, it, m, &pr, &h)))
+    if ((rc = run(it, m, &pr, &h)))
         goto out;
     sort_results(&h);
     size_t total = 0;
@@ -328,11 +262,13 @@ int tx_search(sop_text *t, const sop_text_query *qu, sop_text_hit *hits, uint32_
     }
     *nhits = h.n;
 out:
+    for (size_t i = 0; pool && i < m; i++)
+        pb_iter_close(&pool[i].p);
     sop__free(pool);
     sop__free(it);
     sop__free(h.e);
     sop__free(h.ids);
-    if (rc && rc != -EINVAL)
+    if (rc && rc != -EINVAL && rc != -ENOMEM)
         rc = sop__txn_fail(t->txn, rc);
     return rc;
 }

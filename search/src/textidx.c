@@ -18,6 +18,7 @@
 #include "bytes.h"
 #include "err.h"
 #include "mem.h"
+#include "postings.h"
 #include "textidx.h"
 
 #define CFG_MAGIC 0x54504f53u /* "SOPT" */
@@ -86,6 +87,11 @@ static void ext_free(sop__txn_ext *e)
     sop_text *t = (sop_text *)e;
     tx_bag_free(&t->pend.terms);
     tx_bag_free(&t->bag);
+    sop__free(t->pp.mem);
+    sop__free(t->pp.e);
+    tx_bag_free(&t->pp.ids);
+    pb_block_free(&t->blk);
+    pb_block_free(&t->blk2);
     sop__free(t->buf);
     sop__free(t->out);
     sop__free(t);
@@ -243,7 +249,7 @@ int tx_check_write(sop_text *t)
 int tx_flush(sop_text *t)
 {
     tx_delta *p = &t->pend;
-    int rc = 0;
+    int rc = pb_flush(t);
     if (p->terms.n) {
         tx_bag_sort(&p->terms); /* in key order: neighbouring leaves */
         for (size_t i = 0; i < p->terms.n && !rc; i++) {

@@ -42,6 +42,8 @@ void tx_bag_reset(tx_bag *b);
 void tx_bag_free(tx_bag *b);
 /* Counts one occurrence of @t (@len bytes). */
 int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count);
+/* 1 when @t is in the bag (before tx_bag_sort). */
+int tx_bag_has(const tx_bag *b, const char *t, size_t len);
 /* Sorts the terms in key order (bytes, shorter first). */
 void tx_bag_sort(tx_bag *b);
 
@@ -51,6 +53,31 @@ typedef struct tx_delta {
     int64_t docs, len;
 } tx_delta;
 
+/* A buffered posting: term and id at mem + off (postings.c). */
+typedef struct tx_pent {
+    uint32_t off;
+    uint16_t tlen, ilen;
+    uint32_t tf, dl;
+} tx_pent;
+
+typedef struct tx_ppend {
+    uint8_t *mem;
+    size_t used, cap;
+    tx_pent *e;
+    size_t n, cape;
+    uint32_t docs; /* documents buffered */
+    tx_bag ids;    /* their ids */
+} tx_ppend;
+
+/* A decoded block. */
+typedef struct pb_block {
+    uint8_t *ids;  /* the ids, back to back */
+    size_t idcap;
+    uint32_t *off; /* n + 1 offsets into ids */
+    uint32_t *tf, *dl;
+    uint32_t n, cap;
+} pb_block;
+
 struct sop_text {
     sop__txn_ext ext; /* first: freed with the transaction */
     sop_txn *txn;
@@ -59,6 +86,8 @@ struct sop_text {
     sop__tok_opts tok;
     sop_store *cfg, *post, *term, *doc;
     tx_delta pend;  /* counter deltas not yet written (flushed before reads) */
+    tx_ppend pp;    /* postings not yet written (postings.c) */
+    pb_block blk, blk2; /* scratch of postings.c */
     tx_bag bag;     /* scratch: a document's or a query's terms */
     uint8_t *buf;   /* scratch: records, keys */
     size_t bufcap;

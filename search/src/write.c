@@ -10,16 +10,8 @@
 
 #include "err.h"
 #include "mem.h"
+#include "postings.h"
 #include "textidx.h"
-
-/* term 0x00 id into @key; returns the length. */
-static size_t posting_key(uint8_t *key, const char *term, size_t tlen, const void *id, size_t idlen)
-{
-    memcpy(key, term, tlen);
-    key[tlen] = 0;
-    memcpy(key + tlen + 1, id, idlen);
-    return tlen + 1 + idlen;
-}
 
 /* Encodes t->bag (sorted) as a document record into t->buf. */
 static int encode_record(sop_text *t, size_t *len)
@@ -47,23 +39,13 @@ static int corrupt(sop_text *t, const char *what)
     return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
 }
 
-/* Writes the postings of t->bag for document @id and counts them. */
+/* Buffers the postings of t->bag for document @id and counts them. */
 static int add_postings(sop_text *t, const void *id, size_t idlen)
 {
     const tx_bag *b = &t->bag;
-    uint8_t key[TX_PKEY_MAX], val[20];
-    int rc = 0;
-    for (size_t i = 0; i < b->n && !rc; i++) {
-        const tx_term *x = &b->terms[i];
-        size_t vl = tx_put_varint(val, (uint64_t)x->n);
-        vl += tx_put_varint(val + vl, b->tokens);
-        sop_val k = {key, posting_key(key, x->t, x->len, id, idlen)}, v = {val, vl};
-        rc = sop_add(t->post, &k, &v);
-        if (rc == SOP_EEXISTS)
-            return corrupt(t, "a posting of a new document exists");
-        if (!rc)
-            rc = tx_bag_put(&t->pend.terms, x->t, x->len, 1);
-    }
+    int rc = pb_buffer(t, id, idlen);
+    for (size_t i = 0; i < b->n && !rc; i++)
+        rc = tx_bag_put(&t->pend.terms, b->terms[i].t, b->terms[i].len, 1);
     if (!rc) {
         t->pend.docs++;
         t->pend.len += (int64_t)b->tokens;
@@ -79,22 +61,23 @@ static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_
     uint64_t dl, n;
     if (tx_get_varint(rec, len, &off, &dl) || tx_get_varint(rec, len, &off, &n))
         return corrupt(t, "a document record is malformed");
-    uint8_t key[TX_PKEY_MAX];
-    for (uint64_t i = 0; i < n; i++) {
+    int rc = 0;
+    if (tx_bag_has(&t->pp.ids, id, idlen)) /* its postings are still in the buffer */
+        rc = pb_flush(t);
+    for (uint64_t i = 0; i < n && !rc; i++) {
         uint64_t tl;
         if (tx_get_varint(rec, len, &off, &tl) || tl == 0 || tl > TX_TERM_MAX || tl > len - off)
             return corrupt(t, "a document record is malformed");
         const char *term = (const char *)rec + off;
         off += tl;
-        sop_val k = {key, posting_key(key, term, tl, id, idlen)};
-        int rc = sop_remove(t->post, &k);
+        rc = pb_remove(t, term, tl, id, idlen);
         if (rc == SOP_ENOTFOUND)
             return corrupt(t, "a posting of a document is missing");
         if (!rc)
             rc = tx_bag_put(&t->pend.terms, term, tl, -1);
-        if (rc)
-            return sop__txn_fail(t->txn, rc);
     }
+    if (rc)
+        return sop__txn_fail(t->txn, rc);
     t->pend.docs--;
     t->pend.len -= (int64_t)dl;
     return 0;
@@ -125,20 +108,24 @@ static int put(sop_text *t, const sop_text_doc *d, int how)
     if (rc)
         return rc;
     size_t rlen, olen = 0;
-    if ((rc = encode_record(t, &rlen)))
-        return rc;
-    sop_val k = {d->id, d->id_len}, v = {t->buf, rlen};
+    sop_val k = {d->id, d->id_len}, v;
     rc = how == PUT_ADD ? SOP_ENOTFOUND : old_record(t, d->id, d->id_len, &olen);
     if (rc == SOP_ENOTFOUND) {
         if (how == PUT_REPLACE)
             return tx_err(t, rc, "no document has that id");
+        if ((rc = encode_record(t, &rlen)))
+            return rc;
+        v = (sop_val){t->buf, rlen};
         rc = sop_add(t->doc, &k, &v);
         if (rc == SOP_EEXISTS)
             return tx_err(t, rc, "a document has that id (replace it instead)");
     } else if (rc == 0) {
-        rc = drop_postings(t, d->id, d->id_len, t->out, olen);
-        if (!rc)
+        /* the old postings go first: that uses t->buf, which then gets the record */
+        if (!(rc = drop_postings(t, d->id, d->id_len, t->out, olen)) &&
+            !(rc = encode_record(t, &rlen))) {
+            v = (sop_val){t->buf, rlen};
             rc = sop_update(t->doc, &k, &v);
+        }
     }
     if (!rc)
         rc = add_postings(t, d->id, d->id_len);

@@ -3,7 +3,8 @@
  *
  * Each iteration forks a child on one database (SOP_SYNC_FULL). The child
  * runs transactions s = seq + 1, seq + 2, ... where seq is the number the
- * KV item "meta/seq" holds: transaction s upserts or deletes OPS documents
+ * KV item "meta/seq" holds: transaction s upserts or deletes OPS(s) documents
+ * (6, or 48 for every fifth: a bulk transaction that writes blocks)
  * chosen and written as a function of (s, j), and sets "meta/seq" to s, so
  * the index and the sequence number commit together. It acknowledges each
  * commit on a pipe. The parent kills it after a random 0-60 ms, or the
@@ -33,7 +34,8 @@
 
 #define DOCS 150
 #define VOCAB 80
-#define OPS 6
+/* operations of transaction s: every fifth is a bulk one (block postings) */
+#define OPS(s) ((s) % 5 == 0 ? 48 : 6)
 
 static const char *const KILLPOINTS[] = {"commit:after_append", "commit:after_sync", "log:extend"};
 #define NKP (sizeof KILLPOINTS / sizeof KILLPOINTS[0])
@@ -78,7 +80,7 @@ static void replay(mdoc *m, uint64_t seq)
     memset(m, 0, DOCS * sizeof *m);
     char text[512];
     for (uint64_t s = 1; s <= seq; s++)
-        for (int j = 0; j < OPS; j++) {
+        for (int j = 0; j < OPS(s); j++) {
             mdoc d;
             int doc = op_of(s, j, &d, text, sizeof text);
             if (doc < 0)
@@ -129,7 +131,7 @@ static void child(const char *path, int fd, const char *kp)
             rc = sop_text_create(txn, "tk", NULL, &t);
         uint64_t s = read_seq(txn) + 1;
         char text[512], id[16];
-        for (int j = 0; j < OPS && !rc; j++) {
+        for (int j = 0; j < OPS(s) && !rc; j++) {
             mdoc d;
             int doc = op_of(s, j, &d, text, sizeof text);
             snprintf(id, sizeof id, "d%d", doc < 0 ? -doc - 1 : doc);

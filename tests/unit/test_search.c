@@ -252,8 +252,17 @@ static void check_queries(sop_text *t, const model *m, uint64_t *rs, int rounds)
         for (uint32_t i = 0; i < n; i++) {
             char id[16];
             snprintf(id, sizeof id, "doc%d", want[i].doc);
-            if (got[i].id.size != strlen(id) || memcmp(got[i].id.data, id, got[i].id.size) ||
-                fabs(got[i].score - want[i].score) > 1e-9 * want[i].score) {
+            /* the same document, or one whose model score ties within
+             * rounding (sums in another order differ in the last bits) */
+            int same = got[i].id.size == strlen(id) && !memcmp(got[i].id.data, id, got[i].id.size);
+            double eps = 1e-9 * want[i].score;
+            for (size_t j = 0; !same && j < nw; j++) {
+                snprintf(id, sizeof id, "doc%d", want[j].doc);
+                if (got[i].id.size == strlen(id) && !memcmp(got[i].id.data, id, got[i].id.size))
+                    same = fabs(want[j].score - want[i].score) <= eps;
+            }
+            snprintf(id, sizeof id, "doc%d", want[i].doc);
+            if (!same || fabs(got[i].score - want[i].score) > eps) {
                 fprintf(stderr, "query \"%s\" k %u rank %u: got %.*s %.12f, want %s %.12f\n", q,
                         k, i, (int)got[i].id.size, (const char *)got[i].id.data, got[i].score,
                         id, want[i].score);
@@ -304,7 +313,9 @@ static void test_search_model(void **state)
         work = m;
         assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
         sop_text *t = text(txn, "model");
-        int ops = 1 + (int)tu_rand_below(&rs, round == 0 ? 400 : 60);
+        /* bulk rounds (>= 32 adds: block postings) and small ones (singles) */
+        int ops = round == 0 ? 400 : round % 3 == 0 ? 40 + (int)tu_rand_below(&rs, 80)
+                                                    : 1 + (int)tu_rand_below(&rs, 30);
         for (int o = 0; o < ops; o++) {
             int i = (int)tu_rand_below(&rs, MAXDOCS);
             char id[16];

@@ -1,0 +1,580 @@
+/* postings.c - single and block postings: the write buffer, the block
+ * codec, writes, removals, and the merged reader (see postings.h).
+ *
+ * Block value: varint n (1..PB_MAX), then n postings in id order, each
+ * varint shared (bytes in common with the previous id), varint suffix
+ * length, the suffix, varint tf, varint dl. Its key is term 0x01 and the
+ * block's first id. */
+#include "postings.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "mem.h"
+
+#define CHECK_EVERY 256
+
+static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static int corrupt(sop_text *t, const char *what)
+{
+    return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
+}
+
+/* ---- the codec ------------------------------------------------------ */
+
+void pb_block_free(pb_block *b)
+{
+    sop__free(b->ids);
+    sop__free(b->off);
+    sop__free(b->tf);
+    sop__free(b->dl);
+    memset(b, 0, sizeof *b);
+}
+
+static int blk_room(pb_block *b, uint32_t n, size_t idbytes)
+{
+    if (n > b->cap) {
+        uint32_t cap = b->cap ? b->cap : 64;
+        while (cap < n)
+            cap *= 2;
+        uint32_t *o = sop__realloc(b->off, (cap + 1) * sizeof *o);
+        if (o)
+            b->off = o;
+        uint32_t *f = sop__realloc(b->tf, cap * sizeof *f);
+        if (f)
+            b->tf = f;
+        uint32_t *d = sop__realloc(b->dl, cap * sizeof *d);
+        if (d)
+            b->dl = d;
+        if (!o || !f || !d)
+            return -ENOMEM;
+        b->cap = cap;
+    }
+    uint8_t *p = sop__grow(b->ids, &b->idcap, idbytes, 1, 1024);
+    if (!p)
+        return -ENOMEM;
+    b->ids = p;
+    return 0;
+}
+
+/* Appends a posting to @b. */
+static int blk_push(pb_block *b, const uint8_t *id, size_t idlen, uint32_t tf, uint32_t dl)
+{
+    size_t used = b->n ? b->off[b->n] : 0;
+    int rc = blk_room(b, b->n + 1, used + idlen);
+    if (rc)
+        return rc;
+    if (!b->n)
+        b->off[0] = 0;
+    memcpy(b->ids + used, id, idlen);
+    b->tf[b->n] = tf;
+    b->dl[b->n] = dl;
+    b->off[++b->n] = (uint32_t)(used + idlen);
+    return 0;
+}
+
+#define BID(b, i) ((b)->ids + (b)->off[i])
+#define BLEN(b, i) ((size_t)((b)->off[(i) + 1] - (b)->off[i]))
+
+/* Decodes a block value into @b. -1 when malformed. */
+static int blk_decode(pb_block *b, const uint8_t *v, size_t len)
+{
+    size_t off = 0;
+    uint64_t n;
+    b->n = 0;
+    if (tx_get_varint(v, len, &off, &n) || n == 0 || n > PB_MAX)
+        return -1;
+    uint8_t id[SOP_TEXT_ID_MAX];
+    size_t prev = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t shared, sl, tf, dl;
+        if (tx_get_varint(v, len, &off, &shared) || tx_get_varint(v, len, &off, &sl) ||
+            shared > prev || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > len - off)
+            return -1;
+        memcpy(id + shared, v + off, sl);
+        off += sl;
+        prev = shared + sl;
+        if (tx_get_varint(v, len, &off, &tf) || tx_get_varint(v, len, &off, &dl) || tf == 0 ||
+            tf > UINT32_MAX || dl > UINT32_MAX)
+            return -1;
+        int rc = blk_push(b, id, prev, (uint32_t)tf, (uint32_t)dl);
+        if (rc)
+            return rc;
+    }
+    return off == len ? 0 : -1;
+}
+
+/* Encodes postings [from, to) of @b into t->buf; returns the length. */
+static int blk_encode(sop_text *t, const pb_block *b, uint32_t from, uint32_t to, size_t *len)
+{
+    size_t need = 10;
+    for (uint32_t i = from; i < to; i++)
+        need += 40 + BLEN(b, i);
+    int rc = tx_buf(t, need);
+    if (rc)
+        return rc;
+    uint8_t *p = t->buf;
+    size_t n = tx_put_varint(p, to - from);
+    for (uint32_t i = from; i < to; i++) {
+        size_t shared = 0, l = BLEN(b, i);
+        if (i > from) {
+            size_t pl = BLEN(b, i - 1);
+            while (shared < l && shared < pl && BID(b, i)[shared] == BID(b, i - 1)[shared])
+                shared++;
+        }
+        n += tx_put_varint(p + n, shared);
+        n += tx_put_varint(p + n, l - shared);
+        memcpy(p + n, BID(b, i) + shared, l - shared);
+        n += l - shared;
+        n += tx_put_varint(p + n, b->tf[i]);
+        n += tx_put_varint(p + n, b->dl[i]);
+    }
+    *len = n;
+    return 0;
+}
+
+/* ---- the write buffer ------------------------------------------------ */
+
+int pb_buffer(sop_text *t, const void *id, size_t idlen)
+{
+    tx_ppend *pp = &t->pp;
+    const tx_bag *b = &t->bag;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++)
+        bytes += b->terms[i].len + idlen;
+    uint8_t *m = sop__grow(pp->mem, &pp->cap, pp->used + bytes, 1, 65536);
+    if (!m)
+        return -ENOMEM;
+    pp->mem = m;
+    tx_pent *e = sop__grow(pp->e, &pp->cape, pp->n + b->n, sizeof *e, 1024);
+    if (!e)
+        return -ENOMEM;
+    pp->e = e;
+    for (size_t i = 0; i < b->n; i++) {
+        const tx_term *x = &b->terms[i];
+        e[pp->n++] = (tx_pent){(uint32_t)pp->used, (uint16_t)x->len, (uint16_t)idlen,
+                               (uint32_t)x->n, (uint32_t)b->tokens};
+        memcpy(pp->mem + pp->used, x->t, x->len);
+        memcpy(pp->mem + pp->used + x->len, id, idlen);
+        pp->used += x->len + idlen;
+    }
+    pp->docs++;
+    int rc = tx_bag_put(&pp->ids, id, idlen, 1);
+    if (rc)
+        return rc;
+    if (pp->used > PB_BUFFER_BYTES)
+        return pb_flush(t);
+    return 0;
+}
+
+static int pent_cmp(const void *pa, const void *pb, void *ctx)
+{
+    const tx_pent *a = pa, *b = pb;
+    const uint8_t *m = ctx;
+    int c = id_cmp(m + a->off, a->tlen, m + b->off, b->tlen);
+    return c ? c : id_cmp(m + a->off + a->tlen, a->ilen, m + b->off + b->tlen, b->ilen);
+}
+
+static size_t make_key(uint8_t *key, const char *term, size_t tlen, int kind, const void *id,
+                       size_t idlen)
+{
+    memcpy(key, term, tlen);
+    key[tlen] = (uint8_t)kind;
+    memcpy(key + tlen + 1, id, idlen);
+    return tlen + 1 + idlen;
+}
+
+/* Is the item under @c a block of the term in key[0..tlen]? */
+static int at_term_block(const sop__bcur *c, const uint8_t *key, size_t tlen)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
+    return klen > tlen + 1 && memcmp(k, key, tlen) == 0 && k[tlen] == PB_BLOCK;
+}
+
+/* Reads the block under @c into @b (its value may be a blob). */
+static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
+{
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
+    sop_val val;
+    int rc = sop__value_get(t->post, v, vlen, vf, &val);
+    if (rc)
+        return rc;
+    rc = blk_decode(b, val.data, val.size);
+    return rc < 0 ? corrupt(t, "a postings block is malformed") : rc;
+}
+
+/* Writes postings e[0..m) of one term into its blocks. */
+static int write_blocks(sop_text *t, const tx_pent *e, size_t m)
+{
+    const uint8_t *mem = t->pp.mem;
+    const char *term = (const char *)mem + e[0].off;
+    size_t tlen = e[0].tlen;
+    uint8_t key[TX_PKEY_MAX], bkey[TX_PKEY_MAX];
+    pb_block *b = &t->blk;
+    int rc = 0;
+    for (size_t i = 0; i < m && !rc;) {
+        const uint8_t *id = mem + e[i].off + tlen;
+        size_t kl = make_key(key, term, tlen, PB_BLOCK, id, e[i].ilen), bkl = 0;
+        /* the block that starts at or before this id, and the next one */
+        sop__bcur c = {.t = &t->post->tree};
+        b->n = 0;
+        rc = sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
+        if (rc == 0 && at_term_block(&c, key, tlen)) {
+            const uint8_t *k, *v;
+            uint32_t klen, vlen;
+            uint8_t vf;
+            sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
+            memcpy(bkey, k, klen);
+            bkl = klen;
+            rc = read_block(t, &c, b);
+        } else if (rc == SOP_ENOTFOUND) {
+            rc = 0;
+        }
+        uint8_t limit[SOP_TEXT_ID_MAX];
+        size_t limlen = 0;
+        int has_limit = 0;
+        if (!rc) {
+            c.depth = 0;
+            rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
+            if (rc == 0 && at_term_block(&c, key, tlen)) {
+                const uint8_t *k, *v;
+                uint32_t klen, vlen;
+                uint8_t vf;
+                sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
+                limlen = klen - tlen - 1;
+                memcpy(limit, k + tlen + 1, limlen);
+                has_limit = 1;
+            }
+            if (rc == SOP_ENOTFOUND)
+                rc = 0;
+        }
+        if (rc)
+            break;
+        /* the new postings that belong before the next block, merged in */
+        size_t j = i;
+        while (j < m && (!has_limit || id_cmp(mem + e[j].off + tlen, e[j].ilen, limit, limlen) < 0))
+            j++;
+        pb_block *mg = &t->blk2;
+        mg->n = 0;
+        uint32_t a = 0;
+        for (size_t x = i; x < j && !rc; x++) {
+            const uint8_t *xid = mem + e[x].off + tlen;
+            while (a < b->n && !rc && id_cmp(BID(b, a), BLEN(b, a), xid, e[x].ilen) < 0) {
+                rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
+                a++;
+            }
+            if (!rc && a < b->n && id_cmp(BID(b, a), BLEN(b, a), xid, e[x].ilen) == 0)
+                return corrupt(t, "a new posting is already in a block");
+            if (!rc)
+                rc = blk_push(mg, xid, e[x].ilen, e[x].tf, e[x].dl);
+        }
+        for (; a < b->n && !rc; a++)
+            rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
+        /* cut into blocks; the first keeps the old block's key */
+        for (uint32_t from = 0; from < mg->n && !rc;) {
+            uint32_t to = from + 1;
+            size_t bytes = BLEN(mg, from) + 8;
+            for (; to < mg->n && to - from < PB_MAX && bytes < PB_BYTES; to++)
+                bytes += BLEN(mg, to) / 2 + 6;
+            size_t vl;
+            if ((rc = blk_encode(t, mg, from, to, &vl)))
+                break;
+            sop_val v = {t->buf, vl};
+            if (from == 0 && bkl) {
+                sop_val k = {bkey, bkl};
+                rc = sop_update(t->post, &k, &v);
+            } else {
+                sop_val k = {key, make_key(key, term, tlen, PB_BLOCK, BID(mg, from),
+                                           BLEN(mg, from))};
+                rc = sop_add(t->post, &k, &v);
+                if (rc == SOP_EEXISTS)
+                    return corrupt(t, "two postings blocks start at one id");
+            }
+            from = to;
+        }
+        i = j;
+    }
+    return rc;
+}
+
+int pb_flush(sop_text *t)
+{
+    tx_ppend *pp = &t->pp;
+    if (!pp->n)
+        return 0;
+    qsort_r(pp->e, pp->n, sizeof *pp->e, pent_cmp, pp->mem);
+    int rc = 0;
+    if (pp->docs < PB_BULK_DOCS) {
+        uint8_t key[TX_PKEY_MAX], val[20];
+        for (size_t i = 0; i < pp->n && !rc; i++) {
+            const tx_pent *e = &pp->e[i];
+            const char *term = (const char *)pp->mem + e->off;
+            size_t vl = tx_put_varint(val, e->tf);
+            vl += tx_put_varint(val + vl, e->dl);
+            sop_val k = {key, make_key(key, term, e->tlen, PB_SINGLE, term + e->tlen, e->ilen)},
+                    v = {val, vl};
+            rc = sop_add(t->post, &k, &v);
+            if (rc == SOP_EEXISTS)
+                return corrupt(t, "a posting of a new document exists");
+        }
+    } else {
+        t->txn->no_merge = 1; /* blocks are read, merged and rewritten */
+        for (size_t i = 0; i < pp->n && !rc;) {
+            size_t j = i + 1;
+            while (j < pp->n && pp->e[j].tlen == pp->e[i].tlen &&
+                   memcmp(pp->mem + pp->e[j].off, pp->mem + pp->e[i].off, pp->e[i].tlen) == 0)
+                j++;
+            rc = write_blocks(t, pp->e + i, j - i);
+            i = j;
+        }
+    }
+    pp->n = 0;
+    pp->used = 0;
+    pp->docs = 0;
+    tx_bag_reset(&pp->ids);
+    return rc ? sop__txn_fail(t->txn, rc) : 0;
+}
+
+int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t idlen)
+{
+    uint8_t key[TX_PKEY_MAX];
+    sop_val k = {key, make_key(key, term, tlen, PB_SINGLE, id, idlen)};
+    int rc = sop_remove(t->post, &k);
+    if (rc != SOP_ENOTFOUND)
+        return rc;
+    /* in a block */
+    t->txn->no_merge = 1;
+    size_t kl = make_key(key, term, tlen, PB_BLOCK, id, idlen);
+    sop__bcur c = {.t = &t->post->tree};
+    pb_block *b = &t->blk;
+    rc = sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
+    if (rc == SOP_ENOTFOUND || (rc == 0 && !at_term_block(&c, key, tlen)))
+        return corrupt(t, "a posting of a document is missing");
+    uint8_t bkey[TX_PKEY_MAX];
+    size_t bkl;
+    {
+        const uint8_t *bk, *v;
+        uint32_t klen, vlen;
+        uint8_t vf;
+        sop__bt_item(&c, &bk, &klen, &v, &vlen, &vf);
+        memcpy(bkey, bk, klen);
+        bkl = klen;
+    }
+    if (!rc)
+        rc = read_block(t, &c, b);
+    if (rc)
+        return rc;
+    uint32_t at = 0;
+    while (at < b->n && id_cmp(BID(b, at), BLEN(b, at), id, idlen) != 0)
+        at++;
+    if (at == b->n)
+        return corrupt(t, "a posting of a document is missing");
+    pb_block *rest = &t->blk2;
+    rest->n = 0;
+    for (uint32_t i = 0; i < b->n && !rc; i++)
+        if (i != at)
+            rc = blk_push(rest, BID(b, i), BLEN(b, i), b->tf[i], b->dl[i]);
+    sop_val bk = {bkey, bkl};
+    if (rc)
+        return rc;
+    if (rest->n == 0 || at == 0) /* the key changes, or the block goes */
+        rc = sop_remove(t->post, &bk);
+    size_t vl;
+    if (!rc && rest->n && !(rc = blk_encode(t, rest, 0, rest->n, &vl))) {
+        sop_val v = {t->buf, vl};
+        if (at == 0) {
+            sop_val nk = {key, make_key(key, term, tlen, PB_BLOCK, BID(rest, 0), BLEN(rest, 0))};
+            rc = sop_add(t->post, &nk, &v);
+        } else {
+            rc = sop_update(t->post, &bk, &v);
+        }
+    }
+    return rc;
+}
+
+/* ---- the reader ------------------------------------------------------- */
+
+/* Loads the posting under the sub's cursor (after a B-tree move that
+ * returned @rc). */
+static int sub_load(pb_iter *it, pb_sub *s, int rc)
+{
+    if (rc == SOP_ENOTFOUND) {
+        s->done = 1;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    const uint8_t *k, *v;
+    uint32_t klen, vlen;
+    uint8_t vf;
+    sop__bt_item(&s->c, &k, &klen, &v, &vlen, &vf);
+    size_t tl = it->tlen;
+    if (klen <= tl + 1 || memcmp(k, it->key, tl) != 0 || k[tl] != (s->blocks ? PB_BLOCK : PB_SINGLE)) {
+        s->done = 1;
+        return 0;
+    }
+    if (++it->steps % CHECK_EVERY == 0 && (rc = sop__txn_check(it->t->txn, 0)))
+        return rc;
+    if (s->blocks) {
+        if ((rc = read_block(it->t, &s->c, &s->blk)))
+            return rc;
+        s->pos = 0;
+        s->id = BID(&s->blk, 0);
+        s->idlen = BLEN(&s->blk, 0);
+        s->tf = s->blk.tf[0];
+        s->dl = s->blk.dl[0];
+        return 0;
+    }
+    size_t off = 0;
+    uint64_t tf, dl;
+    if (vf != 0 || tx_get_varint(v, vlen, &off, &tf) || tx_get_varint(v, vlen, &off, &dl) ||
+        tf == 0 || tf > UINT32_MAX || dl > UINT32_MAX)
+        return corrupt(it->t, "a posting is malformed");
+    s->id = k + tl + 1;
+    s->idlen = klen - tl - 1;
+    s->tf = (uint32_t)tf;
+    s->dl = (uint32_t)dl;
+    return 0;
+}
+
+static void sub_at(pb_sub *s, uint32_t pos)
+{
+    s->pos = pos;
+    s->id = BID(&s->blk, pos);
+    s->idlen = BLEN(&s->blk, pos);
+    s->tf = s->blk.tf[pos];
+    s->dl = s->blk.dl[pos];
+}
+
+static int sub_next(pb_iter *it, pb_sub *s)
+{
+    if (s->blocks && s->pos + 1 < s->blk.n) {
+        sub_at(s, s->pos + 1);
+        return 0;
+    }
+    return sub_load(it, s, sop__bt_next(&s->c));
+}
+
+static int sub_seek(pb_iter *it, pb_sub *s, const uint8_t *id, size_t idlen)
+{
+    if (s->done || id_cmp(s->id, s->idlen, id, idlen) >= 0)
+        return 0;
+    pb_block *b = &s->blk;
+    if (s->blocks && id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0) {
+        uint32_t lo = s->pos + 1, hi = b->n - 1; /* the first >= id, in this block */
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (id_cmp(BID(b, mid), BLEN(b, mid), id, idlen) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        sub_at(s, lo);
+        return 0;
+    }
+    if (!s->blocks) /* a few steps in the leaf before a descent */
+        for (int i = 0; i < 4; i++) {
+            int rc = sub_next(it, s);
+            if (rc || s->done || id_cmp(s->id, s->idlen, id, idlen) >= 0)
+                return rc;
+        }
+    it->key[it->tlen] = (uint8_t)(s->blocks ? PB_BLOCK : PB_SINGLE);
+    memcpy(it->key + it->tlen + 1, id, idlen);
+    size_t kl = it->tlen + 1 + idlen;
+    if (!s->blocks)
+        return sub_load(it, s, sop__bt_seek(&s->c, it->key, kl, SOP__SEEK_GE));
+    /* the block starting at or before id holds it unless it ends before */
+    int rc = sop__bt_seek(&s->c, it->key, kl, SOP__SEEK_LE);
+    if (rc == 0 && at_term_block(&s->c, it->key, it->tlen)) {
+        if ((rc = sub_load(it, s, 0)) || s->done)
+            return rc;
+        if (id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0)
+            return sub_seek(it, s, id, idlen);
+        return sub_load(it, s, sop__bt_next(&s->c)); /* it ends before: the next block */
+    }
+    if (rc && rc != SOP_ENOTFOUND)
+        return rc;
+    /* no block starts at or before id: the term's first block (after its
+     * singles, which the LE seek may have landed on) starts after it */
+    return sub_load(it, s, sop__bt_seek(&s->c, it->key, it->tlen + 1, SOP__SEEK_GE));
+}
+
+/* The current posting: the smaller id of the two ranges. */
+static void pick(pb_iter *it)
+{
+    pb_sub *a = &it->s[0], *b = &it->s[1], *m;
+    if (a->done && b->done) {
+        it->done = 1;
+        return;
+    }
+    m = a->done ? b : b->done ? a : id_cmp(a->id, a->idlen, b->id, b->idlen) <= 0 ? a : b;
+    it->id = m->id;
+    it->idlen = m->idlen;
+    it->tf = m->tf;
+    it->dl = m->dl;
+}
+
+int pb_iter_open(pb_iter *it, sop_text *t, const char *term, size_t tlen)
+{
+    it->t = t;
+    it->tlen = tlen;
+    it->done = 0;
+    memcpy(it->key, term, tlen);
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        pb_sub *s = &it->s[i];
+        s->blocks = i;
+        s->done = 0;
+        s->c = (sop__bcur){.t = &t->post->tree};
+        it->key[tlen] = (uint8_t)(i ? PB_BLOCK : PB_SINGLE);
+        rc = sub_load(it, s, sop__bt_seek(&s->c, it->key, tlen + 1, SOP__SEEK_GE));
+    }
+    if (!rc)
+        pick(it);
+    return rc;
+}
+
+static int same(const pb_sub *s, const pb_iter *it)
+{
+    return !s->done && s->id == it->id;
+}
+
+int pb_iter_next(pb_iter *it)
+{
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++)
+        if (same(&it->s[i], it)) {
+            rc = sub_next(it, &it->s[i]);
+            break;
+        }
+    if (!rc)
+        pick(it);
+    return rc;
+}
+
+int pb_iter_seek(pb_iter *it, const uint8_t *id, size_t idlen)
+{
+    if (it->done || id_cmp(it->id, it->idlen, id, idlen) >= 0)
+        return 0;
+    int rc = 0;
+    for (int i = 0; i < 2 && !rc; i++)
+        rc = sub_seek(it, &it->s[i], id, idlen);
+    if (!rc)
+        pick(it);
+    return rc;
+}
+
+void pb_iter_close(pb_iter *it) { pb_block_free(&it->s[1].blk); }
