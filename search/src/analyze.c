@@ -41,19 +41,27 @@ static uint64_t hash(const char *t, size_t len)
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < len; i++)
         h = (h ^ (uint8_t)t[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
+    return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; /* mixed: low bits index, high bits tag */
 }
+
+/* A slot: 1 + the term's index in the low 32 bits (0: empty), the high
+ * 32 bits of its hash above, so that a probe rarely reads a term that is
+ * not the one sought. */
+#define SLOT(idx, h) ((uint64_t)((h) >> 32) << 32 | ((uint64_t)(idx) + 1))
+#define SLOT_IDX(s) ((uint32_t)(s) - 1)
+#define SLOT_TAG(s) ((uint32_t)((s) >> 32))
 
 static int rehash(tx_bag *b, size_t nslots)
 {
-    uint32_t *s = sop__calloc(nslots, sizeof *s);
+    uint64_t *s = sop__calloc(nslots, sizeof *s);
     if (!s)
         return -ENOMEM;
     for (size_t i = 0; i < b->n; i++) {
-        size_t j = hash(b->mem + b->terms[i].off, b->terms[i].len) & (nslots - 1);
+        uint64_t h = hash(b->mem + b->terms[i].off, b->terms[i].len);
+        size_t j = h & (nslots - 1);
         while (s[j])
             j = (j + 1) & (nslots - 1);
-        s[j] = (uint32_t)i + 1;
+        s[j] = SLOT(i, h);
     }
     sop__free(b->slots);
     b->slots = s;
@@ -63,16 +71,26 @@ static int rehash(tx_bag *b, size_t nslots)
 
 int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count)
 {
+    uint32_t idx;
+    return tx_bag_put_idx(b, t, len, count, &idx);
+}
+
+int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t *idx)
+{
     if (2 * (b->n + 1) > b->nslots) {
         int rc = rehash(b, b->nslots ? 2 * b->nslots : 64);
         if (rc)
             return rc;
     }
-    size_t j = hash(t, len) & (b->nslots - 1);
+    uint64_t h = hash(t, len);
+    size_t j = h & (b->nslots - 1);
     for (; b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
-        tx_term *x = &b->terms[b->slots[j] - 1];
+        if (SLOT_TAG(b->slots[j]) != (uint32_t)(h >> 32))
+            continue;
+        tx_term *x = &b->terms[SLOT_IDX(b->slots[j])];
         if (x->len == len && memcmp(b->mem + x->off, t, len) == 0) {
             x->n += count;
+            *idx = SLOT_IDX(b->slots[j]);
             return 0;
         }
     }
@@ -95,7 +113,9 @@ int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count)
     memcpy(b->mem + b->used, t, len);
     b->terms[b->n] = (tx_term){NULL, b->used, (uint32_t)len, count};
     b->used += len;
-    b->slots[j] = (uint32_t)++b->n;
+    *idx = (uint32_t)b->n;
+    b->slots[j] = SLOT(b->n, h);
+    b->n++;
     return 0;
 }
 
@@ -103,8 +123,11 @@ int tx_bag_has(const tx_bag *b, const char *t, size_t len)
 {
     if (!b->nslots)
         return 0;
-    for (size_t j = hash(t, len) & (b->nslots - 1); b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
-        const tx_term *x = &b->terms[b->slots[j] - 1];
+    uint64_t h = hash(t, len);
+    for (size_t j = h & (b->nslots - 1); b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
+        if (SLOT_TAG(b->slots[j]) != (uint32_t)(h >> 32))
+            continue;
+        const tx_term *x = &b->terms[SLOT_IDX(b->slots[j])];
         if (x->len == len && memcmp(b->mem + x->off, t, len) == 0)
             return 1;
     }
@@ -118,6 +141,12 @@ static int term_cmp(const void *pa, const void *pb)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
+void tx_bag_seal(tx_bag *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        b->terms[i].t = b->mem + b->terms[i].off;
+}
+
 void tx_bag_sort(tx_bag *b)
 {
     for (size_t i = 0; i < b->n; i++)
@@ -126,6 +155,91 @@ void tx_bag_sort(tx_bag *b)
         qsort(b->terms, b->n, sizeof *b->terms, term_cmp);
     if (b->slots) /* the table no longer matches the order: puts need a reset */
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
+}
+
+static int bag_idx_cmp(const void *pa, const void *pb, void *ctx)
+{
+    const tx_bag *b = ctx;
+    const tx_term *x = &b->terms[*(const uint32_t *)pa], *y = &b->terms[*(const uint32_t *)pb];
+    int c = memcmp(b->mem + x->off, b->mem + y->off, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* LSD radix sort of e[0..n) by key, 16 bits a pass (a pass where every
+ * key has the same digit is skipped). */
+int tx_radix_sort(tx_pent *e, size_t n, unsigned bits)
+{
+    enum { D = 11, B = 1 << D }; /* 2,048 counters stay in L1 */
+    tx_pent *tmp = sop__malloc((n ? n : 1) * sizeof *tmp);
+    size_t *cnt = sop__malloc(B * sizeof *cnt);
+    if (!tmp || !cnt) {
+        sop__free(tmp);
+        sop__free(cnt);
+        return -ENOMEM;
+    }
+    tx_pent *src = e, *dst = tmp;
+    for (unsigned shift = 0; shift < bits; shift += D) {
+        memset(cnt, 0, B * sizeof *cnt);
+        for (size_t i = 0; i < n; i++)
+            cnt[(src[i].key >> shift) & (B - 1)]++;
+        if (n && cnt[(src[0].key >> shift) & (B - 1)] == n)
+            continue;
+        size_t sum = 0;
+        for (size_t d = 0; d < B; d++) {
+            size_t c = cnt[d];
+            cnt[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[cnt[(src[i].key >> shift) & (B - 1)]++] = src[i];
+        tx_pent *x = src;
+        src = dst;
+        dst = x;
+    }
+    if (src != e)
+        memcpy(e, src, n * sizeof *e);
+    sop__free(tmp);
+    sop__free(cnt);
+    return 0;
+}
+
+/* ord: the bag's indices in key order (bytes, shorter first); rank: the
+ * inverse (may be NULL). A radix sort on each key's first 8 bytes, then a
+ * comparison sort of the runs that share them: linear for the usual
+ * bags of short terms and ids. */
+int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank)
+{
+    size_t n = b->n;
+    *ord = sop__malloc((n ? n : 1) * sizeof **ord);
+    if (rank)
+        *rank = sop__malloc((n ? n : 1) * sizeof **rank);
+    tx_pent *e = sop__malloc((n ? n : 1) * sizeof *e);
+    int rc = !*ord || (rank && !*rank) || !e ? -ENOMEM : 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const tx_term *x = &b->terms[i];
+        uint8_t p[8] = {0};
+        memcpy(p, b->mem + x->off, x->len < 8 ? x->len : 8);
+        uint64_t k = 0;
+        for (int j = 0; j < 8; j++)
+            k = k << 8 | p[j];
+        e[i] = (tx_pent){k, (uint32_t)i, 0};
+    }
+    if (!rc)
+        rc = tx_radix_sort(e, n, 64);
+    for (size_t i = 0; i < n && !rc; i++)
+        (*ord)[i] = e[i].tf;
+    for (size_t i = 0; i < n && !rc;) {
+        size_t j = i + 1;
+        while (j < n && e[j].key == e[i].key)
+            j++;
+        if (j - i > 1)
+            qsort_r(*ord + i, j - i, sizeof **ord, bag_idx_cmp, (void *)b);
+        i = j;
+    }
+    for (size_t r = 0; r < n && !rc && rank; r++)
+        (*rank)[(*ord)[r]] = (uint32_t)r;
+    sop__free(e);
+    return rc;
 }
 
 /* The tokenizer's callback: one term, plain and (with a field) qualified. */
@@ -208,7 +322,7 @@ int tx_analyze_doc(sop_text *t, const sop_text_doc *d)
         rc = sop__tokenize(d->fields[i].text, d->fields[i].len, &t->tok, on_term, &s);
     }
     if (!rc)
-        tx_bag_sort(&t->bag);
+        tx_bag_seal(&t->bag); /* order does not matter: the flush sorts */
     return rc;
 }
 

@@ -83,7 +83,8 @@ static int cvc(const stem *z, int i)
 }
 
 /* Does b[0..k] end with @s? Sets j to the end of the stem before it. */
-static int ends(stem *z, const char *s)
+/* always inlined: strlen of the literal suffixes folds to a constant */
+static inline __attribute__((always_inline)) int ends(stem *z, const char *s)
 {
     int l = (int)strlen(s);
     if (l > z->k + 1 || memcmp(z->b + z->k - l + 1, s, (size_t)l) != 0)
@@ -93,7 +94,7 @@ static int ends(stem *z, const char *s)
 }
 
 /* Replaces b[j+1..k] with @s. */
-static void setto(stem *z, const char *s)
+static inline __attribute__((always_inline)) void setto(stem *z, const char *s)
 {
     int l = (int)strlen(s);
     memcpy(z->b + z->j + 1, s, (size_t)l);
@@ -101,7 +102,7 @@ static void setto(stem *z, const char *s)
 }
 
 /* setto when m > 0 */
-static void r(stem *z, const char *s)
+static inline __attribute__((always_inline)) void r(stem *z, const char *s)
 {
     if (measure(z) > 0)
         setto(z, s);

@@ -146,40 +146,43 @@ int pb_buffer(sop_text *t, const void *id, size_t idlen)
 {
     tx_ppend *pp = &t->pp;
     const tx_bag *b = &t->bag;
-    size_t bytes = 0;
-    for (size_t i = 0; i < b->n; i++)
-        bytes += b->terms[i].len + idlen;
-    uint8_t *m = sop__grow(pp->mem, &pp->cap, pp->used + bytes, 1, 65536);
-    if (!m)
-        return -ENOMEM;
-    pp->mem = m;
-    tx_pent *e = sop__grow(pp->e, &pp->cape, pp->n + b->n, sizeof *e, 1024);
+    uint32_t d;
+    int rc = tx_bag_put_idx(&pp->ids, id, idlen, 1, &d);
+    tx_pent *e = rc ? NULL : sop__grow(pp->e, &pp->cape, pp->n + b->n, sizeof *e, 1024);
     if (!e)
-        return -ENOMEM;
+        return rc ? rc : -ENOMEM;
     pp->e = e;
-    for (size_t i = 0; i < b->n; i++) {
-        const tx_term *x = &b->terms[i];
-        e[pp->n++] = (tx_pent){(uint32_t)pp->used, (uint16_t)x->len, (uint16_t)idlen,
-                               (uint32_t)x->n, (uint32_t)b->tokens};
-        memcpy(pp->mem + pp->used, x->t, x->len);
-        memcpy(pp->mem + pp->used + x->len, id, idlen);
-        pp->used += x->len + idlen;
+    for (size_t i = 0; i < b->n && !rc; i++) { /* +1 document frequency, and the posting */
+        uint32_t ti;
+        rc = tx_bag_put_idx(&t->pend.terms, b->terms[i].t, b->terms[i].len, 1, &ti);
+        e[pp->n++] = (tx_pent){(uint64_t)ti << 32 | d, (uint32_t)b->terms[i].n, (uint32_t)b->tokens};
     }
-    pp->docs++;
-    int rc = tx_bag_put(&pp->ids, id, idlen, 1);
-    if (rc)
-        return rc;
-    if (pp->used > PB_BUFFER_BYTES)
-        return pb_flush(t);
-    return 0;
+    if (pp->ids.n == PB_BULK_DOCS) /* a bulk load: its writes will not be merged */
+        t->txn->no_merge = 1;         /* at commit, so the engine need not log them */
+    if (!rc && pp->n * sizeof *e > PB_BUFFER_BYTES)
+        rc = pb_flush(t);
+    return rc;
 }
 
-static int pent_cmp(const void *pa, const void *pb, void *ctx)
+/* The flush's view of the buffer: terms and ids by rank. */
+typedef struct flushv {
+    const tx_bag *terms, *ids;
+    uint32_t *tord, *dord;
+    unsigned dbits; /* key = term rank << dbits | id rank */
+} flushv;
+
+static const uint8_t *ent_id(const flushv *f, const tx_pent *e, size_t *len)
 {
-    const tx_pent *a = pa, *b = pb;
-    const uint8_t *m = ctx;
-    int c = id_cmp(m + a->off, a->tlen, m + b->off, b->tlen);
-    return c ? c : id_cmp(m + a->off + a->tlen, a->ilen, m + b->off + b->tlen, b->ilen);
+    const tx_term *x = &f->ids->terms[f->dord[e->key & ((1ull << f->dbits) - 1)]];
+    *len = x->len;
+    return (const uint8_t *)f->ids->mem + x->off;
+}
+
+static const char *ent_term(const flushv *f, const tx_pent *e, size_t *len)
+{
+    const tx_term *x = &f->terms->terms[f->tord[e->key >> f->dbits]];
+    *len = x->len;
+    return f->terms->mem + x->off;
 }
 
 static size_t make_key(uint8_t *key, const char *term, size_t tlen, int kind, const void *id,
@@ -217,17 +220,16 @@ static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
 }
 
 /* Writes postings e[0..m) of one term into its blocks. */
-static int write_blocks(sop_text *t, const tx_pent *e, size_t m)
+static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m)
 {
-    const uint8_t *mem = t->pp.mem;
-    const char *term = (const char *)mem + e[0].off;
-    size_t tlen = e[0].tlen;
+    size_t tlen, eil;
+    const char *term = ent_term(f, &e[0], &tlen);
     uint8_t key[TX_PKEY_MAX], bkey[TX_PKEY_MAX];
     pb_block *b = &t->blk;
     int rc = 0;
     for (size_t i = 0; i < m && !rc;) {
-        const uint8_t *id = mem + e[i].off + tlen;
-        size_t kl = make_key(key, term, tlen, PB_BLOCK, id, e[i].ilen), bkl = 0;
+        const uint8_t *id = ent_id(f, &e[i], &eil);
+        size_t kl = make_key(key, term, tlen, PB_BLOCK, id, eil), bkl = 0;
         /* the block that starts at or before this id, and the next one */
         sop__bcur c = {.t = &t->post->tree};
         b->n = 0;
@@ -265,21 +267,25 @@ static int write_blocks(sop_text *t, const tx_pent *e, size_t m)
             break;
         /* the new postings that belong before the next block, merged in */
         size_t j = i;
-        while (j < m && (!has_limit || id_cmp(mem + e[j].off + tlen, e[j].ilen, limit, limlen) < 0))
-            j++;
+        for (; j < m; j++) {
+            const uint8_t *jid = ent_id(f, &e[j], &eil);
+            if (has_limit && id_cmp(jid, eil, limit, limlen) >= 0)
+                break;
+        }
         pb_block *mg = &t->blk2;
         mg->n = 0;
         uint32_t a = 0;
         for (size_t x = i; x < j && !rc; x++) {
-            const uint8_t *xid = mem + e[x].off + tlen;
-            while (a < b->n && !rc && id_cmp(BID(b, a), BLEN(b, a), xid, e[x].ilen) < 0) {
+            size_t xl;
+            const uint8_t *xid = ent_id(f, &e[x], &xl);
+            while (a < b->n && !rc && id_cmp(BID(b, a), BLEN(b, a), xid, xl) < 0) {
                 rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
                 a++;
             }
-            if (!rc && a < b->n && id_cmp(BID(b, a), BLEN(b, a), xid, e[x].ilen) == 0)
+            if (!rc && a < b->n && id_cmp(BID(b, a), BLEN(b, a), xid, xl) == 0)
                 return corrupt(t, "a new posting is already in a block");
             if (!rc)
-                rc = blk_push(mg, xid, e[x].ilen, e[x].tf, e[x].dl);
+                rc = blk_push(mg, xid, xl, e[x].tf, e[x].dl);
         }
         for (; a < b->n && !rc; a++)
             rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
@@ -315,35 +321,51 @@ int pb_flush(sop_text *t)
     tx_ppend *pp = &t->pp;
     if (!pp->n)
         return 0;
-    qsort_r(pp->e, pp->n, sizeof *pp->e, pent_cmp, pp->mem);
-    int rc = 0;
-    if (pp->docs < PB_BULK_DOCS) {
+    flushv f = {&t->pend.terms, &pp->ids, NULL, NULL, 1};
+    unsigned tbits = 1;
+    while (f.dbits < 32 && (1ull << f.dbits) < pp->ids.n)
+        f.dbits++;
+    while (tbits < 32 && (1ull << tbits) < f.terms->n)
+        tbits++;
+    uint32_t *trank = NULL, *drank = NULL;
+    int rc = tx_bag_order(f.terms, &f.tord, &trank);
+    if (!rc)
+        rc = tx_bag_order(f.ids, &f.dord, &drank);
+    for (size_t i = 0; i < pp->n && !rc; i++) {
+        tx_pent *e = &pp->e[i];
+        e->key = (uint64_t)trank[e->key >> 32] << f.dbits | drank[(uint32_t)e->key];
+    }
+    if (!rc)
+        rc = tx_radix_sort(pp->e, pp->n, tbits + f.dbits);
+    if (!rc && pp->ids.n < PB_BULK_DOCS) {
         uint8_t key[TX_PKEY_MAX], val[20];
         for (size_t i = 0; i < pp->n && !rc; i++) {
             const tx_pent *e = &pp->e[i];
-            const char *term = (const char *)pp->mem + e->off;
+            size_t tl, il;
+            const char *term = ent_term(&f, e, &tl);
+            const uint8_t *id = ent_id(&f, e, &il);
             size_t vl = tx_put_varint(val, e->tf);
             vl += tx_put_varint(val + vl, e->dl);
-            sop_val k = {key, make_key(key, term, e->tlen, PB_SINGLE, term + e->tlen, e->ilen)},
-                    v = {val, vl};
+            sop_val k = {key, make_key(key, term, tl, PB_SINGLE, id, il)}, v = {val, vl};
             rc = sop_add(t->post, &k, &v);
             if (rc == SOP_EEXISTS)
-                return corrupt(t, "a posting of a new document exists");
+                rc = corrupt(t, "a posting of a new document exists");
         }
-    } else {
+    } else if (!rc) {
         t->txn->no_merge = 1; /* blocks are read, merged and rewritten */
         for (size_t i = 0; i < pp->n && !rc;) {
             size_t j = i + 1;
-            while (j < pp->n && pp->e[j].tlen == pp->e[i].tlen &&
-                   memcmp(pp->mem + pp->e[j].off, pp->mem + pp->e[i].off, pp->e[i].tlen) == 0)
+            while (j < pp->n && pp->e[j].key >> f.dbits == pp->e[i].key >> f.dbits)
                 j++;
-            rc = write_blocks(t, pp->e + i, j - i);
+            rc = write_blocks(t, &f, pp->e + i, j - i);
             i = j;
         }
     }
+    sop__free(f.tord);
+    sop__free(f.dord);
+    sop__free(trank);
+    sop__free(drank);
     pp->n = 0;
-    pp->used = 0;
-    pp->docs = 0;
     tx_bag_reset(&pp->ids);
     return rc ? sop__txn_fail(t->txn, rc) : 0;
 }

@@ -20,7 +20,7 @@
 #define PB_MAX 128        /* postings per block */
 #define PB_BYTES 2048     /* encoded bytes per block (soft) */
 #define PB_BULK_DOCS 32   /* documents buffered at flush from which blocks are written */
-#define PB_BUFFER_BYTES (64u << 20) /* buffered postings flushed past this */
+#define PB_BUFFER_BYTES (64u << 20) /* buffered postings (16 bytes each) flushed past this */
 
 /* Buffers the postings of t->bag for document @id (written by
  * pb_flush). */

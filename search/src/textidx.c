@@ -87,7 +87,6 @@ static void ext_free(sop__txn_ext *e)
     sop_text *t = (sop_text *)e;
     tx_bag_free(&t->pend.terms);
     tx_bag_free(&t->bag);
-    sop__free(t->pp.mem);
     sop__free(t->pp.e);
     tx_bag_free(&t->pp.ids);
     pb_block_free(&t->blk);
@@ -250,14 +249,16 @@ int tx_flush(sop_text *t)
 {
     tx_delta *p = &t->pend;
     int rc = pb_flush(t);
-    if (p->terms.n) {
-        tx_bag_sort(&p->terms); /* in key order: neighbouring leaves */
+    if (!rc && p->terms.n) {
+        uint32_t *ord;
+        rc = tx_bag_order(&p->terms, &ord, NULL); /* in key order: neighbouring leaves */
         for (size_t i = 0; i < p->terms.n && !rc; i++) {
-            const tx_term *x = &p->terms.terms[i];
-            sop_val k = {x->t, x->len};
+            const tx_term *x = &p->terms.terms[ord[i]];
+            sop_val k = {p->terms.mem + x->off, x->len};
             if (x->n)
                 rc = sop_incr(t->term, &k, x->n, NULL);
         }
+        sop__free(ord);
         tx_bag_reset(&p->terms);
     }
     if (!rc && p->docs) {

@@ -33,7 +33,7 @@ typedef struct tx_bag {
     size_t used, cap;
     tx_term *terms; /* in insertion order; sorted by tx_bag_sort */
     size_t n, capterms;
-    uint32_t *slots; /* hash table: 1 + index into terms, 0 empty */
+    uint64_t *slots; /* hash table (analyze.c) */
     size_t nslots;
     uint64_t tokens; /* plain (unqualified) tokens seen: the length */
 } tx_bag;
@@ -42,9 +42,13 @@ void tx_bag_reset(tx_bag *b);
 void tx_bag_free(tx_bag *b);
 /* Counts one occurrence of @t (@len bytes). */
 int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count);
+/* The same, and *idx gets the term's index in b->terms (until a sort). */
+int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t *idx);
 /* 1 when @t is in the bag (before tx_bag_sort). */
 int tx_bag_has(const tx_bag *b, const char *t, size_t len);
-/* Sorts the terms in key order (bytes, shorter first). */
+/* Sets the terms' pointers (after the last put), in insertion order. */
+void tx_bag_seal(tx_bag *b);
+/* Sorts the terms in key order (bytes, shorter first); sets the pointers. */
 void tx_bag_sort(tx_bag *b);
 
 /* Pending counter deltas of a transaction: term -> delta. */
@@ -53,20 +57,18 @@ typedef struct tx_delta {
     int64_t docs, len;
 } tx_delta;
 
-/* A buffered posting: term and id at mem + off (postings.c). */
+/* A buffered posting (postings.c): until the flush sorts them, key is
+ * (index of the term in pend.terms) << 32 | (index of the document in
+ * pp.ids); then (rank of the term) << 32 | (rank of the id). */
 typedef struct tx_pent {
-    uint32_t off;
-    uint16_t tlen, ilen;
+    uint64_t key;
     uint32_t tf, dl;
 } tx_pent;
 
 typedef struct tx_ppend {
-    uint8_t *mem;
-    size_t used, cap;
     tx_pent *e;
     size_t n, cape;
-    uint32_t docs; /* documents buffered */
-    tx_bag ids;    /* their ids */
+    tx_bag ids; /* the documents buffered, in order */
 } tx_ppend;
 
 /* A decoded block. */
@@ -77,6 +79,12 @@ typedef struct pb_block {
     uint32_t *tf, *dl;
     uint32_t n, cap;
 } pb_block;
+
+/* Sorts e[0..n) by the low @bits bits of key (LSD radix). */
+int tx_radix_sort(tx_pent *e, size_t n, unsigned bits);
+/* *ord: the indices of @b's terms in key order; *rank (if @rank is not
+ * NULL): the inverse. Free both with sop__free. */
+int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank);
 
 struct sop_text {
     sop__txn_ext ext; /* first: freed with the transaction */

@@ -88,11 +88,16 @@ static const char *const latin1[64] = {
     "d", "n", "o", "o", "o", "o", "o", "",  "o", "u", "u", "u", "u", "y", "th", "y",
 };
 
-static const char *const stopwords[] = {
-    "a",    "an",   "and",   "are",  "as",    "at",   "be",    "but",  "by",
-    "for",  "if",   "in",    "into", "is",    "it",   "no",    "not",  "of",
-    "on",   "or",   "such",  "that", "the",   "their", "then", "there", "these",
-    "they", "this", "to",    "was",  "will",  "with",
+#define SW(w) {w, sizeof(w) - 1}
+static const struct {
+    const char *w;
+    size_t len;
+} stopwords[] = {
+    SW("a"),    SW("an"),    SW("and"),  SW("are"),   SW("as"),   SW("at"),    SW("be"),
+    SW("but"),  SW("by"),    SW("for"),  SW("if"),    SW("in"),   SW("into"),  SW("is"),
+    SW("it"),   SW("no"),    SW("not"),  SW("of"),    SW("on"),   SW("or"),    SW("such"),
+    SW("that"), SW("the"),   SW("their"), SW("then"), SW("there"), SW("these"), SW("they"),
+    SW("this"), SW("to"),    SW("was"),  SW("will"),  SW("with"),
 };
 
 int sop__is_stopword(const char *t, size_t len)
@@ -100,9 +105,16 @@ int sop__is_stopword(const char *t, size_t len)
     if (len > 5)
         return 0;
     for (size_t i = 0; i < sizeof stopwords / sizeof stopwords[0]; i++)
-        if (strlen(stopwords[i]) == len && memcmp(stopwords[i], t, len) == 0)
+        if (stopwords[i].len == len && stopwords[i].w[0] == t[0] &&
+            memcmp(stopwords[i].w, t, len) == 0)
             return 1;
     return 0;
+}
+
+/* An ASCII letter or digit. */
+static inline int ascii_tok(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
 }
 
 /* Appends up to @n bytes of @s to the term; returns 0 when it is full. */
@@ -122,7 +134,11 @@ int sop__tokenize(const char *text, size_t len, const sop__tok_opts *o, sop__tok
     size_t i = 0;
     uint32_t pos = 0;
     while (i < len) {
-        /* skip separators */
+        /* skip separators (ASCII ones without decoding) */
+        if (p[i] < 0x80 && !ascii_tok(p[i])) {
+            i++;
+            continue;
+        }
         size_t l = 1;
         int32_t cp = decode(p + i, len - i, &l);
         if (cp < 0 || !is_token_char(cp)) {
@@ -133,6 +149,20 @@ int sop__tokenize(const char *text, size_t len, const sop__tok_opts *o, sop__tok
         size_t tl = 0;
         int full = 0, ascii_az = 1;
         while (i < len) {
+            unsigned char c = p[i];
+            if (c < 0x80) { /* the common case, without decoding */
+                if (!ascii_tok(c))
+                    break;
+                char c1 = (char)(o->fold && c >= 'A' && c <= 'Z' ? c + 32 : c);
+                if (c1 < 'a' || c1 > 'z')
+                    ascii_az = 0;
+                if (tl < SOP__TERM_MAX)
+                    term[tl++] = c1;
+                else
+                    full = 1;
+                i++;
+                continue;
+            }
             cp = decode(p + i, len - i, &l);
             if (cp < 0 || !is_token_char(cp))
                 break;

@@ -42,13 +42,10 @@ static int corrupt(sop_text *t, const char *what)
 /* Buffers the postings of t->bag for document @id and counts them. */
 static int add_postings(sop_text *t, const void *id, size_t idlen)
 {
-    const tx_bag *b = &t->bag;
     int rc = pb_buffer(t, id, idlen);
-    for (size_t i = 0; i < b->n && !rc; i++)
-        rc = tx_bag_put(&t->pend.terms, b->terms[i].t, b->terms[i].len, 1);
     if (!rc) {
         t->pend.docs++;
-        t->pend.len += (int64_t)b->tokens;
+        t->pend.len += (int64_t)t->bag.tokens;
     }
     return rc ? sop__txn_fail(t->txn, rc) : 0;
 }
