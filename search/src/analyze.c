@@ -44,29 +44,70 @@ static uint64_t hash(const char *t, size_t len)
     return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; /* mixed: low bits index, high bits tag */
 }
 
-/* A slot: 1 + the term's index in the low 32 bits (0: empty), the high
- * 32 bits of its hash above, so that a probe rarely reads a term that is
- * not the one sought. */
-#define SLOT(idx, h) ((uint64_t)((h) >> 32) << 32 | ((uint64_t)(idx) + 1))
-#define SLOT_IDX(s) ((uint32_t)(s) - 1)
-#define SLOT_TAG(s) ((uint32_t)((s) >> 32))
+/* A slot holds what most probes need without reading the term itself:
+ * 1 + the term's index (0: empty), 24 bits of its hash and its length, and
+ * its first 8 bytes. A term of up to 8 bytes is recognised from the slot
+ * alone (one cache line instead of three). */
+static inline uint32_t slot_tag(uint64_t h, size_t len)
+{
+    return (uint32_t)(h >> 40) << 8 | (uint32_t)(len < 255 ? len : 255);
+}
+
+static inline uint64_t slot_head(const char *t, size_t len)
+{
+    uint64_t k = 0;
+    memcpy(&k, t, len < 8 ? len : 8);
+    return k;
+}
+
+static void slot_set(tx_slot *s, uint32_t idx, uint64_t h, const char *t, size_t len)
+{
+    s->idx1 = idx + 1;
+    s->tag = slot_tag(h, len);
+    s->head = slot_head(t, len);
+}
 
 static int rehash(tx_bag *b, size_t nslots)
 {
-    uint64_t *s = sop__calloc(nslots, sizeof *s);
+    tx_slot *s = sop__calloc(nslots, sizeof *s);
     if (!s)
         return -ENOMEM;
     for (size_t i = 0; i < b->n; i++) {
-        uint64_t h = hash(b->mem + b->terms[i].off, b->terms[i].len);
+        const char *t = b->mem + b->terms[i].off;
+        uint64_t h = hash(t, b->terms[i].len);
         size_t j = h & (nslots - 1);
-        while (s[j])
+        while (s[j].idx1)
             j = (j + 1) & (nslots - 1);
-        s[j] = SLOT(i, h);
+        slot_set(&s[j], (uint32_t)i, h, t, b->terms[i].len);
     }
     sop__free(b->slots);
     b->slots = s;
     b->nslots = nslots;
     return 0;
+}
+
+/* The slot of @t, or of the empty slot where it would go. */
+static size_t probe(const tx_bag *b, const char *t, size_t len, uint64_t h, int *found)
+{
+    uint32_t tag = slot_tag(h, len);
+    uint64_t head = slot_head(t, len);
+    size_t j = h & (b->nslots - 1);
+    for (; b->slots[j].idx1; j = (j + 1) & (b->nslots - 1)) {
+        const tx_slot *s = &b->slots[j];
+        if (s->tag != tag || s->head != head)
+            continue;
+        if (len <= 8) {
+            *found = 1;
+            return j;
+        }
+        const tx_term *x = &b->terms[s->idx1 - 1];
+        if (x->len == len && memcmp(b->mem + x->off + 8, t + 8, len - 8) == 0) {
+            *found = 1;
+            return j;
+        }
+    }
+    *found = 0;
+    return j;
 }
 
 int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count)
@@ -83,16 +124,13 @@ int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t
             return rc;
     }
     uint64_t h = hash(t, len);
-    size_t j = h & (b->nslots - 1);
-    for (; b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
-        if (SLOT_TAG(b->slots[j]) != (uint32_t)(h >> 32))
-            continue;
-        tx_term *x = &b->terms[SLOT_IDX(b->slots[j])];
-        if (x->len == len && memcmp(b->mem + x->off, t, len) == 0) {
-            x->n += count;
-            *idx = SLOT_IDX(b->slots[j]);
-            return 0;
-        }
+    int found;
+    size_t j = probe(b, t, len, h, &found);
+    if (found) {
+        *idx = b->slots[j].idx1 - 1;
+        if (count) /* a count of 0 leaves the term's record untouched */
+            b->terms[*idx].n += count;
+        return 0;
     }
     if (b->n == UINT32_MAX - 1)
         return -ENOMEM;
@@ -114,7 +152,7 @@ int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t
     b->terms[b->n] = (tx_term){NULL, b->used, (uint32_t)len, count};
     b->used += len;
     *idx = (uint32_t)b->n;
-    b->slots[j] = SLOT(b->n, h);
+    slot_set(&b->slots[j], (uint32_t)b->n, h, t, len);
     b->n++;
     return 0;
 }
@@ -123,15 +161,9 @@ int tx_bag_has(const tx_bag *b, const char *t, size_t len)
 {
     if (!b->nslots)
         return 0;
-    uint64_t h = hash(t, len);
-    for (size_t j = h & (b->nslots - 1); b->slots[j]; j = (j + 1) & (b->nslots - 1)) {
-        if (SLOT_TAG(b->slots[j]) != (uint32_t)(h >> 32))
-            continue;
-        const tx_term *x = &b->terms[SLOT_IDX(b->slots[j])];
-        if (x->len == len && memcmp(b->mem + x->off, t, len) == 0)
-            return 1;
-    }
-    return 0;
+    int found;
+    probe(b, t, len, hash(t, len), &found);
+    return found;
 }
 
 static int term_cmp(const void *pa, const void *pb)
@@ -165,24 +197,22 @@ static int bag_idx_cmp(const void *pa, const void *pb, void *ctx)
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-/* LSD radix sort of e[0..n) by key, 16 bits a pass (a pass where every
- * key has the same digit is skipped). */
-int tx_radix_sort(tx_pent *e, size_t n, unsigned bits)
+int tx_radix_sort64(uint64_t *a, size_t n, unsigned lo, unsigned hi)
 {
-    enum { D = 11, B = 1 << D }; /* 2,048 counters stay in L1 */
-    tx_pent *tmp = sop__malloc((n ? n : 1) * sizeof *tmp);
+    enum { D = 12, B = 1 << D }; /* 4,096 counters stay in L1 */
+    uint64_t *tmp = sop__malloc((n ? n : 1) * sizeof *tmp);
     size_t *cnt = sop__malloc(B * sizeof *cnt);
     if (!tmp || !cnt) {
         sop__free(tmp);
         sop__free(cnt);
         return -ENOMEM;
     }
-    tx_pent *src = e, *dst = tmp;
-    for (unsigned shift = 0; shift < bits; shift += D) {
+    uint64_t *src = a, *dst = tmp;
+    for (unsigned shift = lo; shift < hi; shift += D) {
         memset(cnt, 0, B * sizeof *cnt);
         for (size_t i = 0; i < n; i++)
-            cnt[(src[i].key >> shift) & (B - 1)]++;
-        if (n && cnt[(src[0].key >> shift) & (B - 1)] == n)
+            cnt[(src[i] >> shift) & (B - 1)]++;
+        if (n && cnt[(src[0] >> shift) & (B - 1)] == n)
             continue;
         size_t sum = 0;
         for (size_t d = 0; d < B; d++) {
@@ -191,30 +221,33 @@ int tx_radix_sort(tx_pent *e, size_t n, unsigned bits)
             sum += c;
         }
         for (size_t i = 0; i < n; i++)
-            dst[cnt[(src[i].key >> shift) & (B - 1)]++] = src[i];
-        tx_pent *x = src;
+            dst[cnt[(src[i] >> shift) & (B - 1)]++] = src[i];
+        uint64_t *x = src;
         src = dst;
         dst = x;
     }
-    if (src != e)
-        memcpy(e, src, n * sizeof *e);
+    if (src != a)
+        memcpy(a, src, n * sizeof *a);
     sop__free(tmp);
     sop__free(cnt);
     return 0;
 }
 
 /* ord: the bag's indices in key order (bytes, shorter first); rank: the
- * inverse (may be NULL). A radix sort on each key's first 8 bytes, then a
- * comparison sort of the runs that share them: linear for the usual
- * bags of short terms and ids. */
+ * inverse (may be NULL). A radix sort of (the key's first 44 bits, index)
+ * pairs packed in 64 bits, then a comparison sort of the runs that share
+ * those bits: linear for the usual bags of short terms and ids. The bag
+ * holds fewer than 2^20 keys (TX_BAG_ORDER_MAX). */
 int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank)
 {
     size_t n = b->n;
     *ord = sop__malloc((n ? n : 1) * sizeof **ord);
     if (rank)
         *rank = sop__malloc((n ? n : 1) * sizeof **rank);
-    tx_pent *e = sop__malloc((n ? n : 1) * sizeof *e);
+    uint64_t *e = sop__malloc((n ? n : 1) * sizeof *e);
     int rc = !*ord || (rank && !*rank) || !e ? -ENOMEM : 0;
+    if (n >= TX_BAG_ORDER_MAX)
+        rc = -EINVAL;
     for (size_t i = 0; i < n && !rc; i++) {
         const tx_term *x = &b->terms[i];
         uint8_t p[8] = {0};
@@ -222,15 +255,15 @@ int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank)
         uint64_t k = 0;
         for (int j = 0; j < 8; j++)
             k = k << 8 | p[j];
-        e[i] = (tx_pent){k, (uint32_t)i, 0};
+        e[i] = (k >> 20) << 20 | i;
     }
     if (!rc)
-        rc = tx_radix_sort(e, n, 64);
+        rc = tx_radix_sort64(e, n, 20, 64);
     for (size_t i = 0; i < n && !rc; i++)
-        (*ord)[i] = e[i].tf;
+        (*ord)[i] = (uint32_t)(e[i] & (TX_BAG_ORDER_MAX - 1));
     for (size_t i = 0; i < n && !rc;) {
         size_t j = i + 1;
-        while (j < n && e[j].key == e[i].key)
+        while (j < n && e[j] >> 20 == e[i] >> 20)
             j++;
         if (j - i > 1)
             qsort_r(*ord + i, j - i, sizeof **ord, bag_idx_cmp, (void *)b);

@@ -142,45 +142,83 @@ static int blk_encode(sop_text *t, const pb_block *b, uint32_t from, uint32_t to
 
 /* ---- the write buffer ------------------------------------------------ */
 
-int pb_buffer(sop_text *t, const void *id, size_t idlen)
+int pb_buffered(const sop_text *t, const void *id, size_t idlen)
+{
+    return tx_bag_has(&t->pp.ids, id, idlen);
+}
+
+/* A buffered posting in 64 bits: the term's index (in t->pend.terms), the
+ * document's (in pp->ids), and tf, 20 + 20 + 24 bits; the flush replaces
+ * the indices by ranks, packed as tightly as their counts allow. */
+#define PE_TF_BITS 24
+#define PE(term, doc, tf) ((uint64_t)(term) << 44 | (uint64_t)(doc) << 24 | (uint64_t)(tf))
+#define PE_TERM(e) ((uint32_t)((e) >> 44))
+#define PE_DOC(e) ((uint32_t)((e) >> 24) & (TX_BAG_ORDER_MAX - 1))
+#define PE_TF(e) ((uint32_t)(e) & ((1u << PE_TF_BITS) - 1))
+
+int pb_buffer(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, size_t reclen)
 {
     tx_ppend *pp = &t->pp;
     const tx_bag *b = &t->bag;
+    int rc = 0;
+    /* indices must fit their 20 bits: write everything first if they would not */
+    if (pp->ids.n + 1 >= TX_BAG_ORDER_MAX || t->pend.terms.n + b->n >= TX_BAG_ORDER_MAX)
+        rc = tx_flush(t);
     uint32_t d;
-    int rc = tx_bag_put_idx(&pp->ids, id, idlen, 1, &d);
-    tx_pent *e = rc ? NULL : sop__grow(pp->e, &pp->cape, pp->n + b->n, sizeof *e, 1024);
-    if (!e)
+    if (!rc)
+        rc = tx_bag_put_idx(&pp->ids, id, idlen, 1, &d);
+    uint64_t *e = rc ? NULL : sop__grow(pp->e, &pp->cape, pp->n + b->n + 1, sizeof *e, 1024);
+    tx_rref *r = e ? sop__grow(pp->rref, &pp->caprref, (size_t)d + 1, sizeof *r, 1024) : NULL;
+    uint8_t *m = r ? sop__grow(pp->rec, &pp->rcap, pp->rused + reclen + 1, 1, 65536) : NULL;
+    if (!m)
         return rc ? rc : -ENOMEM;
     pp->e = e;
-    for (size_t i = 0; i < b->n && !rc; i++) { /* +1 document frequency, and the posting */
+    pp->rref = r;
+    pp->rec = m;
+    r[d] = (tx_rref){pp->rused, rec ? reclen : 0, (uint32_t)b->tokens};
+    if (rec) {
+        memcpy(m + pp->rused, rec, reclen);
+        pp->rused += reclen;
+    }
+    for (size_t i = 0; i < b->n && !rc; i++) { /* the posting (its +1 of df: at the flush) */
         uint32_t ti;
-        rc = tx_bag_put_idx(&t->pend.terms, b->terms[i].t, b->terms[i].len, 1, &ti);
-        e[pp->n++] = (tx_pent){(uint64_t)ti << 32 | d, (uint32_t)b->terms[i].n, (uint32_t)b->tokens};
+        rc = tx_bag_put_idx(&t->pend.terms, b->terms[i].t, b->terms[i].len, 0, &ti);
+        e[pp->n++] = PE(ti, d, b->terms[i].n); /* tf < 2^23: documents are <= 16 MiB */
     }
     if (pp->ids.n == PB_BULK_DOCS) /* a bulk load: its writes will not be merged */
         t->txn->no_merge = 1;         /* at commit, so the engine need not log them */
-    if (!rc && pp->n * sizeof *e > PB_BUFFER_BYTES)
+    if (!rc && pp->n * sizeof *e + pp->rused > PB_BUFFER_BYTES)
         rc = pb_flush(t);
     return rc;
 }
 
-/* The flush's view of the buffer: terms and ids by rank. */
+/* The flush's view of the buffer: terms and ids by rank; a posting is
+ * then term rank << tshift | id rank << PE_TF_BITS | tf. */
 typedef struct flushv {
-    const tx_bag *terms, *ids;
+    tx_bag *terms;
+    const tx_bag *ids;
+    const tx_rref *rref;
     uint32_t *tord, *dord;
-    unsigned dbits; /* key = term rank << dbits | id rank */
+    unsigned tshift;
 } flushv;
 
-static const uint8_t *ent_id(const flushv *f, const tx_pent *e, size_t *len)
+static uint32_t ent_doc(const flushv *f, uint64_t e)
 {
-    const tx_term *x = &f->ids->terms[f->dord[e->key & ((1ull << f->dbits) - 1)]];
+    return f->dord[(e >> PE_TF_BITS) & ((1ull << (f->tshift - PE_TF_BITS)) - 1)];
+}
+
+static const uint8_t *ent_id(const flushv *f, uint64_t e, size_t *len)
+{
+    const tx_term *x = &f->ids->terms[ent_doc(f, e)];
     *len = x->len;
     return (const uint8_t *)f->ids->mem + x->off;
 }
 
-static const char *ent_term(const flushv *f, const tx_pent *e, size_t *len)
+static uint32_t ent_dl(const flushv *f, uint64_t e) { return f->rref[ent_doc(f, e)].dl; }
+
+static const char *ent_term(const flushv *f, uint64_t e, size_t *len)
 {
-    const tx_term *x = &f->terms->terms[f->tord[e->key >> f->dbits]];
+    const tx_term *x = &f->terms->terms[f->tord[e >> f->tshift]];
     *len = x->len;
     return f->terms->mem + x->off;
 }
@@ -220,15 +258,15 @@ static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
 }
 
 /* Writes postings e[0..m) of one term into its blocks. */
-static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m)
+static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t m)
 {
     size_t tlen, eil;
-    const char *term = ent_term(f, &e[0], &tlen);
+    const char *term = ent_term(f, e[0], &tlen);
     uint8_t key[TX_PKEY_MAX], bkey[TX_PKEY_MAX];
     pb_block *b = &t->blk;
     int rc = 0;
     for (size_t i = 0; i < m && !rc;) {
-        const uint8_t *id = ent_id(f, &e[i], &eil);
+        const uint8_t *id = ent_id(f, e[i], &eil);
         size_t kl = make_key(key, term, tlen, PB_BLOCK, id, eil), bkl = 0;
         /* the block that starts at or before this id, and the next one */
         sop__bcur c = {.t = &t->post->tree};
@@ -248,9 +286,12 @@ static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m
         uint8_t limit[SOP_TEXT_ID_MAX];
         size_t limlen = 0;
         int has_limit = 0;
-        if (!rc) {
-            c.depth = 0;
-            rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
+        if (!rc) { /* the item after the one at or before the key, one step on */
+            if (c.depth) {
+                rc = sop__bt_next(&c);
+            } else {
+                rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
+            }
             if (rc == 0 && at_term_block(&c, key, tlen)) {
                 const uint8_t *k, *v;
                 uint32_t klen, vlen;
@@ -268,7 +309,7 @@ static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m
         /* the new postings that belong before the next block, merged in */
         size_t j = i;
         for (; j < m; j++) {
-            const uint8_t *jid = ent_id(f, &e[j], &eil);
+            const uint8_t *jid = ent_id(f, e[j], &eil);
             if (has_limit && id_cmp(jid, eil, limit, limlen) >= 0)
                 break;
         }
@@ -277,7 +318,7 @@ static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m
         uint32_t a = 0;
         for (size_t x = i; x < j && !rc; x++) {
             size_t xl;
-            const uint8_t *xid = ent_id(f, &e[x], &xl);
+            const uint8_t *xid = ent_id(f, e[x], &xl);
             while (a < b->n && !rc && id_cmp(BID(b, a), BLEN(b, a), xid, xl) < 0) {
                 rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
                 a++;
@@ -285,7 +326,7 @@ static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m
             if (!rc && a < b->n && id_cmp(BID(b, a), BLEN(b, a), xid, xl) == 0)
                 return corrupt(t, "a new posting is already in a block");
             if (!rc)
-                rc = blk_push(mg, xid, xl, e[x].tf, e[x].dl);
+                rc = blk_push(mg, xid, xl, PE_TF(e[x]), ent_dl(f, e[x]));
         }
         for (; a < b->n && !rc; a++)
             rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
@@ -319,33 +360,51 @@ static int write_blocks(sop_text *t, const flushv *f, const tx_pent *e, size_t m
 int pb_flush(sop_text *t)
 {
     tx_ppend *pp = &t->pp;
-    if (!pp->n)
+    if (!pp->n && !pp->ids.n)
         return 0;
-    flushv f = {&t->pend.terms, &pp->ids, NULL, NULL, 1};
-    unsigned tbits = 1;
-    while (f.dbits < 32 && (1ull << f.dbits) < pp->ids.n)
-        f.dbits++;
-    while (tbits < 32 && (1ull << tbits) < f.terms->n)
+    flushv f = {&t->pend.terms, &pp->ids, pp->rref, NULL, NULL, PE_TF_BITS};
+    unsigned tbits = 1, dbits = 1;
+    while ((1ull << dbits) < pp->ids.n)
+        dbits++;
+    while ((1ull << tbits) < f.terms->n)
         tbits++;
+    f.tshift = PE_TF_BITS + dbits;
     uint32_t *trank = NULL, *drank = NULL;
     int rc = tx_bag_order(f.terms, &f.tord, &trank);
     if (!rc)
         rc = tx_bag_order(f.ids, &f.dord, &drank);
     for (size_t i = 0; i < pp->n && !rc; i++) {
-        tx_pent *e = &pp->e[i];
-        e->key = (uint64_t)trank[e->key >> 32] << f.dbits | drank[(uint32_t)e->key];
+        uint64_t e = pp->e[i];
+        pp->e[i] = (uint64_t)trank[PE_TERM(e)] << f.tshift |
+                   (uint64_t)drank[PE_DOC(e)] << PE_TF_BITS | PE_TF(e);
     }
     if (!rc)
-        rc = tx_radix_sort(pp->e, pp->n, tbits + f.dbits);
+        rc = tx_radix_sort64(pp->e, pp->n, PE_TF_BITS, f.tshift + tbits);
+    for (size_t i = 0; i < pp->n && !rc;) { /* +1 document frequency per posting */
+        size_t j = i + 1;
+        while (j < pp->n && pp->e[j] >> f.tshift == pp->e[i] >> f.tshift)
+            j++;
+        f.terms->terms[f.tord[pp->e[i] >> f.tshift]].n += (int64_t)(j - i);
+        i = j;
+    }
+    for (size_t r = 0; r < pp->ids.n && !rc; r++) { /* the records, in id order */
+        uint32_t d = f.dord[r];
+        if (!pp->rref[d].len)
+            continue;
+        const tx_term *x = &pp->ids.terms[d];
+        sop_val k = {pp->ids.mem + x->off, x->len}, v = {pp->rec + pp->rref[d].off, pp->rref[d].len};
+        rc = sop_add(t->doc, &k, &v);
+        if (rc == SOP_EEXISTS)
+            rc = corrupt(t, "the record of a new document exists");
+    }
     if (!rc && pp->ids.n < PB_BULK_DOCS) {
         uint8_t key[TX_PKEY_MAX], val[20];
         for (size_t i = 0; i < pp->n && !rc; i++) {
-            const tx_pent *e = &pp->e[i];
             size_t tl, il;
-            const char *term = ent_term(&f, e, &tl);
-            const uint8_t *id = ent_id(&f, e, &il);
-            size_t vl = tx_put_varint(val, e->tf);
-            vl += tx_put_varint(val + vl, e->dl);
+            const char *term = ent_term(&f, pp->e[i], &tl);
+            const uint8_t *id = ent_id(&f, pp->e[i], &il);
+            size_t vl = tx_put_varint(val, PE_TF(pp->e[i]));
+            vl += tx_put_varint(val + vl, ent_dl(&f, pp->e[i]));
             sop_val k = {key, make_key(key, term, tl, PB_SINGLE, id, il)}, v = {val, vl};
             rc = sop_add(t->post, &k, &v);
             if (rc == SOP_EEXISTS)
@@ -355,7 +414,7 @@ int pb_flush(sop_text *t)
         t->txn->no_merge = 1; /* blocks are read, merged and rewritten */
         for (size_t i = 0; i < pp->n && !rc;) {
             size_t j = i + 1;
-            while (j < pp->n && pp->e[j].key >> f.dbits == pp->e[i].key >> f.dbits)
+            while (j < pp->n && pp->e[j] >> f.tshift == pp->e[i] >> f.tshift)
                 j++;
             rc = write_blocks(t, &f, pp->e + i, j - i);
             i = j;
@@ -366,6 +425,7 @@ int pb_flush(sop_text *t)
     sop__free(trank);
     sop__free(drank);
     pp->n = 0;
+    pp->rused = 0;
     tx_bag_reset(&pp->ids);
     return rc ? sop__txn_fail(t->txn, rc) : 0;
 }

@@ -20,11 +20,15 @@
 #define PB_MAX 128        /* postings per block */
 #define PB_BYTES 2048     /* encoded bytes per block (soft) */
 #define PB_BULK_DOCS 32   /* documents buffered at flush from which blocks are written */
-#define PB_BUFFER_BYTES (64u << 20) /* buffered postings (16 bytes each) flushed past this */
+#define PB_BUFFER_BYTES (128u << 20) /* buffered postings (16 bytes each) flushed past this */
 
-/* Buffers the postings of t->bag for document @id (written by
- * pb_flush). */
-int pb_buffer(sop_text *t, const void *id, size_t idlen);
+/* Buffers the postings of t->bag for document @id, and its record @rec
+ * (NULL: the caller wrote it), for pb_flush: records are written in id
+ * order, postings in (term, id) order. The caller checked that @id is not
+ * buffered yet. */
+int pb_buffer(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, size_t reclen);
+/* 1 when document @id is in the buffer. */
+int pb_buffered(const sop_text *t, const void *id, size_t idlen);
 /* Writes the buffered postings (singles or blocks, see above). */
 int pb_flush(sop_text *t);
 /* Removes document @id's posting for @term (single or in a block). */

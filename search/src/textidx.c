@@ -88,6 +88,8 @@ static void ext_free(sop__txn_ext *e)
     tx_bag_free(&t->pend.terms);
     tx_bag_free(&t->bag);
     sop__free(t->pp.e);
+    sop__free(t->pp.rref);
+    sop__free(t->pp.rec);
     tx_bag_free(&t->pp.ids);
     pb_block_free(&t->blk);
     pb_block_free(&t->blk2);

@@ -27,13 +27,19 @@ typedef struct tx_term {
     int64_t n;
 } tx_term;
 
+/* A slot of a bag's hash table (analyze.c). */
+typedef struct tx_slot {
+    uint32_t idx1, tag;
+    uint64_t head;
+} tx_slot;
+
 /* Distinct terms with counts (analyze.c). */
 typedef struct tx_bag {
     char *mem; /* term bytes */
     size_t used, cap;
     tx_term *terms; /* in insertion order; sorted by tx_bag_sort */
     size_t n, capterms;
-    uint64_t *slots; /* hash table (analyze.c) */
+    tx_slot *slots;  /* hash table */
     size_t nslots;
     uint64_t tokens; /* plain (unqualified) tokens seen: the length */
 } tx_bag;
@@ -57,18 +63,21 @@ typedef struct tx_delta {
     int64_t docs, len;
 } tx_delta;
 
-/* A buffered posting (postings.c): until the flush sorts them, key is
- * (index of the term in pend.terms) << 32 | (index of the document in
- * pp.ids); then (rank of the term) << 32 | (rank of the id). */
-typedef struct tx_pent {
-    uint64_t key;
-    uint32_t tf, dl;
-} tx_pent;
+/* A buffered document record: bytes at off in tx_ppend.rec (len 0: none,
+ * the record was written directly). */
+typedef struct tx_rref {
+    size_t off, len;
+    uint32_t dl; /* the document's length */
+} tx_rref;
 
 typedef struct tx_ppend {
-    tx_pent *e;
+    uint64_t *e; /* postings: term, document and tf packed (postings.c) */
     size_t n, cape;
-    tx_bag ids; /* the documents buffered, in order */
+    tx_bag ids;     /* the documents buffered, in order */
+    tx_rref *rref;  /* per document of ids: its record */
+    size_t caprref;
+    uint8_t *rec;   /* the records' bytes */
+    size_t rused, rcap;
 } tx_ppend;
 
 /* A decoded block. */
@@ -80,10 +89,12 @@ typedef struct pb_block {
     uint32_t n, cap;
 } pb_block;
 
-/* Sorts e[0..n) by the low @bits bits of key (LSD radix). */
-int tx_radix_sort(tx_pent *e, size_t n, unsigned bits);
+/* Sorts a[0..n) by bits [lo, hi) (LSD radix). */
+int tx_radix_sort64(uint64_t *a, size_t n, unsigned lo, unsigned hi);
 /* *ord: the indices of @b's terms in key order; *rank (if @rank is not
- * NULL): the inverse. Free both with sop__free. */
+ * NULL): the inverse. Free both with sop__free. -EINVAL when the bag holds
+ * TX_BAG_ORDER_MAX terms or more. */
+#define TX_BAG_ORDER_MAX (1u << 20)
 int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank);
 
 struct sop_text {

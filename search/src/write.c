@@ -39,10 +39,12 @@ static int corrupt(sop_text *t, const char *what)
     return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
 }
 
-/* Buffers the postings of t->bag for document @id and counts them. */
-static int add_postings(sop_text *t, const void *id, size_t idlen)
+/* Buffers the postings of t->bag for document @id (and its record, NULL
+ * when written already) and counts them. */
+static int add_postings(sop_text *t, const void *id, size_t idlen, const uint8_t *rec,
+                        size_t reclen)
 {
-    int rc = pb_buffer(t, id, idlen);
+    int rc = pb_buffer(t, id, idlen, rec, reclen);
     if (!rc) {
         t->pend.docs++;
         t->pend.len += (int64_t)t->bag.tokens;
@@ -59,8 +61,6 @@ static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_
     if (tx_get_varint(rec, len, &off, &dl) || tx_get_varint(rec, len, &off, &n))
         return corrupt(t, "a document record is malformed");
     int rc = 0;
-    if (tx_bag_has(&t->pp.ids, id, idlen)) /* its postings are still in the buffer */
-        rc = pb_flush(t);
     for (uint64_t i = 0; i < n && !rc; i++) {
         uint64_t tl;
         if (tx_get_varint(rec, len, &off, &tl) || tl == 0 || tl > TX_TERM_MAX || tl > len - off)
@@ -85,7 +85,9 @@ static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_
 static int old_record(sop_text *t, const void *id, size_t idlen, size_t *len)
 {
     sop_val k = {id, idlen}, v;
-    int rc = sop_get(t->doc, &k, &v);
+    int rc = pb_buffered(t, id, idlen) ? pb_flush(t) : 0; /* added in this transaction */
+    if (!rc)
+        rc = sop_get(t->doc, &k, &v);
     if (rc)
         return rc;
     if ((rc = tx_out(t, v.size)))
@@ -106,26 +108,27 @@ static int put(sop_text *t, const sop_text_doc *d, int how)
         return rc;
     size_t rlen, olen = 0;
     sop_val k = {d->id, d->id_len}, v;
-    rc = how == PUT_ADD ? SOP_ENOTFOUND : old_record(t, d->id, d->id_len, &olen);
-    if (rc == SOP_ENOTFOUND) {
+    if (how == PUT_ADD) { /* only whether it exists */
+        rc = pb_buffered(t, d->id, d->id_len) ? 0 : sop_get(t->doc, &k, &v);
+        if (rc == 0)
+            return tx_err(t, SOP_EEXISTS, "a document has that id (replace it instead)");
+    } else {
+        rc = old_record(t, d->id, d->id_len, &olen);
+    }
+    if (rc == SOP_ENOTFOUND) { /* new: its record goes to the buffer with its postings */
         if (how == PUT_REPLACE)
             return tx_err(t, rc, "no document has that id");
-        if ((rc = encode_record(t, &rlen)))
-            return rc;
-        v = (sop_val){t->buf, rlen};
-        rc = sop_add(t->doc, &k, &v);
-        if (rc == SOP_EEXISTS)
-            return tx_err(t, rc, "a document has that id (replace it instead)");
+        if (!(rc = encode_record(t, &rlen)))
+            rc = add_postings(t, d->id, d->id_len, t->buf, rlen);
     } else if (rc == 0) {
         /* the old postings go first: that uses t->buf, which then gets the record */
         if (!(rc = drop_postings(t, d->id, d->id_len, t->out, olen)) &&
             !(rc = encode_record(t, &rlen))) {
             v = (sop_val){t->buf, rlen};
-            rc = sop_update(t->doc, &k, &v);
+            if (!(rc = sop_update(t->doc, &k, &v)))
+                rc = add_postings(t, d->id, d->id_len, NULL, 0);
         }
     }
-    if (!rc)
-        rc = add_postings(t, d->id, d->id_len);
     return rc;
 }
 
@@ -163,6 +166,8 @@ int sop_text_doc_len(sop_text *t, const void *id, size_t idlen, uint32_t *len)
     if (!t || !len)
         return -EINVAL;
     int rc = check_id(t, id, idlen);
+    if (!rc && pb_buffered(t, id, idlen))
+        rc = pb_flush(t);
     sop_val k = {id, idlen}, v;
     if (!rc)
         rc = sop_get(t->doc, &k, &v);

@@ -99,6 +99,18 @@ static void test_search_hand_bm25(void **state)
     assert_int_equal(add(t, "d5", "fig grape"), 0);
     assert_int_equal(add(t, "d6", "kiwi lemon mango"), 0);
     assert_int_equal(sop_txn_commit(txn), 0);
+    /* a document of stop words only: length 0, counted, matches nothing */
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
+    t = text(txn, "docs");
+    assert_int_equal(add(t, "d0", "The and of it"), 0);
+    assert_int_equal(sop_txn_commit(txn), 0);
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
+    t = text(txn, "docs");
+    uint32_t len0 = 9;
+    assert_int_equal(sop_text_doc_len(t, "d0", 2, &len0), 0);
+    assert_int_equal(len0, 0);
+    assert_int_equal(sop_text_delete(t, "d0", 2), 0);
+    assert_int_equal(sop_txn_commit(txn), 0);
 
     assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &txn), 0);
     assert_int_equal(sop_text_open(txn, "docs", &t), 0);
