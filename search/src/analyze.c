@@ -17,15 +17,19 @@
 void tx_bag_reset(tx_bag *b)
 {
     b->used = 0;
-    b->n = 0;
     b->tokens = 0;
     if (b->nslots > 65536) { /* a big document or bulk load was here: start small */
         sop__free(b->slots);
         b->slots = NULL;
         b->nslots = 0;
-    } else if (b->slots) {
+    } else if (b->slots && b->sealed) { /* sorted: the slots no longer match */
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
+    } else {
+        for (size_t i = 0; i < b->n; i++) /* a small bag in a big table: its slots only */
+            b->slots[b->terms[i].slot].idx1 = 0;
     }
+    b->n = 0;
+    b->sealed = 0;
 }
 
 void tx_bag_free(tx_bag *b)
@@ -79,6 +83,7 @@ static int rehash(tx_bag *b, size_t nslots)
         while (s[j].idx1)
             j = (j + 1) & (nslots - 1);
         slot_set(&s[j], (uint32_t)i, h, t, b->terms[i].len);
+        b->terms[i].slot = (uint32_t)j;
     }
     sop__free(b->slots);
     b->slots = s;
@@ -149,7 +154,7 @@ int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t
         return -ENOMEM;
     b->terms = a;
     memcpy(b->mem + b->used, t, len);
-    b->terms[b->n] = (tx_term){NULL, b->used, (uint32_t)len, count};
+    b->terms[b->n] = (tx_term){NULL, b->used, (uint32_t)len, (uint32_t)j, count};
     b->used += len;
     *idx = (uint32_t)b->n;
     slot_set(&b->slots[j], (uint32_t)b->n, h, t, len);
@@ -185,8 +190,7 @@ void tx_bag_sort(tx_bag *b)
         b->terms[i].t = b->mem + b->terms[i].off;
     if (b->n > 1) /* terms is NULL before the first term */
         qsort(b->terms, b->n, sizeof *b->terms, term_cmp);
-    if (b->slots) /* the table no longer matches the order: puts need a reset */
-        memset(b->slots, 0, b->nslots * sizeof *b->slots);
+    b->sealed = 1; /* the table no longer matches the order: puts need a reset */
 }
 
 static int bag_idx_cmp(const void *pa, const void *pb, void *ctx)

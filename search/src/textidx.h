@@ -24,6 +24,7 @@ typedef struct tx_term {
     const char *t; /* in the bag's memory (set by tx_bag_sort), not NUL-terminated */
     size_t off;    /* of the bytes in the bag's memory */
     uint32_t len;
+    uint32_t slot; /* its slot in the hash table (a reset clears only those) */
     int64_t n;
 } tx_term;
 
@@ -42,6 +43,7 @@ typedef struct tx_bag {
     tx_slot *slots;  /* hash table */
     size_t nslots;
     uint64_t tokens; /* plain (unqualified) tokens seen: the length */
+    int sealed;      /* sorted since the last reset */
 } tx_bag;
 
 void tx_bag_reset(tx_bag *b);
