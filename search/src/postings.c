@@ -2,9 +2,13 @@
  * codec, writes, removals, and the merged reader (see postings.h).
  *
  * Block value: varint n (1..PB_MAX), then n postings in id order, each
- * varint shared (bytes in common with the previous id), varint suffix
- * length, the suffix, varint tf, varint dl. Its key is term 0x01 and the
- * block's first id. */
+ *   a byte: shared << 4 | suffix length, when both are under 15 (shared:
+ *     the bytes in common with the previous id); else 0xff, varint shared,
+ *     varint suffix length;
+ *   the suffix;
+ *   varint dl << 1 | (tf > 1), then varint tf when tf > 1 (tf is 1 for most
+ *     postings).
+ * Its key is term 0x01 and the block's first id. */
 #include "postings.h"
 
 #include <errno.h>
@@ -94,15 +98,23 @@ static int blk_decode(pb_block *b, const uint8_t *v, size_t len)
     uint8_t id[SOP_TEXT_ID_MAX];
     size_t prev = 0;
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t shared, sl, tf, dl;
-        if (tx_get_varint(v, len, &off, &shared) || tx_get_varint(v, len, &off, &sl) ||
-            shared > prev || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > len - off)
+        uint64_t shared, sl, tf = 1, dl;
+        if (off >= len)
+            return -1;
+        uint8_t h = v[off++];
+        if (h != 0xff) {
+            shared = h >> 4;
+            sl = h & 15;
+        } else if (tx_get_varint(v, len, &off, &shared) || tx_get_varint(v, len, &off, &sl)) {
+            return -1;
+        }
+        if (shared > prev || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > len - off)
             return -1;
         memcpy(id + shared, v + off, sl);
         off += sl;
         prev = shared + sl;
-        if (tx_get_varint(v, len, &off, &tf) || tx_get_varint(v, len, &off, &dl) || tf == 0 ||
-            tf > UINT32_MAX || dl > UINT32_MAX)
+        if (tx_get_varint(v, len, &off, &dl) || ((dl & 1) && tx_get_varint(v, len, &off, &tf)) ||
+            tf < 1 + (dl & 1) || tf > UINT32_MAX || (dl >>= 1) > UINT32_MAX)
             return -1;
         int rc = blk_push(b, id, prev, (uint32_t)tf, (uint32_t)dl);
         if (rc)
@@ -129,12 +141,18 @@ static int blk_encode(sop_text *t, const pb_block *b, uint32_t from, uint32_t to
             while (shared < l && shared < pl && BID(b, i)[shared] == BID(b, i - 1)[shared])
                 shared++;
         }
-        n += tx_put_varint(p + n, shared);
-        n += tx_put_varint(p + n, l - shared);
+        if (shared < 15 && l - shared < 15) {
+            p[n++] = (uint8_t)(shared << 4 | (l - shared));
+        } else {
+            p[n++] = 0xff;
+            n += tx_put_varint(p + n, shared);
+            n += tx_put_varint(p + n, l - shared);
+        }
         memcpy(p + n, BID(b, i) + shared, l - shared);
         n += l - shared;
-        n += tx_put_varint(p + n, b->tf[i]);
-        n += tx_put_varint(p + n, b->dl[i]);
+        n += tx_put_varint(p + n, (uint64_t)b->dl[i] << 1 | (b->tf[i] > 1));
+        if (b->tf[i] > 1)
+            n += tx_put_varint(p + n, b->tf[i]);
     }
     *len = n;
     return 0;

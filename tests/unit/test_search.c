@@ -652,6 +652,56 @@ static void test_search_fields(void **state)
     assert_int_equal(sop_db_close(db), 0);
 }
 
+/* ---- bulk blocks with long ids ------------------------------------------ */
+
+/* Ids longer than the block format's short lengths (shared prefix and
+ * suffix of 15+ bytes), written in bulk (blocks), read, deleted. */
+static void test_search_bulk_long_ids(void **state)
+{
+    (void)state;
+    sop_db *db = open_db("longids");
+    sop_txn *txn;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
+    sop_text *t = text(txn, "l");
+    char id[128], body[64];
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(id, sizeof id, "%s-%05d%s", "a-very-long-common-prefix-for-document-ids", i,
+                         i % 3 ? "" : "-and-a-long-tail-after-the-number");
+        snprintf(body, sizeof body, "common w%d w%d", i % 7, i);
+        sop_text_doc d = {id, (size_t)n, body, strlen(body), NULL, 0};
+        assert_int_equal(sop_text_add(t, &d), 0);
+    }
+    assert_int_equal(sop_txn_commit(txn), 0);
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
+    t = text(txn, "l");
+    uint64_t df;
+    assert_int_equal(sop_text_df(t, "common", 6, &df), 0);
+    assert_int_equal(df, 200);
+    assert_int_equal(sop_text_df(t, "w3", 2, &df), 0);
+    assert_int_equal(df, 29);
+    sop_text_hit h[40];
+    assert_int_equal(search(t, "w3", 40, h), 29);
+    for (uint32_t i = 0; i < 29; i++) { /* the ids come back whole */
+        int num = atoi((const char *)h[i].id.data + 43);
+        assert_int_equal(num % 7, 3);
+        assert_int_equal(h[i].id.size, num % 3 ? 48 : 81);
+    }
+    for (int i = 0; i < 200; i += 2) { /* delete half: out of their blocks */
+        int n = snprintf(id, sizeof id, "%s-%05d%s", "a-very-long-common-prefix-for-document-ids", i,
+                         i % 3 ? "" : "-and-a-long-tail-after-the-number");
+        assert_int_equal(sop_text_delete(t, id, (size_t)n), 0);
+    }
+    assert_int_equal(sop_text_df(t, "common", 6, &df), 0);
+    assert_int_equal(df, 100);
+    assert_int_equal(search(t, "common", 40, h), 40);
+    assert_int_equal(search(t, "w4", 40, h), 14); /* odd i with i % 7 == 4 */
+    assert_int_equal(sop_txn_commit(txn), 0);
+    uint64_t problems = 1;
+    assert_int_equal(sop_db_check(db, NULL, NULL, &problems), 0);
+    assert_int_equal(problems, 0);
+    assert_int_equal(sop_db_close(db), 0);
+}
+
 /* ---- bad input --------------------------------------------------------- */
 
 static void test_search_bad_input(void **state)
@@ -772,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_search_concurrent_writers),
         cmocka_unit_test(test_search_one_txn_three_layers),
         cmocka_unit_test(test_search_fields),
+        cmocka_unit_test(test_search_bulk_long_ids),
         cmocka_unit_test(test_search_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
