@@ -40,12 +40,25 @@ void tx_bag_free(tx_bag *b)
     memset(b, 0, sizeof *b);
 }
 
+/* 8 bytes at a time, then a full mix: the low bits pick the slot, the
+ * high ones make the tag. */
 static uint64_t hash(const char *t, size_t len)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)t[i]) * 1099511628211ull;
-    return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull; /* mixed: low bits index, high bits tag */
+    uint64_t h = (uint64_t)len * 0x9e3779b97f4a7c15ull, w;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        memcpy(&w, t + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    if (i < len) {
+        w = 0;
+        memcpy(&w, t + i, len - i);
+        h = (h ^ w) * 0x94d049bb133111ebull;
+    }
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 /* A slot holds what most probes need without reading the term itself:

@@ -133,6 +133,7 @@ int sop__tokenize(const char *text, size_t len, const sop__tok_opts *o, sop__tok
     char term[SOP__TERM_MAX];
     size_t i = 0;
     uint32_t pos = 0;
+    const int fold = o->fold;
     while (i < len) {
         /* skip separators (ASCII ones without decoding) */
         if (p[i] < 0x80 && !ascii_tok(p[i])) {
@@ -153,7 +154,7 @@ int sop__tokenize(const char *text, size_t len, const sop__tok_opts *o, sop__tok
             if (c < 0x80) { /* the common case, without decoding */
                 if (!ascii_tok(c))
                     break;
-                char c1 = (char)(o->fold && c >= 'A' && c <= 'Z' ? c + 32 : c);
+                char c1 = (char)(fold && c >= 'A' && c <= 'Z' ? c + 32 : c);
                 if (c1 < 'a' || c1 > 'z')
                     ascii_az = 0;
                 if (tl < SOP__TERM_MAX)
