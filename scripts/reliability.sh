@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The durability suites, with one summary (reliability plan, part D):
 #   kill        SIGKILL at random times and at named kill points
+#   text-kill   SIGKILL while transactions write a text index (bulk and small)
 #   powerloss   simulated power loss at every I/O operation of a workload
 #   ioerr       EIO / ENOSPC / short I/O at every I/O operation of open,
 #               commits, checkpoint, compaction, close and check
@@ -18,7 +19,7 @@ scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev lib
 
 b=build/reliability
 cmake -S . -B $b -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOP_TESTING=ON -DSOP_WERROR=ON >/dev/null
-cmake --build $b -j"$(nproc)" --target crash_kill crash_powerloss ioerr >/dev/null
+cmake --build $b -j"$(nproc)" --target crash_kill crash_text crash_powerloss ioerr >/dev/null
 export SOP_TEST_TMP=$PWD/$b/testtmp
 if [ $quick = 1 ]; then kills=${SOP_KILL_ITERS:-80}; seeds=2; else kills=${SOP_KILL_ITERS:-2000}; seeds=16; fi
 
@@ -28,6 +29,7 @@ status=0
 SOP_KILL_ITERS=$kills $b/tests/crash/crash_kill >>"$out" 2>&1 || status=1
 # every named kill point must have been reached (the build has SOP_TESTING)
 if grep '^kill: points never reached' "$out" >&2; then status=1; fi
+SOP_TKILL_ITERS=$((kills / 4)) $b/tests/crash/crash_text >>"$out" 2>&1 || status=1
 $b/tests/crash/crash_powerloss --seeds $seeds >>"$out" 2>&1 || status=1
 $b/tests/faults/ioerr >"$b/ioerr.log" 2>&1 || status=1
 # "ioerr: <points> injection points, <bad> bad" -> the common summary shape
@@ -37,9 +39,9 @@ grep -q '^ioerr: [0-9]* cases' "$out" || { echo "ioerr: no summary (see $b/ioerr
 mutant=caught
 $b/tests/crash/crash_powerloss --seeds $seeds --mutant-nosync >"$b/mutant.log" 2>&1 || mutant="NOT caught"
 
-grep -E '^(kill|powerloss|ioerr): [0-9]+ cases' "$out" || true
+grep -E '^(kill|text-kill|powerloss|ioerr): [0-9]+ cases' "$out" || true
 awk -v mutant="$mutant" '
-  /^(kill|powerloss|ioerr): [0-9]+ cases/ {
+  /^(kill|text-kill|powerloss|ioerr): [0-9]+ cases/ {
     name=$1; sub(":","",name)
     for (i = 2; i <= NF; i++) { v=$i; gsub(",","",v); k=$(i+1); gsub(",","",k); if (v ~ /^[0-9]+$/) f[name,k]=v }
     names[name]=1

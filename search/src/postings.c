@@ -284,8 +284,10 @@ static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
     return rc < 0 ? corrupt(t, "a postings block is malformed") : rc;
 }
 
-/* Writes postings e[0..m) of one term into its blocks. */
-static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t m)
+/* Writes postings e[0..m) of one term into its blocks. @fresh: the
+ * postings store was empty when the flush began, so the term has no block
+ * to merge with (no lookups). */
+static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t m, int fresh)
 {
     size_t tlen, eil;
     const char *term = ent_term(f, e[0], &tlen);
@@ -298,7 +300,7 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
         /* the block that starts at or before this id, and the next one */
         sop__bcur c = {.t = &t->post->tree};
         b->n = 0;
-        rc = sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
+        rc = fresh ? SOP_ENOTFOUND : sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
         if (rc == 0 && at_term_block(&c, key, tlen)) {
             const uint8_t *k, *v;
             uint32_t klen, vlen;
@@ -314,11 +316,12 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
         size_t limlen = 0;
         int has_limit = 0;
         if (!rc) { /* the item after the one at or before the key, one step on */
-            if (c.depth) {
+            if (fresh)
+                rc = SOP_ENOTFOUND;
+            else if (c.depth)
                 rc = sop__bt_next(&c);
-            } else {
+            else
                 rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
-            }
             if (rc == 0 && at_term_block(&c, key, tlen)) {
                 const uint8_t *k, *v;
                 uint32_t klen, vlen;
@@ -449,11 +452,13 @@ int pb_flush(sop_text *t)
         }
     } else if (!rc) {
         t->txn->no_merge = 1; /* blocks are read, merged and rewritten */
+        uint64_t had = 1;
+        rc = sop_store_count(t->post, &had);
         for (size_t i = 0; i < pp->n && !rc;) {
             size_t j = i + 1;
             while (j < pp->n && pp->e[j] >> f.tshift == pp->e[i] >> f.tshift)
                 j++;
-            rc = write_blocks(t, &f, pp->e + i, j - i);
+            rc = write_blocks(t, &f, pp->e + i, j - i, had == 0);
             i = j;
         }
     }

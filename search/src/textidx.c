@@ -252,12 +252,20 @@ int tx_flush(sop_text *t)
     tx_delta *p = &t->pend;
     int rc = pb_flush(t);
     if (!rc && p->terms.n) {
-        uint32_t *ord;
-        rc = tx_bag_order(&p->terms, &ord, NULL); /* in key order: neighbouring leaves */
+        uint32_t *ord = NULL;
+        /* a first load (the term store is empty, and the transaction will
+         * not be merged anyway): plain inserts, one descent each */
+        uint64_t had = 1;
+        if (t->txn->no_merge)
+            rc = sop_store_count(t->term, &had);
+        if (!rc)
+            rc = tx_bag_order(&p->terms, &ord, NULL); /* in key order: neighbouring leaves */
         for (size_t i = 0; i < p->terms.n && !rc; i++) {
             const tx_term *x = &p->terms.terms[ord[i]];
-            sop_val k = {p->terms.mem + x->off, x->len};
-            if (x->n)
+            sop_val k = {p->terms.mem + x->off, x->len}, v = {&x->n, 8};
+            if (x->n && had == 0 && x->n > 0)
+                rc = sop_add(t->term, &k, &v);
+            else if (x->n)
                 rc = sop_incr(t->term, &k, x->n, NULL);
         }
         sop__free(ord);
