@@ -22,8 +22,7 @@ typedef struct fused {
 static int by_id(const void *pa, const void *pb)
 {
     const fused *a = pa, *b = pb;
-    int c = memcmp(a->id, b->id, a->idlen < b->idlen ? a->idlen : b->idlen);
-    return c ? c : (a->idlen > b->idlen) - (a->idlen < b->idlen);
+    return tx_id_cmp(a->id, a->idlen, b->id, b->idlen);
 }
 
 static int best_first(const void *pa, const void *pb)

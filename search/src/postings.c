@@ -20,17 +20,6 @@
 
 #define CHECK_EVERY 256
 
-static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c ? c : (al > bl) - (al < bl);
-}
-
-static int corrupt(sop_text *t, const char *what)
-{
-    return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
-}
-
 /* ---- the codec ------------------------------------------------------ */
 
 void pb_block_free(pb_block *b)
@@ -281,7 +270,7 @@ static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
     if (rc)
         return rc;
     rc = blk_decode(b, val.data, val.size);
-    return rc < 0 ? corrupt(t, "a postings block is malformed") : rc;
+    return rc < 0 ? tx_corrupt(t, "a postings block is malformed") : rc;
 }
 
 /* Writes postings e[0..m) of one term into its blocks. @fresh: the
@@ -340,7 +329,7 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
         size_t j = i;
         for (; j < m; j++) {
             const uint8_t *jid = ent_id(f, e[j], &eil);
-            if (has_limit && id_cmp(jid, eil, limit, limlen) >= 0)
+            if (has_limit && tx_id_cmp(jid, eil, limit, limlen) >= 0)
                 break;
         }
         pb_block *mg = &t->blk2;
@@ -349,12 +338,12 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
         for (size_t x = i; x < j && !rc; x++) {
             size_t xl;
             const uint8_t *xid = ent_id(f, e[x], &xl);
-            while (a < b->n && !rc && id_cmp(BID(b, a), BLEN(b, a), xid, xl) < 0) {
+            while (a < b->n && !rc && tx_id_cmp(BID(b, a), BLEN(b, a), xid, xl) < 0) {
                 rc = blk_push(mg, BID(b, a), BLEN(b, a), b->tf[a], b->dl[a]);
                 a++;
             }
-            if (!rc && a < b->n && id_cmp(BID(b, a), BLEN(b, a), xid, xl) == 0)
-                return corrupt(t, "a new posting is already in a block");
+            if (!rc && a < b->n && tx_id_cmp(BID(b, a), BLEN(b, a), xid, xl) == 0)
+                return tx_corrupt(t, "a new posting is already in a block");
             if (!rc)
                 rc = blk_push(mg, xid, xl, PE_TF(e[x]), ent_dl(f, e[x]));
         }
@@ -378,7 +367,7 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
                                            BLEN(mg, from))};
                 rc = sop_add(t->post, &k, &v);
                 if (rc == SOP_EEXISTS)
-                    return corrupt(t, "two postings blocks start at one id");
+                    return tx_corrupt(t, "two postings blocks start at one id");
             }
             from = to;
         }
@@ -435,7 +424,7 @@ int pb_flush(sop_text *t)
                 v = {pp->rec + pp->rref[d].off, pp->rref[d].len};
         rc = sop_add(t->doc, &k, &v);
         if (rc == SOP_EEXISTS)
-            rc = corrupt(t, "the record of a new document exists");
+            rc = tx_corrupt(t, "the record of a new document exists");
     }
     if (!rc && pp->ids.n < PB_BULK_DOCS) {
         uint8_t key[TX_PKEY_MAX], val[20];
@@ -448,7 +437,7 @@ int pb_flush(sop_text *t)
             sop_val k = {key, make_key(key, term, tl, PB_SINGLE, id, il)}, v = {val, vl};
             rc = sop_add(t->post, &k, &v);
             if (rc == SOP_EEXISTS)
-                rc = corrupt(t, "a posting of a new document exists");
+                rc = tx_corrupt(t, "a posting of a new document exists");
         }
     } else if (!rc) {
         t->txn->no_merge = 1; /* blocks are read, merged and rewritten */
@@ -488,7 +477,7 @@ int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t
     pb_block *b = &t->blk;
     rc = sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
     if (rc == SOP_ENOTFOUND || (rc == 0 && !at_term_block(&c, key, tlen)))
-        return corrupt(t, "a posting of a document is missing");
+        return tx_corrupt(t, "a posting of a document is missing");
     uint8_t bkey[TX_PKEY_MAX];
     size_t bkl;
     {
@@ -504,10 +493,10 @@ int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t
     if (rc)
         return rc;
     uint32_t at = 0;
-    while (at < b->n && id_cmp(BID(b, at), BLEN(b, at), id, idlen) != 0)
+    while (at < b->n && tx_id_cmp(BID(b, at), BLEN(b, at), id, idlen) != 0)
         at++;
     if (at == b->n)
-        return corrupt(t, "a posting of a document is missing");
+        return tx_corrupt(t, "a posting of a document is missing");
     pb_block *rest = &t->blk2;
     rest->n = 0;
     for (uint32_t i = 0; i < b->n && !rc; i++)
@@ -568,7 +557,7 @@ static int sub_load(pb_iter *it, pb_sub *s, int rc)
     uint64_t tf, dl;
     if (vf != 0 || tx_get_varint(v, vlen, &off, &tf) || tx_get_varint(v, vlen, &off, &dl) ||
         tf == 0 || tf > UINT32_MAX || dl > UINT32_MAX)
-        return corrupt(it->t, "a posting is malformed");
+        return tx_corrupt(it->t, "a posting is malformed");
     s->id = k + tl + 1;
     s->idlen = klen - tl - 1;
     s->tf = (uint32_t)tf;
@@ -596,14 +585,14 @@ static int sub_next(pb_iter *it, pb_sub *s)
 
 static int sub_seek(pb_iter *it, pb_sub *s, const uint8_t *id, size_t idlen)
 {
-    if (s->done || id_cmp(s->id, s->idlen, id, idlen) >= 0)
+    if (s->done || tx_id_cmp(s->id, s->idlen, id, idlen) >= 0)
         return 0;
     pb_block *b = &s->blk;
-    if (s->blocks && id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0) {
+    if (s->blocks && tx_id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0) {
         uint32_t lo = s->pos + 1, hi = b->n - 1; /* the first >= id, in this block */
         while (lo < hi) {
             uint32_t mid = lo + (hi - lo) / 2;
-            if (id_cmp(BID(b, mid), BLEN(b, mid), id, idlen) < 0)
+            if (tx_id_cmp(BID(b, mid), BLEN(b, mid), id, idlen) < 0)
                 lo = mid + 1;
             else
                 hi = mid;
@@ -614,7 +603,7 @@ static int sub_seek(pb_iter *it, pb_sub *s, const uint8_t *id, size_t idlen)
     if (!s->blocks) /* a few steps in the leaf before a descent */
         for (int i = 0; i < 4; i++) {
             int rc = sub_next(it, s);
-            if (rc || s->done || id_cmp(s->id, s->idlen, id, idlen) >= 0)
+            if (rc || s->done || tx_id_cmp(s->id, s->idlen, id, idlen) >= 0)
                 return rc;
         }
     it->key[it->tlen] = (uint8_t)(s->blocks ? PB_BLOCK : PB_SINGLE);
@@ -627,7 +616,7 @@ static int sub_seek(pb_iter *it, pb_sub *s, const uint8_t *id, size_t idlen)
     if (rc == 0 && at_term_block(&s->c, it->key, it->tlen)) {
         if ((rc = sub_load(it, s, 0)) || s->done)
             return rc;
-        if (id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0)
+        if (tx_id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0)
             return sub_seek(it, s, id, idlen);
         return sub_load(it, s, sop__bt_next(&s->c)); /* it ends before: the next block */
     }
@@ -646,7 +635,7 @@ static void pick(pb_iter *it)
         it->done = 1;
         return;
     }
-    m = a->done ? b : b->done ? a : id_cmp(a->id, a->idlen, b->id, b->idlen) <= 0 ? a : b;
+    m = a->done ? b : b->done ? a : tx_id_cmp(a->id, a->idlen, b->id, b->idlen) <= 0 ? a : b;
     it->id = m->id;
     it->idlen = m->idlen;
     it->tf = m->tf;
@@ -693,7 +682,7 @@ int pb_iter_next(pb_iter *it)
 
 int pb_iter_seek(pb_iter *it, const uint8_t *id, size_t idlen)
 {
-    if (it->done || id_cmp(it->id, it->idlen, id, idlen) >= 0)
+    if (it->done || tx_id_cmp(it->id, it->idlen, id, idlen) >= 0)
         return 0;
     int rc = 0;
     for (int i = 0; i < 2 && !rc; i++)

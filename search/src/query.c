@@ -25,12 +25,6 @@ typedef struct piter {
     double w, ub;
 } piter;
 
-static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c ? c : (al > bl) - (al < bl);
-}
-
 /* A result kept in the heap; ids live in a slab, SOP_TEXT_ID_MAX each. */
 typedef struct hent {
     double score;
@@ -49,7 +43,7 @@ static int worse(const heap *h, const hent *a, const hent *b)
 {
     if (a->score != b->score)
         return a->score < b->score;
-    return id_cmp(h->ids + (size_t)a->slot * SOP_TEXT_ID_MAX, a->idlen,
+    return tx_id_cmp(h->ids + (size_t)a->slot * SOP_TEXT_ID_MAX, a->idlen,
                   h->ids + (size_t)b->slot * SOP_TEXT_ID_MAX, b->idlen) > 0;
 }
 
@@ -92,7 +86,7 @@ static int offer(heap *h, double score, const uint8_t *id, size_t idlen)
         if (score < w->score)
             return 0;
         if (score == w->score &&
-            id_cmp(id, idlen, h->ids + (size_t)w->slot * SOP_TEXT_ID_MAX, w->idlen) >= 0)
+            tx_id_cmp(id, idlen, h->ids + (size_t)w->slot * SOP_TEXT_ID_MAX, w->idlen) >= 0)
             return 0;
         cand.slot = w->slot;
         memcpy(h->ids + (size_t)cand.slot * SOP_TEXT_ID_MAX, id, idlen);
@@ -138,7 +132,7 @@ static int run(piter **it, size_t m, const params *pr, heap *h)
         const pb_iter *best = NULL;
         for (size_t i = ne; i < m; i++) {
             const pb_iter *p = &it[i]->p;
-            if (!p->done && (!best || id_cmp(p->id, p->idlen, best->id, best->idlen) < 0))
+            if (!p->done && (!best || tx_id_cmp(p->id, p->idlen, best->id, best->idlen) < 0))
                 best = p;
         }
         if (!best)
@@ -148,7 +142,7 @@ static int run(piter **it, size_t m, const params *pr, heap *h)
         double score = 0;
         for (size_t i = ne; i < m && !rc; i++) {
             pb_iter *p = &it[i]->p;
-            if (!p->done && id_cmp(p->id, p->idlen, cur, clen) == 0) {
+            if (!p->done && tx_id_cmp(p->id, p->idlen, cur, clen) == 0) {
                 score += bm25(pr, it[i]);
                 rc = pb_iter_next(p);
             }
@@ -158,7 +152,7 @@ static int run(piter **it, size_t m, const params *pr, heap *h)
                 break;
             pb_iter *p = &it[j]->p;
             if ((rc = pb_iter_seek(p, cur, clen)) == 0 && !p->done &&
-                id_cmp(p->id, p->idlen, cur, clen) == 0)
+                tx_id_cmp(p->id, p->idlen, cur, clen) == 0)
                 score += bm25(pr, it[j]);
         }
         if (rc)

@@ -39,6 +39,11 @@ int tx_err(const sop_text *t, int rc, const char *fmt, ...)
     return sop__err(t->db, rc, "text index %s: %s", t->name, msg);
 }
 
+int tx_corrupt(sop_text *t, const char *what)
+{
+    return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
+}
+
 int tx_buf(sop_text *t, size_t n)
 {
     uint8_t *p = sop__grow(t->buf, &t->bufcap, n, 1, 1024);

@@ -6,6 +6,7 @@
 #define SOP_SEARCH_TEXTIDX_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 #include "sop/search.h"
@@ -118,6 +119,14 @@ struct sop_text {
 
 /* Records the message and returns @rc. */
 int tx_err(const sop_text *t, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Fails the transaction with SOP_ECORRUPT and the message @what. */
+int tx_corrupt(sop_text *t, const char *what);
+/* Byte order of ids and terms: memcmp, then the shorter first. */
+static inline int tx_id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
 /* Room for @n bytes in t->buf / t->out. */
 int tx_buf(sop_text *t, size_t n);
 int tx_out(sop_text *t, size_t n);

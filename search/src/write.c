@@ -34,11 +34,6 @@ static int encode_record(sop_text *t, size_t *len)
     return 0;
 }
 
-static int corrupt(sop_text *t, const char *what)
-{
-    return sop__txn_fail(t->txn, tx_err(t, SOP_ECORRUPT, "%s", what));
-}
-
 /* Buffers the postings of t->bag for document @id (and its record, NULL
  * when written already) and counts them. */
 static int add_postings(sop_text *t, const void *id, size_t idlen, const uint8_t *rec,
@@ -59,17 +54,17 @@ static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_
     size_t off = 0;
     uint64_t dl, n;
     if (tx_get_varint(rec, len, &off, &dl) || tx_get_varint(rec, len, &off, &n))
-        return corrupt(t, "a document record is malformed");
+        return tx_corrupt(t, "a document record is malformed");
     int rc = 0;
     for (uint64_t i = 0; i < n && !rc; i++) {
         uint64_t tl;
         if (tx_get_varint(rec, len, &off, &tl) || tl == 0 || tl > TX_TERM_MAX || tl > len - off)
-            return corrupt(t, "a document record is malformed");
+            return tx_corrupt(t, "a document record is malformed");
         const char *term = (const char *)rec + off;
         off += tl;
         rc = pb_remove(t, term, tl, id, idlen);
         if (rc == SOP_ENOTFOUND)
-            return corrupt(t, "a posting of a document is missing");
+            return tx_corrupt(t, "a posting of a document is missing");
         if (!rc)
             rc = tx_bag_put(&t->pend.terms, term, tl, -1);
     }
