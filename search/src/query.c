@@ -1,9 +1,9 @@
 /* query.c - BM25 top-k over the postings, document at a time with
  * MaxScore pruning.
  *
- * Each query term has a cursor on its postings (term 0x00 id, in id
- * order), walked on the B-tree itself: a step is a slot in a leaf, not a
- * lookup. A term's score in a document is at most w (k1 + 1), where w is
+ * Each query term has a cursor on its postings (both forms, merged in id
+ * order: postings.h), walked on the B-tree itself: a step is a slot in a
+ * leaf or in a decoded block, not a lookup. A term's score in a document is at most w (k1 + 1), where w is
  * its weight (IDF times its count in the query). With the terms sorted by
  * that bound, the lowest ones whose bounds sum to less than the current
  * k-th best score are "non-essential": a document that holds none of the
