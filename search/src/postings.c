@@ -248,13 +248,21 @@ static size_t make_key(uint8_t *key, const char *term, size_t tlen, int kind, co
     return tlen + 1 + idlen;
 }
 
+/* The key under @c. */
+static const uint8_t *cur_key(const sop__bcur *c, uint32_t *klen)
+{
+    const uint8_t *k, *v;
+    uint32_t vlen;
+    uint8_t vf;
+    sop__bt_item(c, &k, klen, &v, &vlen, &vf);
+    return k;
+}
+
 /* Is the item under @c a block of the term in key[0..tlen]? */
 static int at_term_block(const sop__bcur *c, const uint8_t *key, size_t tlen)
 {
-    const uint8_t *k, *v;
-    uint32_t klen, vlen;
-    uint8_t vf;
-    sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
+    uint32_t klen;
+    const uint8_t *k = cur_key(c, &klen);
     return klen > tlen + 1 && memcmp(k, key, tlen) == 0 && k[tlen] == PB_BLOCK;
 }
 
@@ -291,10 +299,8 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
         b->n = 0;
         rc = fresh ? SOP_ENOTFOUND : sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
         if (rc == 0 && at_term_block(&c, key, tlen)) {
-            const uint8_t *k, *v;
-            uint32_t klen, vlen;
-            uint8_t vf;
-            sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
+            uint32_t klen;
+            const uint8_t *k = cur_key(&c, &klen); /* klen is set before the copy */
             memcpy(bkey, k, klen);
             bkl = klen;
             rc = read_block(t, &c, b);
@@ -312,10 +318,8 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
             else
                 rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
             if (rc == 0 && at_term_block(&c, key, tlen)) {
-                const uint8_t *k, *v;
-                uint32_t klen, vlen;
-                uint8_t vf;
-                sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
+                uint32_t klen;
+                const uint8_t *k = cur_key(&c, &klen);
                 limlen = klen - tlen - 1;
                 memcpy(limit, k + tlen + 1, limlen);
                 has_limit = 1;
@@ -479,15 +483,9 @@ int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t
     if (rc == SOP_ENOTFOUND || (rc == 0 && !at_term_block(&c, key, tlen)))
         return tx_corrupt(t, "a posting of a document is missing");
     uint8_t bkey[TX_PKEY_MAX];
-    size_t bkl;
-    {
-        const uint8_t *bk, *v;
-        uint32_t klen, vlen;
-        uint8_t vf;
-        sop__bt_item(&c, &bk, &klen, &v, &vlen, &vf);
-        memcpy(bkey, bk, klen);
-        bkl = klen;
-    }
+    uint32_t bkl;
+    const uint8_t *bkp = cur_key(&c, &bkl);
+    memcpy(bkey, bkp, bkl);
     if (!rc)
         rc = read_block(t, &c, b);
     if (rc)

@@ -6,9 +6,10 @@
  * Blocks of a term never overlap one another; single postings may fall
  * inside a block's id range. A document's posting for a term is in exactly
  * one of the two. Small transactions write singles: plain inserts of
- * distinct keys, which concurrent writers merge without conflict. A
- * transaction that adds many documents buffers their postings and writes
- * them into blocks, in key order (few, compact items: the bulk path).
+ * distinct keys, which concurrent writers merge without conflict. Every
+ * transaction buffers its postings; a flush of PB_BULK_DOCS documents or
+ * more writes them into blocks, in key order (few, compact items: the bulk
+ * path), a smaller one as singles.
  * Readers merge the two ranges of a term in id order. */
 #ifndef SOP_SEARCH_POSTINGS_H
 #define SOP_SEARCH_POSTINGS_H
@@ -20,7 +21,7 @@
 #define PB_MAX 128        /* postings per block */
 #define PB_BYTES 2048     /* encoded bytes per block (soft) */
 #define PB_BULK_DOCS 32   /* documents buffered at flush from which blocks are written */
-#define PB_BUFFER_BYTES (128u << 20) /* buffered postings (16 bytes each) flushed past this */
+#define PB_BUFFER_BYTES (128u << 20) /* buffer (8 bytes a posting, plus records) flushed past this */
 
 /* Buffers the postings of t->bag for document @id, and its record @rec
  * (NULL: the caller wrote it), for pb_flush: records are written in id

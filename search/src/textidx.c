@@ -4,12 +4,14 @@
  * Stores of index <name> (docs/design/search.md):
  *   <name>.txt.cfg   "c" -> config; "N" -> documents, "L" -> total length
  *                    (counters, sop_incr)
- *   <name>.txt.post  term 0x00 id -> varint tf, varint document length
+ *   <name>.txt.post  term 0x00 id -> varint tf, varint document length;
+ *                    term 0x01 first id -> a block of postings (postings.h)
  *   <name>.txt.term  term -> document frequency (counter)
  *   <name>.txt.doc   id -> varint length, varint n, n x (varint len, term)
  * Writers keep their counter deltas in the handle (one per distinct term
- * of the transaction, not one per document) and write them with sop_incr
- * before any read of the statistics and at commit (the flush hook). */
+ * of the transaction, not one per document) and write them with sop_incr,
+ * after the buffered postings, before any read of the statistics and at
+ * commit (the flush hook). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

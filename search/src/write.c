@@ -13,7 +13,7 @@
 #include "postings.h"
 #include "textidx.h"
 
-/* Encodes t->bag (sorted) as a document record into t->buf. */
+/* Encodes t->bag (its terms in any order) as a document record into t->buf. */
 static int encode_record(sop_text *t, size_t *len)
 {
     const tx_bag *b = &t->bag;
