@@ -588,20 +588,47 @@ int sop__txn_counter_value(sop_txn *t, sop__counter *c, uint64_t *value)
 /* Commit                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The commit's records, built in a buffer of at most CB_CHUNK bytes (or
+ * one record) that is written to the log whenever it is full: a large
+ * commit does not need its whole size in fresh memory. Images written
+ * before the commit record are harmless if the commit fails: no commit
+ * record refers to them (as with a torn write). */
+#define CB_CHUNK (4u << 20)
 typedef struct cbuf {
     uint8_t *p;
     size_t len, cap;
+    uint64_t at; /* the log offset of p[0] */
+    sop_db *db;
+    int io_failed; /* a write failed: the log is unusable */
 } cbuf;
 
+/* Writes out what the buffer holds. */
+static int cb_write(cbuf *b)
+{
+    int rc = b->len ? sop__log_write(&b->db->log, b->p, b->len, b->at, b->db) : 0;
+    if (rc) {
+        b->io_failed = 1;
+        return rc;
+    }
+    b->at += b->len;
+    b->len = 0;
+    return 0;
+}
+
+/* Room for @n more bytes (writing out the buffer when it is full). */
 static int cb_reserve(cbuf *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return 0;
-    /* the first reservation is exact (min = n), later ones double */
-    uint8_t *p = sop__grow(b->p, &b->cap, b->len + n, 1, n);
+    int rc = cb_write(b);
+    if (rc || n <= b->cap)
+        return rc;
+    size_t want = n > CB_CHUNK ? n : CB_CHUNK;
+    uint8_t *p = sop__realloc(b->p, want);
     if (!p)
         return -ENOMEM;
     b->p = p;
+    b->cap = want;
     return 0;
 }
 
@@ -655,7 +682,7 @@ typedef struct entry {
 } entry;
 
 /* Appends an IMAGE record and returns its handle (version = cur + 1). */
-static int add_image(cbuf *b, uint32_t seg, uint64_t base_off, uint64_t csn, uint64_t id,
+static int add_image(cbuf *b, uint32_t seg, uint64_t csn, uint64_t id,
                      const sop__handle *cur, int kind, const void *data, size_t len,
                      void (*fill)(const void *src, uint8_t *dst), sop__handle *out)
 {
@@ -682,7 +709,7 @@ static int add_image(cbuf *b, uint32_t seg, uint64_t base_off, uint64_t csn, uin
         memcpy(ih + SOP__IMG_HDR, data, len);
     sop__rec_seal(r, SOP__REC_IMAGE, csn, (uint32_t)(SOP__IMG_HDR + len));
     out->seg = seg;
-    out->off = base_off + b->len;
+    out->off = b->at + b->len;
     out->len = (uint32_t)rlen;
     out->version = cur->version + 1;
     out->csn = csn;
@@ -707,23 +734,19 @@ static int counter_pending(const sop__counter *c)
     return !c->dropped && (!c->base_version || c->delta != 0) && c->loaded;
 }
 
-/* Builds images + commit record (@total bytes, commit_size()) into @b.
- * Caller holds commit_mu. */
-static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, uint64_t total, cbuf *b,
-                 entry **ents, size_t *nents)
+/* Builds images + commit record into @b (which writes full chunks to the
+ * log, from b->at on); the caller writes what is left. Caller holds
+ * commit_mu. */
+static int build(sop_txn *t, uint64_t csn, uint32_t seg, cbuf *b, entry **ents, size_t *nents)
 {
     sop_db *db = t->db;
     size_t cap = 0;
-    if (total > SIZE_MAX)
-        return -ENOMEM;
-    int rc = cb_reserve(b, (size_t)total); /* one allocation, no regrowth copies */
-    if (rc)
-        return rc;
+    int rc;
     SOP__U64MAP_FOREACH(&t->dirty, i)
     {
         sop__dirty *d = t->dirty.vals[i];
         sop__handle cur = sop__reg_get(&db->reg, t->dirty.keys[i]), nh;
-        rc = add_image(b, seg, off, csn, t->dirty.keys[i], &cur, SOP__IMG_NODE, d->node,
+        rc = add_image(b, seg, csn, t->dirty.keys[i], &cur, SOP__IMG_NODE, d->node,
                        d->node->bytes, fill_node, &nh);
         if (!rc)
             rc = push_entry(ents, nents, &cap, t->dirty.keys[i], &nh);
@@ -732,7 +755,7 @@ static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, uint64_t 
     }
     for (size_t i = 0; i < t->nblobs; i++) {
         sop__handle cur = sop__reg_get(&db->reg, t->blobs[i].id), nh;
-        rc = add_image(b, seg, off, csn, t->blobs[i].id, &cur, SOP__IMG_BLOB, t->blobs[i].data,
+        rc = add_image(b, seg, csn, t->blobs[i].id, &cur, SOP__IMG_BLOB, t->blobs[i].data,
                        t->blobs[i].len, NULL, &nh);
         if (!rc)
             rc = push_entry(ents, nents, &cap, t->blobs[i].id, &nh);
@@ -753,7 +776,7 @@ static int build(sop_txn *t, uint64_t csn, uint32_t seg, uint64_t off, uint64_t 
         }
         uint8_t v[8];
         sop__put64(v, (uint64_t)((int64_t)value + c->delta));
-        rc = add_image(b, seg, off, csn, c->id, &cur, SOP__IMG_COUNTER, v, 8, NULL, &nh);
+        rc = add_image(b, seg, csn, c->id, &cur, SOP__IMG_COUNTER, v, 8, NULL, &nh);
         if (!rc)
             rc = push_entry(ents, nents, &cap, c->id, &nh);
         if (rc)
@@ -979,13 +1002,22 @@ int sop_txn_commit(sop_txn *t)
     rc = sop__log_reserve(&db->log, total, &seg, &off, db);
     if (rc)
         goto panic;
-    rc = build(w, csn, seg, off, total, &b, &ents, &nents);
+    b.at = off;
+    b.db = db;
+    rc = build(w, csn, seg, &b, &ents, &nents);
+    if (rc && b.io_failed)
+        goto panic;
     if (rc)
-        goto unlock; /* nothing written */
+        goto unlock; /* no commit record written */
     SOP_KILL_POINT("commit:before_append");
-    rc = sop__log_write(&db->log, b.p, b.len, off, db);
+    rc = cb_write(&b);
     if (rc)
         goto panic;
+    if (b.at != off + total) {
+        rc = sop__err(db, SOP_ECORRUPT, "commit wrote %llu bytes, %llu expected",
+                      (unsigned long long)(b.at - off), (unsigned long long)total);
+        goto panic;
+    }
     SOP_KILL_POINT("commit:after_append");
     for (size_t i = 0; i < nents; i++) {
         rc = sop__reg_set(&db->reg, ents[i].id, &ents[i].h);
@@ -1005,12 +1037,12 @@ int sop_txn_commit(sop_txn *t)
     }
     atomic_store(&db->csn, csn);
     atomic_store(&db->shm->csn, csn);
-    atomic_fetch_add(&db->since_ckpt, b.len);
+    atomic_fetch_add(&db->since_ckpt, total);
     SOP_KILL_POINT("commit:after_apply");
     sop__commit_unlock(db);
 
     if (db->opt.sync == SOP_SYNC_FULL && !db->test_nosync) {
-        rc = sop__log_sync(&db->log, seg, off + b.len, db);
+        rc = sop__log_sync(&db->log, seg, off + total, db);
         if (rc) {
             atomic_store(&db->panic, 1);
             goto out;

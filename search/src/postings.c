@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "docs.h"
 #include "err.h"
 #include "mem.h"
 
@@ -182,11 +183,9 @@ int pb_buffer(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, siz
     pp->e = e;
     pp->rref = r;
     pp->rec = m;
-    r[d] = (tx_rref){pp->rused, rec ? reclen : 0, (uint32_t)b->tokens};
-    if (rec) {
-        memcpy(m + pp->rused, rec, reclen);
-        pp->rused += reclen;
-    }
+    r[d] = (tx_rref){pp->rused, reclen, (uint32_t)b->tokens};
+    memcpy(m + pp->rused, rec, reclen);
+    pp->rused += reclen;
     for (size_t i = 0; i < b->n && !rc; i++) { /* the posting (its +1 of df: at the flush) */
         uint32_t ti;
         rc = tx_bag_put_idx(&t->pend.terms, b->terms[i].t, b->terms[i].len, 0, &ti);
@@ -258,26 +257,70 @@ static const uint8_t *cur_key(const sop__bcur *c, uint32_t *klen)
     return k;
 }
 
-/* Is the item under @c a block of the term in key[0..tlen]? */
-static int at_term_block(const sop__bcur *c, const uint8_t *key, size_t tlen)
+/* Is the item under @c a block of the prefix key[0..plen]? */
+static int at_block(const sop__bcur *c, const uint8_t *key, size_t plen)
 {
     uint32_t klen;
     const uint8_t *k = cur_key(c, &klen);
-    return klen > tlen + 1 && memcmp(k, key, tlen) == 0 && k[tlen] == PB_BLOCK;
+    return klen > plen + 1 && memcmp(k, key, plen) == 0 && k[plen] == PB_BLOCK;
 }
 
-/* Reads the block under @c into @b (its value may be a blob). */
-static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
+/* The value under @c of store @s (it may be a blob). */
+static int cur_value(const sop__bcur *c, sop_store *s, sop_val *val)
 {
     const uint8_t *k, *v;
     uint32_t klen, vlen;
     uint8_t vf;
     sop__bt_item(c, &k, &klen, &v, &vlen, &vf);
+    return sop__value_get(s, v, vlen, vf, val);
+}
+
+int pb_span_find(sop_store *s, const uint8_t *key, size_t kl, size_t plen, int fresh, pb_span *sp)
+{
+    sop__bcur c = {.t = &s->tree};
+    sp->found = sp->has_limit = 0;
+    int rc = fresh ? SOP_ENOTFOUND : sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
+    if (rc == 0 && at_block(&c, key, plen)) {
+        uint32_t klen;
+        const uint8_t *k = cur_key(&c, &klen);
+        memcpy(sp->bkey, k, klen);
+        sp->bkl = klen;
+        if ((rc = cur_value(&c, s, &sp->val)))
+            return rc;
+        sp->found = 1;
+    } else if (rc && rc != SOP_ENOTFOUND) {
+        return rc;
+    }
+    if (fresh)
+        return 0;
+    /* the item after the one at or before the key */
+    rc = c.depth && rc == 0 ? sop__bt_next(&c) : sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
+    if (rc == 0 && at_block(&c, key, plen)) {
+        uint32_t klen;
+        const uint8_t *k = cur_key(&c, &klen);
+        sp->limlen = klen - plen - 1;
+        memcpy(sp->limit, k + plen + 1, sp->limlen);
+        sp->has_limit = 1;
+    }
+    return rc == SOP_ENOTFOUND ? 0 : rc;
+}
+
+/* Reads the block under @c into @b. */
+static int read_block(sop_text *t, const sop__bcur *c, pb_block *b)
+{
     sop_val val;
-    int rc = sop__value_get(t->post, v, vlen, vf, &val);
+    int rc = cur_value(c, t->post, &val);
     if (rc)
         return rc;
     rc = blk_decode(b, val.data, val.size);
+    return rc < 0 ? tx_corrupt(t, "a postings block is malformed") : rc;
+}
+
+/* Decodes the block a span found into @b (empty when none). */
+static int span_block(sop_text *t, const pb_span *sp, pb_block *b)
+{
+    b->n = 0;
+    int rc = sp->found ? blk_decode(b, sp->val.data, sp->val.size) : 0;
     return rc < 0 ? tx_corrupt(t, "a postings block is malformed") : rc;
 }
 
@@ -288,52 +331,23 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
 {
     size_t tlen, eil;
     const char *term = ent_term(f, e[0], &tlen);
-    uint8_t key[TX_PKEY_MAX], bkey[TX_PKEY_MAX];
+    uint8_t key[TX_PKEY_MAX];
     pb_block *b = &t->blk;
     int rc = 0;
     for (size_t i = 0; i < m && !rc;) {
         const uint8_t *id = ent_id(f, e[i], &eil);
-        size_t kl = make_key(key, term, tlen, PB_BLOCK, id, eil), bkl = 0;
-        /* the block that starts at or before this id, and the next one */
-        sop__bcur c = {.t = &t->post->tree};
-        b->n = 0;
-        rc = fresh ? SOP_ENOTFOUND : sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
-        if (rc == 0 && at_term_block(&c, key, tlen)) {
-            uint32_t klen;
-            const uint8_t *k = cur_key(&c, &klen); /* klen is set before the copy */
-            memcpy(bkey, k, klen);
-            bkl = klen;
-            rc = read_block(t, &c, b);
-        } else if (rc == SOP_ENOTFOUND) {
-            rc = 0;
-        }
-        uint8_t limit[SOP_TEXT_ID_MAX];
-        size_t limlen = 0;
-        int has_limit = 0;
-        if (!rc) { /* the item after the one at or before the key, one step on */
-            if (fresh)
-                rc = SOP_ENOTFOUND;
-            else if (c.depth)
-                rc = sop__bt_next(&c);
-            else
-                rc = sop__bt_seek(&c, key, kl, SOP__SEEK_GT);
-            if (rc == 0 && at_term_block(&c, key, tlen)) {
-                uint32_t klen;
-                const uint8_t *k = cur_key(&c, &klen);
-                limlen = klen - tlen - 1;
-                memcpy(limit, k + tlen + 1, limlen);
-                has_limit = 1;
-            }
-            if (rc == SOP_ENOTFOUND)
-                rc = 0;
-        }
+        size_t kl = make_key(key, term, tlen, PB_BLOCK, id, eil);
+        pb_span *sp = &t->span;
+        rc = pb_span_find(t->post, key, kl, tlen, fresh, sp);
+        if (!rc)
+            rc = span_block(t, sp, b);
         if (rc)
             break;
         /* the new postings that belong before the next block, merged in */
         size_t j = i;
         for (; j < m; j++) {
             const uint8_t *jid = ent_id(f, e[j], &eil);
-            if (has_limit && tx_id_cmp(jid, eil, limit, limlen) >= 0)
+            if (sp->has_limit && tx_id_cmp(jid, eil, sp->limit, sp->limlen) >= 0)
                 break;
         }
         pb_block *mg = &t->blk2;
@@ -363,8 +377,8 @@ static int write_blocks(sop_text *t, const flushv *f, const uint64_t *e, size_t 
             if ((rc = blk_encode(t, mg, from, to, &vl)))
                 break;
             sop_val v = {t->buf, vl};
-            if (from == 0 && bkl) {
-                sop_val k = {bkey, bkl};
+            if (from == 0 && sp->found) {
+                sop_val k = {sp->bkey, sp->bkl};
                 rc = sop_update(t->post, &k, &v);
             } else {
                 sop_val k = {key, make_key(key, term, tlen, PB_BLOCK, BID(mg, from),
@@ -420,16 +434,16 @@ int pb_flush(sop_text *t)
         f.terms->terms[f.tord[pp->e[i] >> f.tshift]].n += (int64_t)(j - i);
         i = j;
     }
+    dr_rec *recs = rc ? NULL : sop__malloc((pp->ids.n + 1) * sizeof *recs);
+    if (!rc && !recs)
+        rc = -ENOMEM;
     for (size_t r = 0; r < pp->ids.n && !rc; r++) { /* the records, in id order */
-        uint32_t d = dord[r];
-        if (!pp->rref[d].len)
-            continue;
-        sop_val k = {f.idmem + f.docs[r].off, f.docs[r].len},
-                v = {pp->rec + pp->rref[d].off, pp->rref[d].len};
-        rc = sop_add(t->doc, &k, &v);
-        if (rc == SOP_EEXISTS)
-            rc = tx_corrupt(t, "the record of a new document exists");
+        const tx_rref *x = &pp->rref[dord[r]];
+        recs[r] = (dr_rec){f.idmem + f.docs[r].off, f.docs[r].len, pp->rec + x->off, x->len};
     }
+    if (!rc)
+        rc = dr_write(t, recs, pp->ids.n);
+    sop__free(recs);
     if (!rc && pp->ids.n < PB_BULK_DOCS) {
         uint8_t key[TX_PKEY_MAX], val[20];
         for (size_t i = 0; i < pp->n && !rc; i++) {
@@ -477,17 +491,12 @@ int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t
     /* in a block */
     t->txn->no_merge = 1;
     size_t kl = make_key(key, term, tlen, PB_BLOCK, id, idlen);
-    sop__bcur c = {.t = &t->post->tree};
+    pb_span *sp = &t->span;
     pb_block *b = &t->blk;
-    rc = sop__bt_seek(&c, key, kl, SOP__SEEK_LE);
-    if (rc == SOP_ENOTFOUND || (rc == 0 && !at_term_block(&c, key, tlen)))
+    if (!(rc = pb_span_find(t->post, key, kl, tlen, 0, sp)) && !sp->found)
         return tx_corrupt(t, "a posting of a document is missing");
-    uint8_t bkey[TX_PKEY_MAX];
-    uint32_t bkl;
-    const uint8_t *bkp = cur_key(&c, &bkl);
-    memcpy(bkey, bkp, bkl);
     if (!rc)
-        rc = read_block(t, &c, b);
+        rc = span_block(t, sp, b);
     if (rc)
         return rc;
     uint32_t at = 0;
@@ -500,7 +509,7 @@ int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t
     for (uint32_t i = 0; i < b->n && !rc; i++)
         if (i != at)
             rc = blk_push(rest, BID(b, i), BLEN(b, i), b->tf[i], b->dl[i]);
-    sop_val bk = {bkey, bkl};
+    sop_val bk = {sp->bkey, sp->bkl};
     if (rc)
         return rc;
     if (rest->n == 0 || at == 0) /* the key changes, or the block goes */
@@ -611,7 +620,7 @@ static int sub_seek(pb_iter *it, pb_sub *s, const uint8_t *id, size_t idlen)
         return sub_load(it, s, sop__bt_seek(&s->c, it->key, kl, SOP__SEEK_GE));
     /* the block starting at or before id holds it unless it ends before */
     int rc = sop__bt_seek(&s->c, it->key, kl, SOP__SEEK_LE);
-    if (rc == 0 && at_term_block(&s->c, it->key, it->tlen)) {
+    if (rc == 0 && at_block(&s->c, it->key, it->tlen)) {
         if ((rc = sub_load(it, s, 0)) || s->done)
             return rc;
         if (tx_id_cmp(BID(b, b->n - 1), BLEN(b, b->n - 1), id, idlen) >= 0)

@@ -23,10 +23,10 @@
 #define PB_BULK_DOCS 32   /* documents buffered at flush from which blocks are written */
 #define PB_BUFFER_BYTES (128u << 20) /* buffer (8 bytes a posting, plus records) flushed past this */
 
-/* Buffers the postings of t->bag for document @id, and its record @rec
- * (NULL: the caller wrote it), for pb_flush: records are written in id
- * order, postings in (term, id) order. The caller checked that @id is not
- * buffered yet. */
+/* Buffers the postings of t->bag for document @id, and its record @rec,
+ * for pb_flush: records are written in id order (docs.h), postings in
+ * (term, id) order. The caller checked that @id is in neither the buffer
+ * nor the index. */
 int pb_buffer(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, size_t reclen);
 /* 1 when document @id is in the buffer. */
 int pb_buffered(const sop_text *t, const void *id, size_t idlen);
@@ -36,6 +36,12 @@ int pb_flush(sop_text *t);
 int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t idlen);
 
 void pb_block_free(pb_block *b);
+
+/* Finds, in store @s, the block that starts at or before @key (kl bytes:
+ * a prefix of @plen bytes, PB_BLOCK, an id) and the first id of the block
+ * after it (both of the same prefix). @fresh: the store is empty (no
+ * lookup). sp->val is valid until the next write. */
+int pb_span_find(sop_store *s, const uint8_t *key, size_t kl, size_t plen, int fresh, pb_span *sp);
 
 /* One range (singles or blocks) of a term, read in id order. */
 typedef struct pb_sub {

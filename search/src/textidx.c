@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bytes.h"
+#include "docs.h"
 #include "err.h"
 #include "mem.h"
 #include "postings.h"
@@ -100,6 +101,7 @@ static void ext_free(sop__txn_ext *e)
     tx_bag_free(&t->pp.ids);
     pb_block_free(&t->blk);
     pb_block_free(&t->blk2);
+    dr_cache_free(&t->dc);
     sop__free(t->buf);
     sop__free(t->out);
     sop__free(t);
@@ -214,8 +216,8 @@ int sop_text_open(sop_txn *txn, const char *name, sop_text **tp)
     const uint8_t *p = v.data;
     if (v.size < CFG_BYTES || sop__get32(p) != CFG_MAGIC)
         return tx_err(t, SOP_ECORRUPT, "its config record is malformed");
-    if (sop__get32(p + 4) > TX_FORMAT)
-        return tx_err(t, SOP_EVERSION, "format %u is newer than this library's %u",
+    if (sop__get32(p + 4) != TX_FORMAT)
+        return tx_err(t, SOP_EVERSION, "format %u, this library reads %u (rebuild the index)",
                       sop__get32(p + 4), TX_FORMAT);
     set_tok(t, sop__get32(p + 8));
     *tp = t;

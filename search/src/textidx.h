@@ -18,7 +18,7 @@
 #define TX_PKEY_MAX (TX_TERM_MAX + 1 + SOP_TEXT_ID_MAX)
 /* Store names: "<name>.txt.<part>". */
 #define TX_STORE_MAX (SOP_TEXT_NAME_MAX + 9)
-#define TX_FORMAT 1
+#define TX_FORMAT 2 /* 2: document records in singles and blocks (docs.h) */
 
 /* A term and a count (term frequency in a document, or in a query). */
 typedef struct tx_term {
@@ -66,8 +66,7 @@ typedef struct tx_delta {
     int64_t docs, len;
 } tx_delta;
 
-/* A buffered document record: bytes at off in tx_ppend.rec (len 0: none,
- * the record was written directly). */
+/* A buffered document record: bytes at off in tx_ppend.rec. */
 typedef struct tx_rref {
     size_t off, len;
     uint32_t dl; /* the document's length */
@@ -100,6 +99,28 @@ int tx_radix_sort64(uint64_t *a, size_t n, unsigned lo, unsigned hi);
 #define TX_BAG_ORDER_MAX (1u << 20)
 int tx_bag_order(const tx_bag *b, uint32_t **ord, uint32_t **rank);
 
+/* A block found by pb_span_find (postings.c). */
+typedef struct pb_span {
+    int found; /* a block starts at or before the key */
+    uint8_t bkey[TX_PKEY_MAX]; /* its key */
+    size_t bkl;
+    sop_val val; /* its value */
+    int has_limit; /* a block follows it */
+    uint8_t limit[SOP_TEXT_ID_MAX]; /* the first id of that block */
+    size_t limlen;
+} pb_span;
+
+/* The last document block decoded (docs.c): reused while the stored value
+ * is byte for byte the same. */
+typedef struct dr_cache {
+    uint8_t *val; /* the stored value */
+    size_t vlen, vcap;
+    uint8_t *raw; /* its entries, inflated */
+    size_t rawlen, rawcap;
+    uint32_t n;
+    void *inflate, *deflate; /* isa-l's states (deflate.c) */
+} dr_cache;
+
 struct sop_text {
     sop__txn_ext ext; /* first: freed with the transaction */
     sop_txn *txn;
@@ -110,6 +131,8 @@ struct sop_text {
     tx_delta pend;  /* counter deltas not yet written (flushed before reads) */
     tx_ppend pp;    /* postings not yet written (postings.c) */
     pb_block blk, blk2; /* scratch of postings.c */
+    pb_span span;       /* scratch of postings.c and docs.c */
+    dr_cache dc;        /* docs.c */
     tx_bag bag;     /* scratch: a document's or a query's terms */
     uint8_t *buf;   /* scratch: records, keys */
     size_t bufcap;
@@ -148,6 +171,15 @@ int tx_analyze_query(sop_text *t, const char *q, size_t len);
 
 /* BM25 top-k (query.c); ids point into t->out. */
 int tx_search(sop_text *t, const sop_text_query *q, sop_text_hit *hits, uint32_t *nhits);
+
+/* Raw deflate (level 1) of in[0..len) into out[0..cap) (deflate.c): 0
+ * and *outlen, 1 when it does not fit (store the bytes as they are),
+ * -ENOMEM. *state is allocated on first use; free it with sop__free. */
+int tx_deflate(void **state, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+               size_t *outlen);
+/* Inflates in[0..len) into exactly @outlen bytes at @out; *state as for
+ * tx_deflate. -1 when the input is not that, -ENOMEM. */
+int tx_inflate(void **state, const uint8_t *in, size_t len, uint8_t *out, size_t outlen);
 
 /* Varints (LEB128). */
 static inline size_t tx_put_varint(uint8_t *p, uint64_t v)

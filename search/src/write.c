@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "docs.h"
 #include "err.h"
 #include "mem.h"
 #include "postings.h"
@@ -34,8 +35,8 @@ static int encode_record(sop_text *t, size_t *len)
     return 0;
 }
 
-/* Buffers the postings of t->bag for document @id (and its record, NULL
- * when written already) and counts them. */
+/* Buffers the postings of t->bag for document @id, and its record, and
+ * counts them. */
 static int add_postings(sop_text *t, const void *id, size_t idlen, const uint8_t *rec,
                         size_t reclen)
 {
@@ -75,21 +76,11 @@ static int drop_postings(sop_text *t, const void *id, size_t idlen, const uint8_
     return 0;
 }
 
-/* Reads the record of @id into t->out (a copy: writes move node memory).
- * SOP_ENOTFOUND when absent. */
+/* Reads the record of @id into t->out. SOP_ENOTFOUND when absent. */
 static int old_record(sop_text *t, const void *id, size_t idlen, size_t *len)
 {
-    sop_val k = {id, idlen}, v;
     int rc = pb_buffered(t, id, idlen) ? pb_flush(t) : 0; /* added in this transaction */
-    if (!rc)
-        rc = sop_get(t->doc, &k, &v);
-    if (rc)
-        return rc;
-    if ((rc = tx_out(t, v.size)))
-        return rc;
-    memcpy(t->out, v.data, v.size);
-    *len = v.size;
-    return 0;
+    return rc ? rc : dr_get(t, id, idlen, len);
 }
 
 enum { PUT_ADD, PUT_REPLACE, PUT_UPSERT };
@@ -102,28 +93,23 @@ static int put(sop_text *t, const sop_text_doc *d, int how)
     if (rc)
         return rc;
     size_t rlen, olen = 0;
-    sop_val k = {d->id, d->id_len}, v;
     if (how == PUT_ADD) { /* only whether it exists */
-        rc = pb_buffered(t, d->id, d->id_len) ? 0 : sop_get(t->doc, &k, &v);
+        rc = pb_buffered(t, d->id, d->id_len) ? 0 : dr_get(t, d->id, d->id_len, &olen);
         if (rc == 0)
             return tx_err(t, SOP_EEXISTS, "a document has that id (replace it instead)");
     } else {
         rc = old_record(t, d->id, d->id_len, &olen);
     }
-    if (rc == SOP_ENOTFOUND) { /* new: its record goes to the buffer with its postings */
+    if (rc == SOP_ENOTFOUND) { /* new */
         if (how == PUT_REPLACE)
             return tx_err(t, rc, "no document has that id");
-        if (!(rc = encode_record(t, &rlen)))
-            rc = add_postings(t, d->id, d->id_len, t->buf, rlen);
-    } else if (rc == 0) {
-        /* the old postings go first: that uses t->buf, which then gets the record */
-        if (!(rc = drop_postings(t, d->id, d->id_len, t->out, olen)) &&
-            !(rc = encode_record(t, &rlen))) {
-            v = (sop_val){t->buf, rlen};
-            if (!(rc = sop_update(t->doc, &k, &v)))
-                rc = add_postings(t, d->id, d->id_len, NULL, 0);
-        }
+        rc = 0;
+    } else if (rc == 0) { /* the old version goes first (it uses t->buf) */
+        if (!(rc = drop_postings(t, d->id, d->id_len, t->out, olen)))
+            rc = dr_remove(t, d->id, d->id_len);
     }
+    if (!rc && !(rc = encode_record(t, &rlen)))
+        rc = add_postings(t, d->id, d->id_len, t->buf, rlen);
     return rc;
 }
 
@@ -150,9 +136,8 @@ int sop_text_delete(sop_text *t, const void *id, size_t idlen)
         return tx_err(t, rc, "no document has that id");
     if (!rc)
         rc = drop_postings(t, id, idlen, t->out, olen);
-    sop_val k = {id, idlen};
     if (!rc)
-        rc = sop_remove(t->doc, &k);
+        rc = dr_remove(t, id, idlen);
     return rc;
 }
 
@@ -163,16 +148,16 @@ int sop_text_doc_len(sop_text *t, const void *id, size_t idlen, uint32_t *len)
     int rc = check_id(t, id, idlen);
     if (!rc && pb_buffered(t, id, idlen))
         rc = pb_flush(t);
-    sop_val k = {id, idlen}, v;
+    size_t rlen = 0;
     if (!rc)
-        rc = sop_get(t->doc, &k, &v);
+        rc = dr_get(t, id, idlen, &rlen);
     if (rc == SOP_ENOTFOUND)
         return tx_err(t, rc, "no document has that id");
     if (rc)
         return rc;
     size_t off = 0;
     uint64_t dl;
-    if (tx_get_varint(v.data, v.size, &off, &dl) || dl > UINT32_MAX)
+    if (tx_get_varint(t->out, rlen, &off, &dl) || dl > UINT32_MAX)
         return tx_err(t, SOP_ECORRUPT, "a document record is malformed");
     *len = (uint32_t)dl;
     return 0;

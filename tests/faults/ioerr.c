@@ -30,7 +30,8 @@
  *            several segments: the checkpoint at open compacts (relocates
  *            live images, deletes emptied segments)
  *   small    a small write transaction (begin .. commit), cold cache
- *   large    a transaction of values > inline_max (own blobs)
+ *   large    a transaction of values > inline_max (own blobs), over 4 MiB
+ *            in all (the commit writes in chunks)
  *   ckpt     sop_db_checkpoint() after an unsynced commit (SYNC_NONE)
  *   close    sop_db_close() after an unsynced commit (SYNC_NONE)
  *   check    sop_db_check(), cold cache
@@ -293,7 +294,7 @@ static void mkval(char *buf, size_t len, unsigned tag)
 
 static int put(sop_store *s, const char *key, size_t vlen, unsigned tag)
 {
-    static char buf[1 << 15];
+    static char buf[3u << 20];
     if (vlen > sizeof buf)
         vlen = sizeof buf;
     mkval(buf, vlen, tag);
@@ -442,6 +443,11 @@ static int txn_large(sop_db *db, int *stage)
         rc = put(docs, "doc03", 4000, 5003); /* replaces a blob by a blob */
     if (!rc)
         rc = put(docs, "doc06", 10, 5004);   /* replaces a blob by an inline value */
+    /* over 4 MiB in all: the commit writes its records in several chunks */
+    if (!rc)
+        rc = put(docs, "big-d", 3u << 20, 5005);
+    if (!rc)
+        rc = put(docs, "big-e", 3u << 20, 5006);
     if (rc) {
         sop_txn_rollback(txn);
         return rc;

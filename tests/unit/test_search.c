@@ -307,6 +307,15 @@ static void check_stats(sop_text *t, const model *m)
     assert_int_equal(st.docs, N);
     assert_int_equal(st.total_len, L);
     assert_int_equal(st.terms, terms);
+    for (int i = 0; i < MAXDOCS; i++) { /* every record: single or in a block */
+        char id[16];
+        uint32_t dl = 0;
+        snprintf(id, sizeof id, "doc%d", i);
+        int rc = sop_text_doc_len(t, id, strlen(id), &dl);
+        assert_int_equal(rc, m->d[i].live ? 0 : SOP_ENOTFOUND);
+        if (!rc)
+            assert_int_equal(dl, m->d[i].dl);
+    }
 }
 
 static void test_search_model(void **state)
@@ -325,9 +334,12 @@ static void test_search_model(void **state)
         work = m;
         assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn), 0);
         sop_text *t = text(txn, "model");
-        /* bulk rounds (>= 32 adds: block postings) and small ones (singles) */
-        int ops = round == 0 ? 400 : round % 3 == 0 ? 40 + (int)tu_rand_below(&rs, 80)
-                                                    : 1 + (int)tu_rand_below(&rs, 30);
+        /* bulk rounds (>= 32 adds: blocks of postings and of records,
+         * merged into the blocks earlier rounds wrote) and small ones
+         * (singles) */
+        int bulk = round % 3 == 0;
+        int ops = round == 0 ? 400 : bulk ? 100 + (int)tu_rand_below(&rs, 200)
+                                          : 1 + (int)tu_rand_below(&rs, 30);
         for (int o = 0; o < ops; o++) {
             int i = (int)tu_rand_below(&rs, MAXDOCS);
             char id[16];
@@ -354,7 +366,8 @@ static void test_search_model(void **state)
             }
             if (!rc)
                 work.d[i] = nd;
-            if (tu_rand_below(&rs, 50) == 0) /* reads inside the writer see its writes */
+            /* reads inside the writer see its writes (and flush the buffer) */
+            if (tu_rand_below(&rs, bulk ? 250 : 50) == 0)
                 check_queries(t, &work, &rs, 2);
         }
         if (tu_rand_below(&rs, 5) == 0) {
