@@ -5,7 +5,7 @@
 # Idempotent. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev libcurl4-openssl-dev
 jobs=$(nproc)
 
 echo "== build (ASan+UBSan, -Werror)"

@@ -1,0 +1,190 @@
+/*
+ * agent.h - SOP for C, agents layer: a client of a language-model server
+ * (Ollama's HTTP API), embedders (Ollama's, or a built-in one that needs
+ * no server and no model file), and the retrieval-augmented agents built
+ * on the vector store and the text index.
+ *
+ * The LLM client speaks Ollama's API: POST /api/embed (a batch of texts in
+ * one request), POST /api/chat (streamed to a callback or not), GET
+ * /api/tags (a health check). Every request has a connect timeout and a
+ * total timeout, a bound on the size of the answer, and retries with
+ * exponential backoff for transient failures (connection refused or
+ * dropped, timeouts, HTTP 408, 429, 500, 502, 503, 504). Nothing else is
+ * retried, and a streamed chat is not retried once a token reached the
+ * callback.
+ *
+ * Errors: as in sop.h (sop_strerror()); the message of the last failure of
+ * a handle is sop_llm_errmsg(). The codes:
+ *  - SOP_ELLM: the server is unreachable, dropped the connection, or
+ *    answered with an HTTP error (the message has the status and the
+ *    server's "error" text);
+ *  - -ETIMEDOUT: the connect or total timeout passed;
+ *  - SOP_EFORMAT: the answer is not the JSON the API specifies;
+ *  - SOP_ETOOBIG: the answer is larger than max_response_bytes;
+ *  - SOP_EDIM: embeddings of the wrong or of differing dimensions;
+ *  - -EINVAL: bad arguments; -ENOMEM.
+ *
+ * Thread safety: a handle is used by one thread at a time; different
+ * handles are independent. The first sop_llm_open() initialises libcurl
+ * once for the process.
+ */
+#ifndef SOP_AGENT_H
+#define SOP_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sop/sop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* LLM client                                                         */
+/* ------------------------------------------------------------------ */
+
+/** A client of one language-model server. */
+typedef struct sop_llm sop_llm;
+
+/** The default server when neither the options nor $OLLAMA_HOST name one. */
+#define SOP_LLM_DEFAULT_URL "http://127.0.0.1:11434"
+
+/** Options of sop_llm_open(). Initialise with sop_llm_options_init(). */
+typedef struct sop_llm_options {
+    uint32_t struct_size;        /**< sizeof(sop_llm_options), set by init */
+    const char *base_url;        /**< NULL: $OLLAMA_HOST ("host:port" or a URL),
+                                      else SOP_LLM_DEFAULT_URL */
+    const char *embed_model;     /**< default "nomic-embed-text" */
+    const char *chat_model;      /**< default "llama3" */
+    uint32_t connect_timeout_ms; /**< default 2000 */
+    uint32_t timeout_ms;         /**< whole request, default 120000 */
+    size_t max_response_bytes;   /**< default 64 MiB */
+    uint32_t retries;            /**< extra attempts on transient errors, default 2 */
+    uint32_t backoff_ms;         /**< first wait between attempts (doubles), default 200 */
+} sop_llm_options;
+
+/** @brief Fills @p o with the defaults. */
+SOP_API void sop_llm_options_init(sop_llm_options *o);
+
+/** @brief Creates a client. Nothing is sent until the first call.
+ *  @param opts NULL for the defaults (strings are copied)
+ *  @param[out] out free with sop_llm_close()
+ *  @return SOP_OK; -EINVAL (bad options: struct_size, a base URL that is
+ *          not http:// or https://, a zero timeout); -ENOMEM; SOP_ELLM
+ *          (libcurl could not be initialised). */
+SOP_API int sop_llm_open(const sop_llm_options *opts, sop_llm **out);
+
+/** @brief Frees @p l (NULL is ignored). */
+SOP_API void sop_llm_close(sop_llm *l);
+
+/** @brief The message of the last failure on @p l ("" when none). Valid
+ *  until the next call on @p l. */
+SOP_API const char *sop_llm_errmsg(const sop_llm *l);
+
+/** @brief The server's base URL (without a trailing slash). */
+SOP_API const char *sop_llm_url(const sop_llm *l);
+
+/** @brief Health check: GET /api/tags.
+ *  @return SOP_OK when the server answers with a model list; the errors
+ *          above. */
+SOP_API int sop_llm_health(sop_llm *l);
+
+/** @brief Embeds @p n texts with the embedding model, in one request.
+ *  @param texts n NUL-terminated UTF-8 strings
+ *  @param[in,out] dim 0: any dimension (set to the model's); else the
+ *          dimension required
+ *  @param[out] vecs n * *dim floats, row i the vector of texts[i]; free
+ *          with sop_free()
+ *  @return SOP_OK; SOP_EDIM (not *dim, or rows of different lengths, or
+ *          over 65536); SOP_EFORMAT (not n rows of numbers); the errors
+ *          above. */
+SOP_API int sop_llm_embed(sop_llm *l, const char *const *texts, size_t n, uint32_t *dim,
+                          float **vecs);
+
+/** A message of a chat. */
+typedef struct sop_chat_msg {
+    const char *role;    /**< "system", "user" or "assistant" */
+    const char *content; /**< UTF-8 */
+} sop_chat_msg;
+
+/** Options of sop_llm_chat(). Initialise with sop_chat_options_init(). */
+typedef struct sop_chat_options {
+    uint32_t struct_size; /**< sizeof(sop_chat_options), set by init */
+    const char *system;   /**< NULL, or a system prompt sent first */
+    double temperature;   /**< < 0 (default): the model's */
+    int32_t max_tokens;   /**< <= 0 (default): the model's (num_predict) */
+} sop_chat_options;
+
+/** @brief Fills @p o with the defaults. */
+SOP_API void sop_chat_options_init(sop_chat_options *o);
+
+/** Receives a streamed piece of the answer (@p len bytes, not
+ *  NUL-terminated, whole UTF-8 characters as the server sent them).
+ *  Nonzero stops the request: sop_llm_chat() then returns that value. */
+typedef int (*sop_token_fn)(void *arg, const char *piece, size_t len);
+
+/** @brief Sends a chat to the chat model and returns its answer.
+ *  @param opts NULL for the defaults
+ *  @param msgs n >= 1 messages, the last normally the user's
+ *  @param fn NULL: one answer (stream false); else the answer is streamed
+ *          and each piece passed to @p fn as it arrives
+ *  @param[out] reply NULL, or the whole answer, NUL-terminated; free with
+ *          sop_free()
+ *  @return SOP_OK; what @p fn returned; SOP_EFORMAT (no message content, a
+ *          malformed stream line, a stream that ends without "done"); the
+ *          errors above. */
+SOP_API int sop_llm_chat(sop_llm *l, const sop_chat_options *opts, const sop_chat_msg *msgs,
+                         size_t n, sop_token_fn fn, void *arg, char **reply);
+
+/* ------------------------------------------------------------------ */
+/* Embedders                                                          */
+/* ------------------------------------------------------------------ */
+
+/** Something that turns texts into vectors: the built-in embedder or an
+ *  LLM server's model. Its identity (name and dimension) is recorded by
+ *  the knowledge bases it fills, which refuse vectors of another. */
+typedef struct sop_embedder sop_embedder;
+
+/** Name of the built-in embedder (with its dimension it is the identity). */
+#define SOP_EMBEDDER_BUILTIN "sop-hash-v1"
+/** Default dimension of the built-in embedder. */
+#define SOP_EMBEDDER_BUILTIN_DIM 256u
+
+/** @brief The built-in embedder: deterministic, offline, no model file.
+ *  Words are folded and stemmed as in the text index, mapped through a
+ *  table of colloquial synonyms ("tummy" -> "abdomen", ...), and hashed
+ *  with their bigrams and character trigrams into @p dim signed buckets,
+ *  weighted, then the vector is L2-normalised (docs/design/agents.md).
+ *  @param dim 0 for SOP_EMBEDDER_BUILTIN_DIM, else 16..4096
+ *  @param[out] out free with sop_embedder_free(); thread-safe
+ *  @return SOP_OK; -EINVAL; -ENOMEM. */
+SOP_API int sop_embedder_builtin(uint32_t dim, sop_embedder **out);
+
+/** @brief An embedder that calls @p l's embedding model. It asks the
+ *  server once for the dimension (an embedding of "dimension probe").
+ *  @param l must outlive the embedder; the embedder is used by one thread
+ *          at a time, like @p l
+ *  @return SOP_OK; the errors of sop_llm_embed(). */
+SOP_API int sop_embedder_llm(sop_llm *l, sop_embedder **out);
+
+/** @brief Frees @p e (NULL is ignored). */
+SOP_API void sop_embedder_free(sop_embedder *e);
+
+/** @brief The identity: "sop-hash-v1", or "ollama:<model>". */
+SOP_API const char *sop_embedder_name(const sop_embedder *e);
+
+/** @brief The dimension of the vectors. */
+SOP_API uint32_t sop_embedder_dim(const sop_embedder *e);
+
+/** @brief Embeds @p n texts into @p out (n * dim floats, each row of unit
+ *  length, or all zeros for a text without a word).
+ *  @return SOP_OK; -EINVAL; -ENOMEM; for an LLM embedder, the errors of
+ *          sop_llm_embed(). */
+SOP_API int sop_embedder_embed(sop_embedder *e, const char *const *texts, size_t n, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
