@@ -5,7 +5,9 @@
 # Idempotent. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev libcurl4-openssl-dev
+# curl: the fake Ollama server's self-test (tests/support/fake_ollama_selftest.sh)
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev \
+    libcurl4-openssl-dev curl
 jobs=$(nproc)
 
 echo "== build (ASan+UBSan, -Werror)"
