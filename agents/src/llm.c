@@ -303,7 +303,7 @@ int sop_llm_health(sop_llm *l)
 {
     if (!l)
         return -EINVAL;
-    recv_t r = {l, {.max = l->max_bytes}, {.max = l->max_bytes}};
+    recv_t r = {.l = l, .body = {.max = l->max_bytes}, .reply = {.max = l->max_bytes}};
     cJSON *j = NULL;
     int rc = call(l, "/api/tags", NULL, &r);
     if (!rc)
@@ -335,7 +335,7 @@ int sop_llm_embed(sop_llm *l, const char *const *texts, size_t n, uint32_t *dim,
     cJSON_Delete(q);
     if (!rc && !body)
         rc = -ENOMEM;
-    recv_t r = {l, {.max = l->max_bytes}, {.max = l->max_bytes}};
+    recv_t r = {.l = l, .body = {.max = l->max_bytes}, .reply = {.max = l->max_bytes}};
     cJSON *j = NULL;
     if (!rc)
         rc = call(l, "/api/embed", body, &r);
@@ -441,7 +441,8 @@ int sop_llm_chat(sop_llm *l, const sop_chat_options *o, const sop_chat_msg *msgs
     cJSON_Delete(q);
     if (!rc && !body)
         rc = -ENOMEM;
-    recv_t r = {l, {.max = l->max_bytes}, {.max = l->max_bytes}, 0, fn != NULL, 0, 0, fn, arg};
+    recv_t r = {.l = l, .body = {.max = l->max_bytes}, .reply = {.max = l->max_bytes},
+                .stream = fn != NULL, .fn = fn, .arg = arg};
     if (!rc)
         rc = call(l, "/api/chat", body, &r);
     cJSON_free(body);
