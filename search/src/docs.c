@@ -30,21 +30,9 @@ static size_t dkey(uint8_t *key, int kind, const void *id, size_t idlen)
 static int ent_next(const uint8_t *raw, size_t len, size_t *off, uint8_t *id, size_t *idlen,
                     const uint8_t **rec, size_t *reclen)
 {
-    uint64_t shared, sl, rl;
-    if (*off >= len)
+    uint64_t rl;
+    if (tx_get_id(raw, len, off, id, idlen))
         return -1;
-    uint8_t h = raw[(*off)++];
-    if (h != 0xff) {
-        shared = h >> 4;
-        sl = h & 15;
-    } else if (tx_get_varint(raw, len, off, &shared) || tx_get_varint(raw, len, off, &sl)) {
-        return -1;
-    }
-    if (shared > *idlen || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > len - *off)
-        return -1;
-    memcpy(id + shared, raw + *off, sl);
-    *off += sl;
-    *idlen = shared + sl;
     if (tx_get_varint(raw, len, off, &rl) || rl == 0 || rl > len - *off)
         return -1;
     *rec = raw + *off;
@@ -58,18 +46,7 @@ static int ent_next(const uint8_t *raw, size_t len, size_t *off, uint8_t *id, si
 static size_t ent_put(uint8_t *out, const uint8_t *prev, size_t prevlen, const uint8_t *id,
                       size_t idlen, const uint8_t *rec, size_t reclen)
 {
-    size_t shared = 0, n = 0;
-    while (prev && shared < idlen && shared < prevlen && id[shared] == prev[shared])
-        shared++;
-    if (shared < 15 && idlen - shared < 15) {
-        out[n++] = (uint8_t)(shared << 4 | (idlen - shared));
-    } else {
-        out[n++] = 0xff;
-        n += tx_put_varint(out + n, shared);
-        n += tx_put_varint(out + n, idlen - shared);
-    }
-    memcpy(out + n, id + shared, idlen - shared);
-    n += idlen - shared;
+    size_t n = tx_put_id(out, prev, prevlen, id, idlen);
     n += tx_put_varint(out + n, reclen);
     memcpy(out + n, rec, reclen);
     return n + reclen;

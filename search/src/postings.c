@@ -88,21 +88,9 @@ static int blk_decode(pb_block *b, const uint8_t *v, size_t len)
     uint8_t id[SOP_TEXT_ID_MAX];
     size_t prev = 0;
     for (uint64_t i = 0; i < n; i++) {
-        uint64_t shared, sl, tf = 1, dl;
-        if (off >= len)
+        uint64_t tf = 1, dl;
+        if (tx_get_id(v, len, &off, id, &prev))
             return -1;
-        uint8_t h = v[off++];
-        if (h != 0xff) {
-            shared = h >> 4;
-            sl = h & 15;
-        } else if (tx_get_varint(v, len, &off, &shared) || tx_get_varint(v, len, &off, &sl)) {
-            return -1;
-        }
-        if (shared > prev || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > len - off)
-            return -1;
-        memcpy(id + shared, v + off, sl);
-        off += sl;
-        prev = shared + sl;
         if (tx_get_varint(v, len, &off, &dl) || ((dl & 1) && tx_get_varint(v, len, &off, &tf)) ||
             tf < 1 + (dl & 1) || tf > UINT32_MAX || (dl >>= 1) > UINT32_MAX)
             return -1;
@@ -125,21 +113,8 @@ static int blk_encode(sop_text *t, const pb_block *b, uint32_t from, uint32_t to
     uint8_t *p = t->buf;
     size_t n = tx_put_varint(p, to - from);
     for (uint32_t i = from; i < to; i++) {
-        size_t shared = 0, l = BLEN(b, i);
-        if (i > from) {
-            size_t pl = BLEN(b, i - 1);
-            while (shared < l && shared < pl && BID(b, i)[shared] == BID(b, i - 1)[shared])
-                shared++;
-        }
-        if (shared < 15 && l - shared < 15) {
-            p[n++] = (uint8_t)(shared << 4 | (l - shared));
-        } else {
-            p[n++] = 0xff;
-            n += tx_put_varint(p + n, shared);
-            n += tx_put_varint(p + n, l - shared);
-        }
-        memcpy(p + n, BID(b, i) + shared, l - shared);
-        n += l - shared;
+        n += tx_put_id(p + n, i > from ? BID(b, i - 1) : NULL, i > from ? BLEN(b, i - 1) : 0,
+                       BID(b, i), BLEN(b, i));
         n += tx_put_varint(p + n, (uint64_t)b->dl[i] << 1 | (b->tf[i] > 1));
         if (b->tf[i] > 1)
             n += tx_put_varint(p + n, b->tf[i]);

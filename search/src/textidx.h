@@ -208,4 +208,48 @@ static inline int tx_get_varint(const uint8_t *p, size_t end, size_t *off, uint6
     return -1;
 }
 
+/* Ids in blocks (of postings and of records), prefix-compressed: a byte
+ * shared << 4 | suffix length when both are under 15, else 0xff and the
+ * two as varints; then the suffix. shared counts the bytes in common with
+ * the previous id of the block (@prev NULL: none). Room: 21 + idlen. */
+static inline size_t tx_put_id(uint8_t *out, const uint8_t *prev, size_t prevlen,
+                               const uint8_t *id, size_t idlen)
+{
+    size_t shared = 0, n = 0;
+    while (prev && shared < idlen && shared < prevlen && id[shared] == prev[shared])
+        shared++;
+    if (shared < 15 && idlen - shared < 15) {
+        out[n++] = (uint8_t)(shared << 4 | (idlen - shared));
+    } else {
+        out[n++] = 0xff;
+        n += tx_put_varint(out + n, shared);
+        n += tx_put_varint(out + n, idlen - shared);
+    }
+    memcpy(out + n, id + shared, idlen - shared);
+    return n + idlen - shared;
+}
+
+/* Reads an id from p[*off..end) into id[] (SOP_TEXT_ID_MAX bytes), which
+ * holds the previous one (*idlen bytes, 0 for the first); -1 when
+ * malformed. */
+static inline int tx_get_id(const uint8_t *p, size_t end, size_t *off, uint8_t *id, size_t *idlen)
+{
+    uint64_t shared, sl;
+    if (*off >= end)
+        return -1;
+    uint8_t h = p[(*off)++];
+    if (h != 0xff) {
+        shared = h >> 4;
+        sl = h & 15;
+    } else if (tx_get_varint(p, end, off, &shared) || tx_get_varint(p, end, off, &sl)) {
+        return -1;
+    }
+    if (shared > *idlen || shared + sl == 0 || shared + sl > SOP_TEXT_ID_MAX || sl > end - *off)
+        return -1;
+    memcpy(id + shared, p + *off, sl);
+    *off += sl;
+    *idlen = shared + sl;
+    return 0;
+}
+
 #endif
