@@ -116,8 +116,11 @@ static int truncated(fb_reader *r)
 {
     if (ferror(r->f))
         return fail(r, -EIO, "read error at byte %llu", (unsigned long long)r->off);
-    return fail(r, SOP_EFORMAT, "the file ends at byte %llu, inside %s",
-                (unsigned long long)r->off, r->no ? "a record" : "the header");
+    if (r->no)
+        return fail(r, SOP_EFORMAT, "record %llu: the file ends at byte %llu, inside the record",
+                    (unsigned long long)r->no, (unsigned long long)r->off);
+    return fail(r, SOP_EFORMAT, "the file ends at byte %llu, inside the header",
+                (unsigned long long)r->off);
 }
 
 /* Cuts out the JSON value that starts with @c into r->buf; *end gets the

@@ -183,6 +183,171 @@ SOP_API uint32_t sop_embedder_dim(const sop_embedder *e);
  *          sop_llm_embed(). */
 SOP_API int sop_embedder_embed(sop_embedder *e, const char *const *texts, size_t n, float *out);
 
+/* ------------------------------------------------------------------ */
+/* Knowledge bases                                                    */
+/* ------------------------------------------------------------------ */
+
+/** A knowledge base: records of text and JSON metadata, searchable by
+ *  meaning and by words. It is three stores of one database, all written
+ *  in the caller's transaction (so a knowledge base, other stores and an
+ *  agent's memory change together or not at all):
+ *  - "<name>.kb": id -> text and metadata (the records);
+ *  - "<name>.kb.vec": the vector store of the records' embeddings (cosine),
+ *    which records the embedder identity and refuses another;
+ *  - "<name>.kb.txt": the BM25 index of the records' text.
+ *  A handle lives as long as its transaction and is used by one thread at
+ *  a time. Strings it returns point into its memory, valid until the next
+ *  call on it. */
+typedef struct sop_kb sop_kb;
+
+/** Longest name of a knowledge base (store-name characters
+ *  [A-Za-z0-9_.-], not starting with '.'). */
+#define SOP_KB_NAME_MAX 120u
+/** Longest record id, in bytes. */
+#define SOP_KB_ID_MAX 256u
+
+/** @brief Creates knowledge base @p name in @p txn for vectors of the
+ *  embedder named @p embedder with @p dim dimensions.
+ *  @param[out] out valid until @p txn ends
+ *  @return SOP_OK; SOP_EEXISTS; SOP_ENAME; -EINVAL (NULL, empty embedder
+ *          name, dim 0 or above 8192); SOP_EREADONLY; common errors. */
+SOP_API int sop_kb_create(sop_txn *txn, const char *name, const char *embedder, uint32_t dim,
+                          sop_kb **out);
+
+/** @brief Opens knowledge base @p name in @p txn.
+ *  @return SOP_OK; SOP_ENOTFOUND (no such base, or one of its stores is
+ *          missing); SOP_ENAME; common errors. */
+SOP_API int sop_kb_open(sop_txn *txn, const char *name, sop_kb **out);
+
+/** @brief Removes knowledge base @p name (its three stores) in @p txn.
+ *  @return SOP_OK; SOP_ENOTFOUND (none of its stores exists); SOP_ENAME;
+ *          SOP_EREADONLY; common errors. */
+SOP_API int sop_kb_remove(sop_txn *txn, const char *name);
+
+/** @brief The embedder identity recorded by @p kb.
+ *  @param[out] name NULL, or the name (handle memory)
+ *  @param[out] dim NULL, or the dimension */
+SOP_API void sop_kb_embedder(const sop_kb *kb, const char **name, uint32_t *dim);
+
+/** A record of a knowledge base. */
+typedef struct sop_kb_record {
+    const char *id;       /**< 1..SOP_KB_ID_MAX bytes, NUL-terminated */
+    const char *text;     /**< UTF-8, non-empty: embedded and indexed */
+    const char *metadata; /**< NULL, or a JSON object (stored as given) */
+    /** NULL: the embedder computes it from the text; else the vector
+     *  (dimension of the base), made by the base's embedder */
+    const float *embedding;
+} sop_kb_record;
+
+/** @brief Adds @p n records, or replaces the records with their ids.
+ *  Texts without an embedding are embedded in one call of @p e (one
+ *  request for an LLM embedder). A record whose vector is all zeros (a
+ *  text without a word) is kept and indexed for words, but has no vector.
+ *  @param e NULL when every record has an embedding; else an embedder of
+ *          the base's identity
+ *  @return SOP_OK; SOP_EMISMATCH (@p e is not the base's embedder, or no
+ *          embedder for a record without embedding); -EINVAL (NULL, an
+ *          empty or overlong id, an empty text, metadata that is not a
+ *          JSON object); SOP_EVECTOR (NaN or infinite component);
+ *          SOP_ETOOBIG; the embedder's errors; SOP_EREADONLY; common
+ *          errors. On failure roll the transaction back (records before
+ *          the failing one may be written). */
+SOP_API int sop_kb_put(sop_kb *kb, sop_embedder *e, const sop_kb_record *recs, size_t n);
+
+/** @brief Reads record @p id.
+ *  @param[out] out its id, text and metadata (handle memory; embedding
+ *          NULL)
+ *  @return SOP_OK; SOP_ENOTFOUND; -EINVAL; SOP_ECORRUPT (a record that
+ *          does not decode); common errors. */
+SOP_API int sop_kb_get(sop_kb *kb, const char *id, sop_kb_record *out);
+
+/** @brief Deletes record @p id from the three stores.
+ *  @return SOP_OK; SOP_ENOTFOUND; -EINVAL; SOP_EREADONLY; common errors. */
+SOP_API int sop_kb_delete(sop_kb *kb, const char *id);
+
+/** @brief The number of records.
+ *  @return SOP_OK; common errors. */
+SOP_API int sop_kb_count(sop_kb *kb, uint64_t *count);
+
+/** A result of sop_kb_search(). Strings are handle memory. */
+typedef struct sop_kb_hit {
+    const char *id, *text;
+    const char *metadata;  /**< the JSON object, or NULL */
+    double score;          /**< reciprocal rank fusion score, higher is better */
+    double similarity;     /**< cosine of the query and record vectors (0 when either has none) */
+    uint32_t text_rank;    /**< 1-based rank by BM25, 0 if absent */
+    uint32_t vec_rank;     /**< 1-based rank by similarity, 0 if absent */
+} sop_kb_hit;
+
+/** @brief Hybrid search: BM25 on the text index and similarity on the
+ *  vectors (@p query embedded by @p e), fused by reciprocal rank fusion
+ *  (sop_text_hybrid(), default constants), best first.
+ *  @param e NULL for words only; else an embedder of the base's identity
+ *  @param k 1..1000
+ *  @param hits room for @p k results
+ *  @return SOP_OK (*nhits may be 0); SOP_EMISMATCH; -EINVAL; the
+ *          embedder's errors; common errors. */
+SOP_API int sop_kb_search(sop_kb *kb, sop_embedder *e, const char *query, uint32_t k,
+                          sop_kb_hit *hits, uint32_t *nhits);
+
+/** Progress of sop_kb_load(). */
+typedef struct sop_kb_progress {
+    uint64_t records;     /**< records committed so far */
+    uint64_t bytes, size; /**< bytes of the file read so far, and its size */
+} sop_kb_progress;
+
+/** Options of sop_kb_load(). Initialise with sop_kb_load_options_init(). */
+typedef struct sop_kb_load_options {
+    uint32_t struct_size; /**< sizeof(sop_kb_load_options), set by init */
+    const char *name;     /**< the base; NULL: the file's "name" */
+    /** NULL: the built-in embedder when the file names none or names
+     *  SOP_EMBEDDER_BUILTIN (at the file's dimension); else an embedder of
+     *  the file's identity, used for records without an embedding */
+    sop_embedder *embedder;
+    uint32_t batch;       /**< records per transaction, default 1000 */
+    int replace;          /**< 1: remove the base first (a rebuild) */
+    /** NULL, or called after each committed batch; non-zero stops the
+     *  load with that value (the committed batches stay) */
+    int (*progress)(const sop_kb_progress *p, void *ctx);
+    void *progress_ctx;
+} sop_kb_load_options;
+
+/** @brief Fills @p o with the defaults. */
+SOP_API void sop_kb_load_options_init(sop_kb_load_options *o);
+
+/** What sop_kb_load() did. */
+typedef struct sop_kb_load_report {
+    char name[SOP_KB_NAME_MAX + 1]; /**< the base loaded */
+    uint64_t records;     /**< records committed */
+    uint64_t embedded;    /**< of which the embedder computed the vector */
+    uint64_t batches;     /**< transactions committed */
+    uint64_t bytes;       /**< bytes of the file read */
+    uint64_t error_record; /**< 1-based number of the record that failed (0: none or not a record) */
+    char error[512];      /**< "" on success, else what failed and where */
+} sop_kb_load_report;
+
+/** @brief Loads fallback file @p path (docs/fallback-format.md) into a
+ *  knowledge base of @p db, streaming it (the memory of a batch, not of
+ *  the file), in transactions of @p o->batch records. Records are
+ *  upserted, so a load that failed half-way keeps the batches before the
+ *  failure and a second run completes it. A load that reaches the end
+ *  marks the base complete (sop_kb_complete()).
+ *  @param o NULL for the defaults
+ *  @param[out] report NULL, or what was done, and the error message
+ *  @return SOP_OK; -errno (the file); SOP_EFORMAT (not a fallback file, a
+ *          malformed record: the report names it); SOP_ETOOBIG;
+ *          SOP_EMISMATCH (the base, the file and the embedder disagree on
+ *          the embedder identity); -EINVAL (no name in the options or the
+ *          file); SOP_ENAME; what progress returned; the embedder's
+ *          errors; common errors. Thread-safe on @p db. */
+SOP_API int sop_kb_load(sop_db *db, const char *path, const sop_kb_load_options *o,
+                        sop_kb_load_report *report);
+
+/** @brief Whether a load of knowledge base @p name reached the end of its
+ *  file (the mark sop_kb_load() writes in its last transaction).
+ *  @return 1 complete; 0 incomplete or absent; a negative error. */
+SOP_API int sop_kb_complete(sop_txn *txn, const char *name);
+
 #ifdef __cplusplus
 }
 #endif
