@@ -348,6 +348,127 @@ SOP_API int sop_kb_load(sop_db *db, const char *path, const sop_kb_load_options 
  *  @return 1 complete; 0 incomplete or absent; a negative error. */
 SOP_API int sop_kb_complete(sop_txn *txn, const char *name);
 
+/* ------------------------------------------------------------------ */
+/* Agents                                                             */
+/* ------------------------------------------------------------------ */
+
+/** An agent made from a JSON configuration (docs/agents.md): a nurse that
+ *  rewrites a colloquial complaint into clinical terms, a doctor that
+ *  retrieves conditions from its knowledge base and answers, or a pipeline
+ *  of both (nurse, then doctor). It owns its database and its LLM client.
+ *  Used by one thread at a time. */
+typedef struct sop_agent sop_agent;
+
+/** Whether an agent uses a language model. */
+typedef enum sop_llm_use {
+    SOP_LLM_AUTO = 0,    /**< when the server answers a health check at open */
+    SOP_LLM_OFF = 1,     /**< never: offline answers */
+    SOP_LLM_REQUIRED = 2 /**< always: sop_agent_open() fails when it does not answer */
+} sop_llm_use;
+
+/** Options of sop_agent_open(). Initialise with sop_agent_options_init(). */
+typedef struct sop_agent_options {
+    uint32_t struct_size; /**< sizeof(sop_agent_options), set by init */
+    sop_llm_use llm;      /**< SOP_LLM_AUTO (default) */
+    /** NULL: the configuration's "ollama_url", else $OLLAMA_HOST, else
+     *  SOP_LLM_DEFAULT_URL */
+    const char *ollama_url;
+    uint32_t timeout_ms;  /**< a whole LLM request (0: the client's default) */
+    /** 1 (default): check the database's integrity at open
+     *  (sop_db_check()), and rebuild it from the fallback files when it
+     *  fails; 0: skip the check */
+    int check;
+    /** NULL, or receives one line for each thing the user should know
+     *  ("rebuilding knowledge base doctor from datasets/doctor.json: ...") */
+    void (*notice)(const char *msg, void *ctx);
+    void *notice_ctx;
+    /** NULL, or the progress of rebuild loads (see sop_kb_load_options) */
+    int (*progress)(const sop_kb_progress *p, void *ctx);
+    void *progress_ctx;
+} sop_agent_options;
+
+/** @brief Fills @p o with the defaults. */
+SOP_API void sop_agent_options_init(sop_agent_options *o);
+
+/** @brief Opens the agent of configuration file @p config on the database
+ *  directory @p db_path (created when missing). Each knowledge base of the
+ *  agent (and of its stages) that is missing or incompletely loaded is
+ *  loaded from the fallback file of the configuration's "data". When the
+ *  database cannot be opened as a database, or fails its integrity check,
+ *  it is moved aside to "<db_path>.damaged-<time>" and rebuilt from the
+ *  fallback files; each rebuild is reported through the notice callback.
+ *  @param o NULL for the defaults
+ *  @param[out] out the agent; on failure too (but for -ENOMEM and -EINVAL),
+ *          a handle whose sop_agent_errmsg() says why: close it
+ *  @return SOP_OK; SOP_EFORMAT (the configuration: the message names the
+ *          key); -errno (a file); SOP_ELLM, -ETIMEDOUT (SOP_LLM_REQUIRED
+ *          and the server does not answer); the errors of sop_db_open()
+ *          and sop_kb_load(); -EINVAL; -ENOMEM. */
+SOP_API int sop_agent_open(const char *db_path, const char *config, const sop_agent_options *o,
+                           sop_agent **out);
+
+/** @brief Closes @p a and its database (NULL is ignored). */
+SOP_API void sop_agent_close(sop_agent *a);
+
+/** @brief The message of the last failure on @p a ("" when none). */
+SOP_API const char *sop_agent_errmsg(const sop_agent *a);
+
+/** @brief The agent's "id" from its configuration. */
+SOP_API const char *sop_agent_id(const sop_agent *a);
+
+/** @brief 1 when the agent's answers come from the language model, 0 when
+ *  they are made offline. */
+SOP_API int sop_agent_online(const sop_agent *a);
+
+/** @brief The agent's database, for the caller's own transactions (owned
+ *  by the agent). */
+SOP_API sop_db *sop_agent_db(sop_agent *a);
+
+/** A condition of an answer. */
+typedef struct sop_condition {
+    const char *id, *name, *category;
+    double score;                /**< higher is better, in [0, 1] */
+    const char *const *evidence; /**< the condition's symptoms that matched */
+    size_t nevidence;
+    const char *seek_care;       /**< when to see a doctor ("" when unknown) */
+} sop_condition;
+
+/** What sop_agent_ask() returns. Free with sop_answer_free(). */
+typedef struct sop_answer {
+    const char *query;           /**< the question */
+    const char *const *terms;    /**< clinical terms (the nurse's) */
+    size_t nterms;
+    const sop_condition *conditions; /**< best first (the doctor's) */
+    size_t nconditions;
+    const char *answer;          /**< the text of the answer */
+    int online;                  /**< 1: the answer came from the model */
+} sop_answer;
+
+/** @brief Asks @p a a question. A nurse fills terms; a doctor fills
+ *  conditions and the answer; a pipeline both. Retrieval, and the turn
+ *  kept in the agent's memory (store "<id>.memory"), happen in @p txn.
+ *  @param txn NULL: the agent runs its own WRITE transaction (retried on
+ *          SOP_ECONFLICT); else a WRITE transaction of sop_agent_db(),
+ *          which the caller commits (the model is called inside it: give
+ *          it a long enough max_ms)
+ *  @param fn NULL, or receives the answer as it is made (streamed from
+ *          the model, or the offline answer in one piece)
+ *  @param[out] out the answer; free with sop_answer_free()
+ *  @return SOP_OK; -EINVAL (NULL, an empty question or one over 64 KiB);
+ *          what @p fn returned; the errors of sop_llm_chat() (the message
+ *          in sop_agent_errmsg()); common errors. */
+SOP_API int sop_agent_ask(sop_agent *a, sop_txn *txn, const char *question, sop_token_fn fn,
+                          void *arg, sop_answer **out);
+
+/** @brief The answer as one JSON object: {"query", "clinical_terms",
+ *  "conditions": [{"id", "name", "category", "score", "evidence",
+ *  "seek_care"}], "answer", "online"}, compact, without a newline.
+ *  @return a string to free with sop_free(), or NULL (no memory). */
+SOP_API char *sop_answer_json(const sop_answer *ans);
+
+/** @brief Frees @p ans (NULL is ignored). */
+SOP_API void sop_answer_free(sop_answer *ans);
+
 #ifdef __cplusplus
 }
 #endif
