@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -65,28 +66,46 @@ void sop_agent_close(sop_agent *a)
 static int set_aside(sop_agent *a, const char *path, const char *why)
 {
     char dst[4096];
-    snprintf(dst, sizeof dst, "%s.damaged-%lld", path, (long long)time(NULL));
-    if (rename(path, dst))
-        return agent_fail(a, -errno, "%s is damaged (%s) and cannot be moved aside: %s", path,
-                          why, strerror(errno));
+    long long now = (long long)time(NULL);
+    int rc = -EEXIST;
+    /* a name not taken (two rebuilds may fall in one second) */
+    for (int i = 0; i < 100 && rc == -EEXIST; i++) {
+        snprintf(dst, sizeof dst, i ? "%s.damaged-%lld-%d" : "%s.damaged-%lld", path, now, i);
+        if (access(dst, F_OK) == 0)
+            continue;
+        rc = rename(path, dst) ? -errno : 0;
+    }
+    if (rc)
+        return agent_fail(a, rc, "%s is damaged (%s) and cannot be moved aside: %s", path, why,
+                          strerror(-rc));
     agent_notice(a, "database %s is damaged (%s): moved it to %s; rebuilding it from the "
                     "fallback files", path, why, dst);
     return 0;
 }
 
-static int open_db(sop_agent *a, const char *path)
+/* sop_db_open(), the failed handle closed (its message kept in @why). */
+static int db_open(sop_agent *a, const char *path, char *why, size_t cap)
 {
     int rc = sop_db_open(path, NULL, &a->db);
-    if (rc == SOP_ECORRUPT) {
-        a->db = NULL;
-        if ((rc = set_aside(a, path, "it does not open")))
-            return rc;
-        rc = sop_db_open(path, NULL, &a->db);
-    }
     if (rc) {
+        snprintf(why, cap, "%s", a->db ? sop_db_errmsg(a->db) : sop_strerror(rc));
+        sop_db_close(a->db);
         a->db = NULL;
-        return agent_fail(a, rc, "cannot open database %s: %s", path, sop_strerror(rc));
     }
+    return rc;
+}
+
+static int open_db(sop_agent *a, const char *path)
+{
+    char why[400];
+    int rc = db_open(a, path, why, sizeof why);
+    if (rc == SOP_ECORRUPT) {
+        if ((rc = set_aside(a, path, why)))
+            return rc;
+        rc = db_open(a, path, why, sizeof why);
+    }
+    if (rc)
+        return agent_fail(a, rc, "cannot open database %s: %s", path, why);
     if (!a->opts.check)
         return 0;
     uint64_t problems = 0;
@@ -97,15 +116,12 @@ static int open_db(sop_agent *a, const char *path)
         return agent_fail(a, rc, "cannot check database %s: %s", path, sop_strerror(rc));
     sop_db_close(a->db);
     a->db = NULL;
-    char why[128];
     snprintf(why, sizeof why, "its integrity check found %llu problem%s",
              (unsigned long long)problems, problems == 1 ? "" : "s");
     if ((rc = set_aside(a, path, problems ? why : "its integrity check failed")))
         return rc;
-    if ((rc = sop_db_open(path, NULL, &a->db))) {
-        a->db = NULL;
-        return agent_fail(a, rc, "cannot create database %s: %s", path, sop_strerror(rc));
-    }
+    if ((rc = db_open(a, path, why, sizeof why)))
+        return agent_fail(a, rc, "cannot create database %s: %s", path, why);
     return 0;
 }
 
