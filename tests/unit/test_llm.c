@@ -34,12 +34,10 @@
 #include <cmocka.h>
 
 #include "sop/agent.h"
+#include "fake_server.h"
 #include "testutil.h"
 
-typedef struct server {
-    pid_t pid;
-    char url[64], log[512];
-} server;
+typedef tu_fake server;
 
 static double now(void)
 {
@@ -51,63 +49,15 @@ static double now(void)
 /* Starts the fake with the options after @name (NULL-terminated). */
 static void start(server *s, const char *name, ...)
 {
-    const char *bin = getenv("SOP_FAKE_OLLAMA");
-    assert_non_null(bin);
-    const char *dir = tu_tmpdir(name);
-    char portf[512];
-    snprintf(portf, sizeof portf, "%s/port", dir);
-    snprintf(s->log, sizeof s->log, "%s/log", dir);
-    const char *argv[32] = {"fake_ollama", "--port-file", portf, "--log", s->log};
-    int n = 5;
     va_list ap;
     va_start(ap, name);
-    for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 31;)
-        argv[n++] = a;
+    int rc = tu_fake_startv(s, name, ap);
     va_end(ap);
-    argv[n] = NULL;
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 1000; i++) { /* up to 10 s */
-        FILE *f = fopen(portf, "r");
-        int port = 0;
-        if (f) {
-            int ok = fscanf(f, "%d", &port) == 1;
-            fclose(f);
-            if (ok) {
-                snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
-                return;
-            }
-        }
-        int st;
-        assert_int_equal(waitpid(s->pid, &st, WNOHANG), 0); /* still alive */
-        usleep(10000);
-    }
-    fail_msg("the fake server did not start");
+    assert_int_equal(rc, 0);
 }
 
-static void stop(server *s)
-{
-    kill(s->pid, SIGTERM);
-    int st;
-    waitpid(s->pid, &st, 0);
-}
-
-/* Lines of the server's log (requests it received). */
-static int requests(const server *s)
-{
-    FILE *f = fopen(s->log, "r");
-    int n = 0, c;
-    if (!f)
-        return 0;
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
+static void stop(server *s) { tu_fake_stop(s); }
+static int requests(const server *s) { return tu_fake_requests(s); }
 
 static sop_llm *client(const server *s, uint32_t timeout_ms, uint32_t retries)
 {
