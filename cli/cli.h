@@ -49,6 +49,13 @@ extern const cli_command cli_vector_commands[];
 extern const cli_command cli_search_commands[];
 int cmd_stats(const cli_command *self, int argc, char **argv);
 int cmd_check(const cli_command *self, int argc, char **argv);
+/* Knowledge bases and agents (cmd_agent.c): handlers and their help. */
+int cmd_load(const cli_command *self, int argc, char **argv);
+int cmd_ask(const cli_command *self, int argc, char **argv);
+int cmd_chat(const cli_command *self, int argc, char **argv);
+extern const char cli_load_usage[];
+extern const char cli_ask_usage[];
+extern const char cli_chat_usage[];
 
 /* ------------------------------------------------------------------ */
 /* Global state                                                       */
