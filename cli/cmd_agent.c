@@ -163,14 +163,26 @@ static void agent_notice(const char *msg, void *ctx)
     fflush(stderr);
 }
 
-/* Checks the LLM options of @opts. @return 0 or CLI_EXIT_USAGE. */
-static int check_llm_opts(const cli_opt *opts)
+/* Checks the LLM options of @opts; a --ollama "host:port" (as in
+ * $OLLAMA_HOST) becomes "http://host:port" in @url_buf. @return 0 or
+ * CLI_EXIT_USAGE. */
+static int check_llm_opts(cli_opt *opts, char *url_buf, size_t cap)
 {
     if (opts[AG_OLLAMA].value && opts[AG_OFFLINE].value)
         return cli_usage("--ollama and --offline exclude each other");
     const char *url = opts[AG_OLLAMA].value;
-    if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-        return cli_usage("--ollama must be an http:// or https:// URL, not '%s'", url);
+    if (!url)
+        return 0;
+    if (!*url)
+        return cli_usage("--ollama needs a URL (http://host:port) or host:port");
+    if (strstr(url, "://")) {
+        if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+            return cli_usage("--ollama must be an http:// or https:// URL, not '%s'", url);
+        return 0;
+    }
+    if ((size_t)snprintf(url_buf, cap, "http://%s", url) >= cap)
+        return cli_usage("--ollama: a URL of over %zu bytes", cap - 8);
+    opts[AG_OLLAMA].value = url_buf;
     return 0;
 }
 
@@ -333,7 +345,8 @@ int cmd_ask(const cli_command *self, int argc, char **argv)
     int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 2, 2, "DB \"QUESTION\"");
     if (rc != CLI_CONTINUE)
         return rc;
-    if ((rc = check_llm_opts(opts)))
+    char url[1024];
+    if ((rc = check_llm_opts(opts, url, sizeof url)))
         return rc;
     if (!*pos[1])
         return cli_usage("an empty question");
@@ -377,7 +390,8 @@ int cmd_chat(const cli_command *self, int argc, char **argv)
     int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 1, 1, "DB");
     if (rc != CLI_CONTINUE)
         return rc;
-    if ((rc = check_llm_opts(opts)))
+    char url[1024];
+    if ((rc = check_llm_opts(opts, url, sizeof url)))
         return rc;
     load_bar bar;
     sop_agent *a;
@@ -447,10 +461,11 @@ int cmd_chat(const cli_command *self, int argc, char **argv)
     "  --config FILE  the agent's configuration; default: $SOP_AGENT_CONFIG,\n"                 \
     "                 else ./" CONFIG_LOCAL " when it exists,\n"                               \
     "                 else " CONFIG_BUILTIN "\n"                                                \
-    "  --ollama URL   use the Ollama server at URL, and fail when it does not\n"               \
-    "                 answer. Default: the configuration's \"ollama_url\", else\n"             \
-    "                 $OLLAMA_HOST, else " SOP_LLM_DEFAULT_URL ", used when\n"                \
-    "                 it answers (offline answers otherwise)\n"                                \
+    "  --ollama URL   use the Ollama server at URL (or host:port), and fail\n"                 \
+    "                 when it does not answer. Default: the configuration's\n"                 \
+    "                 \"ollama_url\", else $OLLAMA_HOST, else\n"                               \
+    "                 " SOP_LLM_DEFAULT_URL ", used when it answers (offline\n"                \
+    "                 answers otherwise)\n"                                                    \
     "  --offline      never use a language model: answers are made from the\n"                 \
     "                 knowledge bases alone\n"
 

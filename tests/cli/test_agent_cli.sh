@@ -79,8 +79,8 @@ run ask "$DB" ""
 check_err "ask an empty question" 2 'empty question'
 run ask "$DB" "$Q" --offline --ollama http://127.0.0.1:9
 check_err "--offline with --ollama" 2 'exclude each other'
-run ask "$DB" "$Q" --ollama localhost:11434
-check_err "--ollama without http://" 2 'http://'
+run ask "$DB" "$Q" --ollama ftp://127.0.0.1:9
+check_err "--ollama ftp://" 2 'http://'
 run chat "$DB" extra
 check_err "chat with two arguments" 2 'too many arguments'
 [ ! -e "$DB" ] && pass "usage errors create nothing" || fail "usage errors create nothing"
@@ -161,6 +161,8 @@ ERR=$(cat "$TMP/stderr")
 run ask "$ADB" "$Q" --config "$CONFIG" --ollama http://127.0.0.1:9
 check_err "--ollama: a server that does not answer fails clearly" 1 \
     '^sop: ask: opening the agent .*127\.0\.0\.1:9'
+run ask "$ADB" "$Q" --config "$CONFIG" --ollama 127.0.0.1:9
+check_err "--ollama host:port means http://host:port" 1 'http://127\.0\.0\.1:9'
 
 # ---------------------------------------------------------------- rebuilds
 rm -rf "$ADB"
