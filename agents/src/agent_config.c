@@ -33,7 +33,7 @@ static int slurp(const char *path, char **out, char *err, size_t cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        int rc = -errno;
+        int rc = errno ? -errno : -EIO;
         snprintf(err, cap, "%s: %s", path, strerror(-rc));
         return rc;
     }
@@ -241,7 +241,7 @@ static int parse(agent_cfg *c, cJSON *o, char *err, size_t cap, int depth)
 static int read_depth(const char *path, agent_cfg **out, char *err, size_t cap, int depth)
 {
     *out = NULL;
-    char *text;
+    char *text = NULL;
     int rc = slurp(path, &text, err, cap);
     if (rc)
         return rc;

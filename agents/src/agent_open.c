@@ -260,22 +260,27 @@ static int open_llm(sop_agent *a, const agent_cfg *c)
         lo.chat_model = leaf->model;
     if (a->opts.timeout_ms)
         lo.timeout_ms = a->opts.timeout_ms;
-    int rc = sop_llm_open(&lo, &a->llm);
+    /* one quick health check, without retries: an absent server must not
+     * stall an offline run */
+    sop_llm_options once = lo;
+    once.retries = 0;
+    int rc = sop_llm_open(&once, &a->llm);
     if (rc)
         return agent_fail(a, rc, "cannot make an LLM client: %s", sop_strerror(rc));
-    /* a quick health check: an absent server must not stall an offline run */
     rc = sop_llm_health(a->llm);
+    char msg[512], url[256];
+    snprintf(msg, sizeof msg, "%s", sop_llm_errmsg(a->llm));
+    snprintf(url, sizeof url, "%s", sop_llm_url(a->llm));
+    sop_llm_close(a->llm);
+    a->llm = NULL;
     if (rc) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", sop_llm_errmsg(a->llm));
         if (need)
-            return agent_fail(a, rc, "no language model at %s: %s", sop_llm_url(a->llm), msg);
-        agent_notice(a, "no language model at %s (%s): answering offline", sop_llm_url(a->llm),
-                     msg);
-        sop_llm_close(a->llm);
-        a->llm = NULL;
+            return agent_fail(a, rc, "no language model at %s: %s", url, msg);
+        agent_notice(a, "no language model at %s (%s): answering offline", url, msg);
         return 0;
     }
+    if ((rc = sop_llm_open(&lo, &a->llm)))
+        return agent_fail(a, rc, "cannot make an LLM client: %s", sop_strerror(rc));
     a->online = a->opts.llm != SOP_LLM_OFF;
     return 0;
 }

@@ -121,7 +121,7 @@ static const char *str_of(const cJSON *m, const char *key, const char *dflt)
 }
 
 /* How well the condition's symptoms explain the terms: each term that
- * one of them matches counts 1 - 0.5 j / n, where j is the position of the
+ * one of them matches counts 1 - 0.7 j / n, where j is the position of the
  * first matching symptom in the condition's list of n (lists start with
  * the hallmark symptoms); the sum is divided by the number of terms. */
 static double explained(const sop_answer *ans, const cJSON *symptoms)
@@ -142,7 +142,7 @@ static double explained(const sop_answer *ans, const cJSON *symptoms)
         cJSON_ArrayForEach(s, symptoms)
         {
             if (cJSON_IsString(s) && matches(t, s->valuestring)) {
-                sum += 1.0 - 0.5 * j / n;
+                sum += 1.0 - 0.7 * j / n;
                 break;
             }
             j++;

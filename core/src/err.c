@@ -20,6 +20,30 @@ const char *sop_version(int *major, int *minor, int *patch)
         SOP_VERSION_PATCH);
 }
 
+/* The system errors the library spells out (strerror() is not
+ * thread-safe): XX(errno, text), one table for sop_strerror() and
+ * sop_err_name(). */
+#define SOP_OS_ERRORS(XX)                                                                          \
+    XX(EIO, "input/output error")                                                                  \
+    XX(ENOMEM, "out of memory")                                                                    \
+    XX(EINVAL, "invalid argument")                                                                 \
+    XX(ENOENT, "no such file or directory")                                                        \
+    XX(EEXIST, "file exists")                                                                      \
+    XX(EACCES, "permission denied")                                                                \
+    XX(EPERM, "operation not permitted")                                                           \
+    XX(ENOSPC, "no space left on device")                                                          \
+    XX(EFBIG, "file too large")                                                                    \
+    XX(EROFS, "read-only file system")                                                             \
+    XX(EINTR, "interrupted system call")                                                           \
+    XX(EAGAIN, "resource temporarily unavailable")                                                 \
+    XX(ENOTDIR, "not a directory")                                                                 \
+    XX(EISDIR, "is a directory")                                                                   \
+    XX(ENAMETOOLONG, "file name too long")                                                         \
+    XX(EMFILE, "too many open files")                                                              \
+    XX(EBADF, "bad file descriptor")                                                               \
+    XX(ETIMEDOUT, "timed out")                                                                     \
+    XX(ENOTEMPTY, "directory not empty")
+
 const char *sop_strerror(int err)
 {
     switch (err) {
@@ -36,22 +60,11 @@ const char *sop_strerror(int err)
     if (err < 0 && err > -4096) {
         /* strerror() is not thread-safe; the common ones are spelled out */
         switch (-err) {
-        case EIO: return "input/output error";
-        case ENOMEM: return "out of memory";
-        case EINVAL: return "invalid argument";
-        case ENOENT: return "no such file or directory";
-        case EEXIST: return "file exists";
-        case EACCES: return "permission denied";
-        case ENOSPC: return "no space left on device";
-        case EFBIG: return "file too large";
-        case EROFS: return "read-only file system";
-        case EINTR: return "interrupted system call";
-        case EAGAIN: return "resource temporarily unavailable";
-        case ENOTDIR: return "not a directory";
-        case EISDIR: return "is a directory";
-        case ENAMETOOLONG: return "file name too long";
-        case EMFILE: return "too many open files";
-        case EBADF: return "bad file descriptor";
+#define XX(e, text)                                                                                \
+    case e:                                                                                        \
+        return text;
+            SOP_OS_ERRORS(XX)
+#undef XX
         default: return "system error";
         }
     }
@@ -72,16 +85,11 @@ const char *sop_err_name(int err)
         break;
     }
     switch (-err) {
-    case EIO: return "EIO";
-    case ENOMEM: return "ENOMEM";
-    case EINVAL: return "EINVAL";
-    case ENOENT: return "ENOENT";
-    case EEXIST: return "EEXIST";
-    case EACCES: return "EACCES";
-    case ENOSPC: return "ENOSPC";
-    case EFBIG: return "EFBIG";
-    case EROFS: return "EROFS";
-    case EINTR: return "EINTR";
+#define XX(e, text)                                                                                \
+    case e:                                                                                        \
+        return #e;
+        SOP_OS_ERRORS(XX)
+#undef XX
     default: return "UNKNOWN";
     }
 }
