@@ -40,6 +40,9 @@ void vec_data_free(vec_data *d);
 /** File names inside the data directory (written by glove2fvecs). */
 #define VEC_BASE_FILE "glove-100-base.fvecs"
 #define VEC_QUERY_FILE "glove-100-query.fvecs"
+/** Their words, one a line, in the same order (sop-bench load). */
+#define VEC_BASE_WORDS_FILE "glove-100-base.words"
+#define VEC_QUERY_WORDS_FILE "glove-100-query.words"
 
 /** What an engine reports about the index it built. */
 typedef struct vec_build {
