@@ -360,12 +360,25 @@ static combined combine(const load_opts *o, const engine_out *outs, size_t n)
     return c;
 }
 
+/* The IVF sizes differ: the index built is not the same work. */
+static void report_nlists(const load_opts *o, const engine_out *outs, int si)
+{
+    int fi = find_engine_idx(o, "faiss");
+    if (fi < 0 || !outs[fi].have || !outs[si].best.nlist ||
+        outs[si].best.nlist == outs[fi].best.nlist)
+        return;
+    printf("note: sop's vector index has nlist %u (its store trains once, by itself, at its first "
+           "10,000 vectors), faiss's %u: --nlist %u gives faiss the same index size\n",
+           outs[si].best.nlist, outs[fi].best.nlist, outs[si].best.nlist);
+}
+
 static void report_targets(const load_opts *o, const engine_out *outs, const combined *c)
 {
     char num[32];
     int si = c->si;
     if (si < 0 || !outs[si].checked)
         return;
+    report_nlists(o, outs, si);
     if (c->have && c->ratio > 0)
         printf("ratio sop / peers combined: %.3f  (target >= %.1fx: %s)\n", c->ratio,
                TARGET_RATIO, c->ratio >= TARGET_RATIO ? "met" : "not met");
@@ -441,6 +454,8 @@ static void write_json(const load_opts *o, const load_set *s, uint64_t json_byte
             if (strcmp(o->engines[i]->name, "sop") == 0)
                 fprintf(f, ",\"batch\":%" PRIu64 ",\"input_bytes\":%" PRIu64, o->batch,
                         json_bytes);
+            if (eo->best.nlist)
+                fprintf(f, ",\"nlist\":%u", eo->best.nlist);
             fprintf(f, ",\"parts\":");
             bench_json_str(f, eo->best.parts);
             fprintf(f, ",\"desc\":");

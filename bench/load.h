@@ -67,6 +67,7 @@ typedef struct load_result {
     uint64_t bytes;   /**< bytes on disk after close (du of its directory) */
     uint64_t written; /**< bytes the timed part passed to write calls (wchar of
                            /proc/self/io; 0 where there is none) */
+    uint32_t nlist;   /**< IVF lists of the vector index built (0: none or unknown) */
     char parts[160];  /**< where the time went, e.g. "train 3.10 s, add 0.52 s" */
     char desc[240];   /**< what was built, with which settings */
     char check[160];  /**< what verify() found */

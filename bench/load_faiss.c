@@ -61,6 +61,7 @@ static int fl_run(load_ctx *c, const char *dir, load_result *r)
     }
     r->secs = t2 - t0;
     r->items = s->n;
+    r->nlist = c->nlist;
     r->bytes = bench_du(dir);
     snprintf(r->parts, sizeof r->parts,
              "normalise %.2f s, train %.2f s, add %.2f s, write_index %.2f s", t1 - t0,

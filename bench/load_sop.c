@@ -126,6 +126,7 @@ static int check_base(sop_db *db, load_ctx *c, load_result *r)
         sop_txn_rollback(t);
         return -1;
     }
+    r->nlist = st.trained ? st.nlist : 0;
     int found = 0;
     for (uint32_t i = 0; i < nhits; i++)
         found |= strcmp(hits[i].id, w) == 0;
