@@ -237,7 +237,8 @@ static void take_result(const load_engine *e, engine_out *eo, const load_msg *m)
 {
     char num[32], num2[32], num3[32];
     double rate = m->r.secs > 0 ? (double)m->r.items / m->r.secs : 0;
-    fprintf(stderr, "  [%s] %.2f s, %s items/s, %s bytes on disk, %.1f MB written, peak RSS %s kB (%s)\n",
+    fprintf(stderr,
+            "  [%s] %.2f s, %s items/s, %s bytes on disk, %.1f MB written, peak RSS %s kB (%s)\n",
             e->name, m->r.secs, bench_fmt_int(num, sizeof num, rate),
             bench_fmt_int(num2, sizeof num2, (double)m->r.bytes), (double)m->r.written / 1e6,
             bench_fmt_int(num3, sizeof num3, (double)m->peak_rss_kb), m->r.parts);

@@ -46,8 +46,8 @@ static int sq_connect(const char *dir, sqlite3 **out)
     char path[4200], pragma[64];
     snprintf(path, sizeof path, "%s/load.sqlite", dir);
     sqlite3 *c = NULL;
-    int rc = sqlite3_open_v2(path, &c,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &c, flags, NULL);
     if (rc != SQLITE_OK) {
         load_set_err("sqlite open %s: %s", path, c ? sqlite3_errmsg(c) : sqlite3_errstr(rc));
         sqlite3_close(c);

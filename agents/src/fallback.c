@@ -196,7 +196,8 @@ static int cut_nested(fb_reader *r, int c)
         r->off += len;
     }
     if (rc == SOP_ETOOBIG)
-        return fail(r, rc, "record %llu is over %u bytes", (unsigned long long)r->no, FB_RECORD_MAX);
+        return fail(r, rc, "record %llu is over %u bytes", (unsigned long long)r->no,
+                    FB_RECORD_MAX);
     return rc;
 }
 
