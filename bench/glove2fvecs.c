@@ -16,7 +16,11 @@
  * so they span the frequency ranks), and glove-100-base.fvecs, every other
  * row in row (frequency) order. Vectors are written as given (not
  * normalised). fvecs: per vector, int32 d then d float32, little-endian.
- * Files are written under temporary names and renamed when complete.
+ * The words of those rows, in the same order, go to glove-100-base.words
+ * and glove-100-query.words: one word a line, UTF-8, JSON escapes decoded
+ * (`sop-bench load` pairs them with the vectors; a word holding a line
+ * break, or an empty one, is an error). Files are written under temporary
+ * names and renamed when complete, glove-100-query.fvecs last.
  */
 #include <errno.h>
 #include <math.h>
@@ -132,9 +136,105 @@ static int key_is(const char *k, size_t len, const char *name)
 typedef struct glove {
     long size, dims, norm_at, row_at;
     float *vecs;          /* size x dims */
+    char **words;         /* per row, decoded */
     unsigned char *seen;  /* per row */
     long bad_norms;
 } glove;
+
+static int hex4(const char *p, const char *end, unsigned *out)
+{
+    unsigned v = 0;
+    if (end - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The raw contents of a JSON string (escapes as written) decoded into a
+ * new NUL-terminated UTF-8 string; NULL on a bad escape. */
+static char *unescape(const char *p, size_t len)
+{
+    const char *end = p + len;
+    char *out = malloc(len + 1), *o = out; /* decoding never lengthens */
+    if (!out)
+        die(NULL, "out of memory");
+    while (p < end) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        if (++p >= end)
+            goto bad;
+        char c = *p++;
+        unsigned cp, lo;
+        switch (c) {
+        case '"': case '\\': case '/': *o++ = c; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u':
+            if (hex4(p, end, &cp) != 0)
+                goto bad;
+            p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00) { /* a surrogate pair */
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, end, &lo) != 0 ||
+                    lo < 0xDC00 || lo >= 0xE000)
+                    goto bad;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp < 0xE000) {
+                goto bad;
+            }
+            o += put_utf8(o, cp);
+            break;
+        default:
+            goto bad;
+        }
+    }
+    *o = '\0';
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
 
 static void read_vectors(scan *s, glove *g)
 {
@@ -148,7 +248,8 @@ static void read_vectors(scan *s, glove *g)
     double *tmp = malloc((size_t)width * sizeof *tmp);
     g->vecs = malloc((size_t)g->size * (size_t)g->dims * sizeof *g->vecs);
     g->seen = calloc((size_t)g->size, 1);
-    if (!tmp || !g->vecs || !g->seen)
+    g->words = calloc((size_t)g->size, sizeof *g->words);
+    if (!tmp || !g->vecs || !g->seen || !g->words)
         die(NULL, "out of memory");
     long count = 0;
     const char *b;
@@ -177,6 +278,8 @@ static void read_vectors(scan *s, glove *g)
         if (g->seen[r])
             die(s, "row given twice");
         g->seen[r] = 1;
+        if (!(g->words[r] = unescape(b, l)))
+            die(s, "a word with a bad escape");
         double sum = 0;
         float *v = g->vecs + (size_t)r * (size_t)g->dims;
         for (long j = 0; j < g->dims; j++) {
@@ -227,6 +330,36 @@ static void write_fvecs(const char *dir, const char *name, const glove *g, const
         exit(1);
     }
     printf("glove2fvecs: %s: %ld vectors of %ld dimensions\n", path, n, g->dims);
+}
+
+static void write_words(const char *dir, const char *name, const glove *g, const long *rows,
+                        long n)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        fprintf(stderr, "glove2fvecs: cannot write %s: %s\n", tmp, strerror(errno));
+        exit(1);
+    }
+    for (long i = 0; i < n; i++) {
+        const char *w = g->words[rows[i]];
+        if (!w[0] || strpbrk(w, "\n\r")) {
+            fprintf(stderr, "glove2fvecs: row %ld: the word is empty or holds a line break\n",
+                    rows[i]);
+            exit(1);
+        }
+        if (fputs(w, f) == EOF || putc('\n', f) == EOF) {
+            fprintf(stderr, "glove2fvecs: writing %s: %s\n", tmp, strerror(errno));
+            exit(1);
+        }
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "glove2fvecs: writing %s: %s\n", path, strerror(errno));
+        exit(1);
+    }
+    printf("glove2fvecs: %s: %ld words\n", path, n);
 }
 
 int main(int argc, char **argv)
@@ -292,8 +425,8 @@ int main(int argc, char **argv)
     if (nq < 1 || nq > g.size / 2)
         die(NULL, "QUERIES must be 1..size/2");
 
-    long *qrows = malloc((size_t)nq * sizeof *qrows);
-    long *brows = malloc((size_t)(g.size - nq) * sizeof *brows);
+    long *qrows = calloc((size_t)nq, sizeof *qrows);
+    long *brows = calloc((size_t)(g.size - nq), sizeof *brows);
     unsigned char *isq = calloc((size_t)g.size, 1);
     if (!qrows || !brows || !isq)
         die(NULL, "out of memory");
@@ -309,10 +442,15 @@ int main(int argc, char **argv)
         die(NULL, "query rows are not distinct");
     /* the query file last: its presence marks a complete conversion */
     write_fvecs(argv[2], VEC_BASE_FILE, &g, brows, nb);
+    write_words(argv[2], VEC_BASE_WORDS_FILE, &g, brows, nb);
+    write_words(argv[2], VEC_QUERY_WORDS_FILE, &g, qrows, nq);
     write_fvecs(argv[2], VEC_QUERY_FILE, &g, qrows, nq);
     free(qrows);
     free(brows);
     free(isq);
+    for (long r = 0; r < g.size; r++)
+        free(g.words[r]);
+    free(g.words);
     free(g.vecs);
     free(g.seen);
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kv.h"
+#include "load.h"
 #include "text.h"
 #include "vector.h"
 
@@ -26,7 +27,8 @@ static const suite suites[] = {
      "nearest neighbours on GloVe 100-d: sop IVF, FAISS IVFFlat, hnswlib"},
     {"text", bench_text_main,
      "BM25 text search: quality on Cranfield, speed on GCIDE: sop, SQLite FTS5, Xapian"},
-    /* {"load", ...} */
+    {"load", bench_load_main,
+     "bulk load of GloVe words + vectors: sop_kb_load vs FAISS add + SQLite FTS5 insert"},
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

@@ -104,10 +104,7 @@ static size_t sweep_of(const vec_opts *o, const vec_engine *e, const uint32_t **
     return e->ivf ? o->nnprobe : o->nef;
 }
 
-/* The nlist rule of sop_vector_nlist_for() (sop/vector.h), restated here so
- * that the suite builds without the vector layer: the power of two nearest
- * to 2 sqrt(n) in the log domain, 1..65,536. */
-static uint32_t nlist_for(uint64_t n)
+uint32_t vec_nlist_for(uint64_t n)
 {
     if (n < 2)
         return 1;
@@ -828,7 +825,7 @@ int bench_vector_main(int argc, char **argv)
         bench_die("--n must be at least %d", VEC_K);
     fprintf(stderr, "sop-bench vector: data ready in %.1f s\n", bench_now() - t0);
     if (o.nlist == 0)
-        o.nlist = nlist_for(d.n);
+        o.nlist = vec_nlist_for(d.n);
     if (o.nlist > 65536 || o.nlist > d.n)
         bench_die("--nlist %" PRIu64 ": must be 1..min(65536, n)", o.nlist);
     size_t kept = 0;

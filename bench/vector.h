@@ -37,9 +37,18 @@ typedef struct vec_data {
 void vec_data_load(vec_data *d, const char *dir, size_t n, size_t nq);
 void vec_data_free(vec_data *d);
 
+/** The nlist rule of sop_vector_nlist_for() (sop/vector.h), restated so
+ *  that the suites build without the vector layer: the power of two
+ *  nearest to 2 sqrt(n) in the log domain, 1..65,536 (512 at n = 50,000,
+ *  1,024 at 340,479). */
+uint32_t vec_nlist_for(uint64_t n);
+
 /** File names inside the data directory (written by glove2fvecs). */
 #define VEC_BASE_FILE "glove-100-base.fvecs"
 #define VEC_QUERY_FILE "glove-100-query.fvecs"
+/** Their words, one a line, in the same order (sop-bench load). */
+#define VEC_BASE_WORDS_FILE "glove-100-base.words"
+#define VEC_QUERY_WORDS_FILE "glove-100-query.words"
 
 /** What an engine reports about the index it built. */
 typedef struct vec_build {

