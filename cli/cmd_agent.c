@@ -101,7 +101,7 @@ int cmd_load(const cli_command *self, int argc, char **argv)
     int npos, rc = cli_args(self, argc, argv, opts, pos, &npos, 2, 2, "DB FILE.json");
     if (rc != CLI_CONTINUE)
         return rc;
-    uint64_t batch = 1000;
+    uint64_t batch = SOP_KB_LOAD_BATCH;
     if ((rc = cli_opt_u64(&opts[LD_BATCH], 1, UINT32_MAX, &batch)))
         return rc;
     const char *name = opts[LD_NAME].value;
@@ -491,7 +491,8 @@ const char cli_load_usage[] =
     "\n"
     "Options:\n"
     "  --name NAME    the knowledge base (default: the file's \"name\")\n"
-    "  --batch N      records per transaction (default 1000)\n"
+    "  --batch N      records per transaction (default 20000; a batch also ends\n"
+    "                 at 64 MiB of records)\n"
     "  --replace      remove the knowledge base first (a rebuild)\n";
 
 const char cli_ask_usage[] =

@@ -15,8 +15,11 @@ void sop_kb_load_options_init(sop_kb_load_options *o)
         return;
     memset(o, 0, sizeof *o);
     o->struct_size = sizeof *o;
-    o->batch = 1000;
+    o->batch = SOP_KB_LOAD_BATCH;
 }
+
+/* Texts per embedding request. */
+#define LOAD_EMBED_CHUNK 256
 
 /* A batch of records copied out of the reader. */
 typedef struct batch {
@@ -115,7 +118,14 @@ static int batch_embed(batch *b, sop_embedder *e, uint32_t dim)
             b->at[i].vec = b->nvecs;
             b->nvecs += dim;
         }
-    int rc = sop_embedder_embed(e, texts, need, b->vecs + b->nvecs - need * dim);
+    /* requests of at most LOAD_EMBED_CHUNK texts: a server embeds a batch
+     * of 20,000 in one request far slower than its timeout allows */
+    float *out = b->vecs + b->nvecs - need * dim;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < need; i += LOAD_EMBED_CHUNK) {
+        size_t n = need - i < LOAD_EMBED_CHUNK ? need - i : LOAD_EMBED_CHUNK;
+        rc = sop_embedder_embed(e, texts + i, n, out + i * dim);
+    }
     sop__free(texts);
     return rc;
 }
@@ -224,7 +234,7 @@ int sop_kb_load(sop_db *db, const char *path, const sop_kb_load_options *o,
     memset(rep, 0, sizeof *rep);
     if (!db || !path || o->struct_size != sizeof *o)
         return report(rep, -EINVAL, 0, "bad arguments");
-    uint32_t per = o->batch ? o->batch : 1000;
+    uint32_t per = o->batch ? o->batch : SOP_KB_LOAD_BATCH;
     fb_reader *r = NULL;
     int rc = fb_open(path, &r);
     if (rc) {
@@ -282,7 +292,8 @@ int sop_kb_load(sop_db *db, const char *path, const sop_kb_load_options *o,
                 goto out;
             }
         }
-        if (b.n == per || (more == 1)) {
+        if (b.n == per || more == 1 ||
+            b.nbytes + b.nvecs * sizeof(float) >= SOP_KB_LOAD_BATCH_BYTES) {
             size_t embedded = 0;
             for (size_t i = 0; i < b.n; i++)
                 embedded += b.at[i].vec == SIZE_MAX;
