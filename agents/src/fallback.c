@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -15,6 +16,10 @@ typedef struct idset {
     char **slot;
     size_t cap, n;
 } idset;
+
+/* Doubles from this magnitude up round to an infinite float: FLT_MAX plus
+ * half its last unit. */
+#define FLT_ROUNDS_TO_INF ((double)FLT_MAX * (1.0 + 0x1p-24))
 
 /* Bytes read from the file at a time. */
 #define FB_INBUF (64u << 10)
@@ -581,8 +586,11 @@ static int slow_record(fb_reader *r, const char **id, const char **text, int *em
         float *o = r->vec;
         cJSON_ArrayForEach(x, ej)
         {
-            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
-                return rec_fail(r, ids, "\"embedding\" holds something other than a finite number");
+            /* finite once rounded to a float (a wider double is undefined to convert) */
+            if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) < FLT_ROUNDS_TO_INF))
+                return rec_fail(r, ids,
+                                "\"embedding\" holds something other than a finite number "
+                                "in the range of a float");
             *o++ = (float)x->valuedouble;
         }
     }

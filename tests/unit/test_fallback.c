@@ -135,6 +135,11 @@ static void test_fallback_bad_records(void **state)
         {HDR "\"embedder\": {\"name\": \"e\", \"dim\": 2}, \"records\": [{\"id\": \"a\", "
              "\"text\": \"t\", \"embedding\": [1, \"2\"]}]}",
          "other than a finite number"},
+        /* finite as a double, infinite as a float */
+        {HDR "\"embedder\": {\"name\": \"e\", \"dim\": 2}, \"records\": [{\"id\": \"a\", "
+             "\"text\": \"t\", \"embedding\": [1, 1e39]}]}",
+         "record 1 (id \"a\"): \"embedding\" holds something other than a finite number in the "
+         "range of a float"},
         {HDR "\"records\": [{\"id\": \"a\", \"text\": \"t\", \"embedding\": [1]}]}",
          "no \"embedder\" in the header"},
         {HDR "\"records\": [{\"id\": \"a\", \"text\": \"t\",}]}", "record 1: malformed JSON"},
