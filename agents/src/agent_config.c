@@ -109,8 +109,12 @@ static int parse(agent_cfg *c, cJSON *o, char *err, size_t cap, int depth)
         return bad(err, cap, p, "%snot a JSON object", "");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
-    if (!cJSON_IsString(id) || !*id->valuestring || strlen(id->valuestring) > 64)
-        return bad(err, cap, p, "\"%s\" must be a string of 1..64 bytes", "id");
+    if (!cJSON_IsString(id) || !*id->valuestring || strlen(id->valuestring) > 64 ||
+        id->valuestring[0] == '.' ||
+        strspn(id->valuestring, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            strlen(id->valuestring))
+        return bad(err, cap, p, "\"%s\" must be 1..64 of [A-Za-z0-9_.-], not starting with '.'",
+                   "id");
     if (!cJSON_IsString(kind))
         return bad(err, cap, p, "\"%s\" must be \"nurse\", \"doctor\" or \"pipeline\"", "kind");
     const char *k = kind->valuestring;

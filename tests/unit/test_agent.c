@@ -290,6 +290,7 @@ static void test_config_errors(void **state)
     } cases[] = {
         {"{\"id\":\"x\",\"kind\":\"surgeon\"}", "\"kind\""},
         {"{\"kind\":\"nurse\"}", "\"id\""},
+        {"{\"id\":\"my agent\",\"kind\":\"nurse\"}", "\"id\""},
         {"{\"id\":\"x\",\"kind\":\"doctor\",\"stores\":{}}", "\"stores\""},
         {"{\"id\":\"x\",\"kind\":\"doctor\",\"stores\":{\"kb\":\"d\"},\"embedder\":\"magic\"}",
          "\"embedder\""},
