@@ -84,19 +84,29 @@ static void add_text(stems *s, const char *text)
     sop__tokenize(text, strlen(text), &o, on_word, s);
 }
 
+typedef struct match_ctx {
+    const stems *s;
+    int words, missing;
+} match_ctx;
+
+static int on_symptom_word(const char *t, size_t len, uint32_t pos, void *arg)
+{
+    (void)pos;
+    match_ctx *m = arg;
+    char w[SOP__TERM_MAX + 1];
+    stem_into(w, t, len);
+    m->words++;
+    m->missing += !has(m->s, w);
+    return m->missing; /* the first missing word settles it */
+}
+
 /* 1 when every word of @symptom is in @s (and it has one). */
 static int matches(const stems *s, const char *symptom)
 {
-    stems *own = sop__calloc(1, sizeof *own);
-    if (!own)
-        return 0;
+    match_ctx m = {s, 0, 0};
     sop__tok_opts o = {1, 1, 0};
-    sop__tokenize(symptom, strlen(symptom), &o, on_stem, own);
-    int ok = own->n > 0;
-    for (size_t i = 0; ok && i < own->n; i++)
-        ok = has(s, own->w[i]);
-    sop__free(own);
-    return ok;
+    sop__tokenize(symptom, strlen(symptom), &o, on_symptom_word, &m);
+    return m.words > 0 && !m.missing;
 }
 
 typedef struct cand {
