@@ -175,12 +175,10 @@ char *sop_answer_json(const sop_answer *ans)
 {
     if (!ans)
         return NULL;
-    cJSON *o = cJSON_CreateObject(), *conds = cJSON_CreateArray();
-    int ok = o && conds && cJSON_AddStringToObject(o, "query", ans->query) &&
+    cJSON *o = cJSON_CreateObject(), *conds = NULL;
+    int ok = o && cJSON_AddStringToObject(o, "query", ans->query) &&
              cJSON_AddItemToObject(o, "clinical_terms", strings(ans->terms, ans->nterms)) &&
-             cJSON_AddItemToObject(o, "conditions", conds);
-    if (!ok && o && conds && !cJSON_GetObjectItemCaseSensitive(o, "conditions"))
-        cJSON_Delete(conds);
+             (conds = cJSON_AddArrayToObject(o, "conditions")) != NULL;
     for (size_t i = 0; ok && i < ans->nconditions; i++) {
         const sop_condition *c = &ans->conditions[i];
         cJSON *x = cJSON_CreateObject();

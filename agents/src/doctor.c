@@ -133,16 +133,14 @@ static const char *str_of(const cJSON *m, const char *key, const char *dflt)
 /* How well the condition's symptoms explain the terms: each term that
  * one of them matches counts 1 - 0.7 j / n, where j is the position of the
  * first matching symptom in the condition's list of n (lists start with
- * the hallmark symptoms); the sum is divided by the number of terms. */
-static double explained(const sop_answer *ans, const cJSON *symptoms)
+ * the hallmark symptoms); the sum is divided by the number of terms. @t is
+ * scratch space. */
+static double explained(const sop_answer *ans, const cJSON *symptoms, stems *t)
 {
     double sum = 0;
     int n = cJSON_GetArraySize(symptoms);
-    stems *t = sop__calloc(1, sizeof *t);
-    if (!t || !ans->nterms || n <= 0) {
-        sop__free(t);
+    if (!ans->nterms || n <= 0)
         return 0;
-    }
     for (size_t i = 0; i < ans->nterms; i++) {
         const cJSON *s;
         int j = 0;
@@ -158,7 +156,6 @@ static double explained(const sop_answer *ans, const cJSON *symptoms)
             j++;
         }
     }
-    sop__free(t);
     return sum / (double)ans->nterms;
 }
 
@@ -171,10 +168,10 @@ static int rank(sop_agent *a, const agent_cfg *c, sop_kb *kb, answer_b *b)
         sb_puts(&q, i ? ", " : ". ");
         sb_puts(&q, ans->terms[i]);
     }
-    stems *s = sop__calloc(1, sizeof *s);
+    stems *s = sop__calloc(1, sizeof *s), *t = sop__calloc(1, sizeof *t);
     sop_kb_hit *hits = sop__calloc(CANDIDATES, sizeof *hits);
     cand *cs = sop__calloc(CANDIDATES, sizeof *cs);
-    int rc = q.oom || !s || !hits || !cs ? -ENOMEM : 0;
+    int rc = q.oom || !s || !t || !hits || !cs ? -ENOMEM : 0;
     uint32_t n = 0;
     if (!rc && (rc = sop_kb_search(kb, a->embedder, q.s, CANDIDATES, hits, &n)))
         agent_fail(a, rc, "doctor: searching knowledge base %s: %s", c->kb, sop_strerror(rc));
@@ -185,7 +182,7 @@ static int rank(sop_agent *a, const agent_cfg *c, sop_kb *kb, answer_b *b)
             cs[i].meta = cJSON_Parse(hits[i].metadata ? hits[i].metadata : "{}");
             const cJSON *sym = cJSON_GetObjectItemCaseSensitive(cs[i].meta, "symptoms"), *x;
             cJSON_ArrayForEach(x, sym) cs[i].nev += cJSON_IsString(x) && matches(s, x->valuestring);
-            double expl = explained(ans, sym);
+            double expl = explained(ans, sym, t);
             double fusion = hits[i].score / hits[0].score;
             double cover = cs[i].nev >= 3 ? 1.0 : (double)cs[i].nev / 3.0;
             const char *prev = str_of(cs[i].meta, "prevalence", "uncommon");
@@ -214,6 +211,7 @@ static int rank(sop_agent *a, const agent_cfg *c, sop_kb *kb, answer_b *b)
     sop__free(cs);
     sop__free(hits);
     sop__free(s);
+    sop__free(t);
     sb_free(&q);
     return rc;
 }

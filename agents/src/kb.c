@@ -462,7 +462,7 @@ int sop_kb_search(sop_kb *kb, sop_embedder *e, const char *query, uint32_t k, so
         with_vec = !is_zero(kb->vec, kb->dim);
     }
     sop_hybrid_hit *hh = sop__malloc(k * sizeof *hh);
-    size_t *offs = sop__malloc(k * 4 * sizeof *offs);
+    size_t *offs = sop__malloc(k * 3 * sizeof *offs); /* id, text, metadata */
     if (!hh || !offs) {
         rc = -ENOMEM;
         goto out;
