@@ -242,14 +242,16 @@ static int ensure_kb(sop_agent *a, const agent_cfg *c)
 
 /* ---- the model ---- */
 
-static const agent_cfg *first_leaf(const agent_cfg *c)
+/* The stage whose model and embedder the agent uses: the last (the
+ * stages share one embedder, checked when the configuration is read). */
+static const agent_cfg *last_stage(const agent_cfg *c)
 {
     return c->kind == AGENT_PIPELINE ? c->stages[c->nstages - 1] : c;
 }
 
 static int open_llm(sop_agent *a, const agent_cfg *c)
 {
-    const agent_cfg *leaf = first_leaf(c);
+    const agent_cfg *leaf = last_stage(c);
     int need = a->opts.llm == SOP_LLM_REQUIRED || leaf->embed_llm;
     if (a->opts.llm == SOP_LLM_OFF && !leaf->embed_llm)
         return 0;
@@ -287,7 +289,7 @@ static int open_llm(sop_agent *a, const agent_cfg *c)
 
 static int open_embedder(sop_agent *a, const agent_cfg *c)
 {
-    const agent_cfg *leaf = first_leaf(c);
+    const agent_cfg *leaf = last_stage(c);
     int rc = leaf->embed_llm ? sop_embedder_llm(a->llm, &a->embedder)
                              : sop_embedder_builtin(leaf->dim, &a->embedder);
     if (rc)
