@@ -23,6 +23,7 @@
 #include "bytes.h"
 #include "crc32c.h"
 #include "internal.h"
+#include "vfs_stack.h"
 #include "killpoint.h"
 #include "mem.h"
 
@@ -358,17 +359,18 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
         db->opt.segment_bytes = 1u << 20;
     if (!db->opt.txn_max_ms)
         db->opt.txn_max_ms = 60000;
-    db->vfs = db->opt.vfs ? db->opt.vfs : sop_vfs_posix();
+    db->path = sop__strdup(path);
+    if (!db->path)
+        return -ENOMEM;
+    int rc = sop__vfs_stack_open(db);
+    if (rc)
+        return rc;
     sop__segmap_init(&db->segmap, db->opt.map_reads && db->vfs->version >= 2 && db->vfs->map &&
                                       db->vfs->unmap);
 #ifdef SOP_TESTING
     db->test_nosync = getenv("SOP_TEST_NO_COMMIT_SYNC") != NULL;
 #endif
-    db->path = sop__strdup(path);
-    if (!db->path)
-        return -ENOMEM;
     int create = (db->opt.flags & SOP_DB_CREATE) && !(db->opt.flags & SOP_DB_RDONLY);
-    int rc = 0;
     if (create) {
         rc = db->vfs->mkdir(db->vfs, path, 0700);
         if (rc && rc != -EEXIST)
@@ -474,6 +476,7 @@ int sop_db_close(sop_db *db)
         sop__reg_close(&db->reg);
     if (db->lockf)
         db->vfs->close(db->vfs, db->lockf);
+    sop__vfs_stack_close(db);
     for (sop__cmpreg *c = db->cmps, *n; c; c = n) {
         n = c->next;
         sop__free(c->name);

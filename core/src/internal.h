@@ -33,6 +33,7 @@ struct sop_db {
     char *path;
     sop_db_options opt;
     sop_vfs *vfs;
+    sop_vfs *vfs_own[2]; /* VFS layers built from the options (vfs_stack.c) */
     int open_rc; /* non-zero: the handle is in a failed state */
     sop_file *lockf;
     sop__registry reg;

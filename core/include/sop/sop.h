@@ -258,6 +258,22 @@ typedef struct sop_db_options {
      *  raises SIGBUS in the process instead of returning -EIO. Default 0;
      *  ignored when the VFS has no map(). */
     int map_reads;
+    /** Clustered mode (mode = SOP_CLUSTERED): the Redis server that
+     *  coordinates the processes, "redis://[:password@]host[:port][/db]"
+     *  or "host:port". Copied at open. Required in clustered mode. */
+    const char *redis_url;
+    uint32_t redis_timeout_ms; /**< bound of every Redis call, default 2000 */
+    uint32_t lease_ms;         /**< clustered: lock and process leases, default 10000 */
+    /** Erasure coding: segment files are striped over @c ndrives drive
+     *  folders as (ndrives - parity) data and @c parity parity shards.
+     *  NULL/0: segments live in the database directory. Paths copied. */
+    const char *const *drives;
+    uint32_t ndrives;
+    uint32_t parity;
+    /** Replicated metadata: a second folder that mirrors the database
+     *  directory active/passive (see docs/design/resilience.md). NULL:
+     *  none. Copied. */
+    const char *replica_path;
 } sop_db_options;
 
 /** @brief Fills @p o with the defaults listed in sop_db_options. */
