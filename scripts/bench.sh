@@ -41,7 +41,7 @@ suite="${1:-kv}"
 
 # Debian 12 packages: compiler and build tools, the engine's dependency
 # (isa-l, OpenBLAS, cJSON for the CLI), and the kv peers.
-pkgs=(cmake gcc make pkg-config libisal-dev libopenblas-dev libcjson-dev libcurl4-openssl-dev liblmdb-dev libsqlite3-dev)
+pkgs=(cmake gcc make pkg-config libisal-dev libhiredis-dev libopenblas-dev libcjson-dev libcurl4-openssl-dev liblmdb-dev libsqlite3-dev)
 if [[ "$suite" == vector || "$suite" == load ]]; then
     # the vector peers (C++ shims: g++), OpenBLAS for FAISS's k-means (Debian's
     # reference BLAS is ~10x slower), npm to fetch the GloVe package

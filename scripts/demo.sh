@@ -11,7 +11,7 @@
 # a KV store; BM25 text search. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcjson-dev libcurl4-openssl-dev
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libhiredis-dev libopenblas-dev libcjson-dev libcurl4-openssl-dev
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSOP_BUILD_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
 sop=build/release/cli/sop

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev libcurl4-openssl-dev
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libhiredis-dev libopenblas-dev libcmocka-dev libcjson-dev libcurl4-openssl-dev
 
 b=build/reliability
 cmake -S . -B $b -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOP_TESTING=ON -DSOP_WERROR=ON >/dev/null

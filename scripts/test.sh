@@ -5,9 +5,10 @@
 # Idempotent. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# curl: the fake Ollama server's self-test (tests/support/fake_ollama_selftest.sh)
-scripts/deps.sh build-essential cmake pkg-config libisal-dev libopenblas-dev libcmocka-dev libcjson-dev \
-    libcurl4-openssl-dev curl
+# curl: the fake Ollama server's self-test (tests/support/fake_ollama_selftest.sh);
+# redis-server: the clustered-mode tests start their own on a loopback port
+scripts/deps.sh build-essential cmake pkg-config libisal-dev libhiredis-dev libopenblas-dev libcmocka-dev libcjson-dev \
+    libcurl4-openssl-dev curl redis-server
 jobs=$(nproc)
 
 echo "== build (ASan+UBSan, -Werror)"

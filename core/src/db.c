@@ -19,9 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bytes.h"
 #include "crc32c.h"
+#include "cluster.h"
 #include "internal.h"
 #include "vfs_stack.h"
 #include "killpoint.h"
@@ -121,6 +123,8 @@ static int read_ckpt(sop_db *db, int slot, ckpt *c)
     return 0;
 }
 
+static int best_ckpt(sop_db *db, ckpt *out, int *found);
+
 /* Caller holds commit_mu. Makes everything appended durable, writes the
  * registry (double write), then the checkpoint record. */
 static int ckpt_write(sop_db *db)
@@ -129,6 +133,19 @@ static int ckpt_write(sop_db *db)
     int rc = sop__log_sync(l, l->cur, l->end, db);
     if (rc)
         goto fail;
+    if (db->cl) {
+        /* other hosts checkpoint too, and no shared memory says so: the
+         * files do (read under the commit lock, no checkpoint is running) */
+        ckpt cur;
+        int found;
+        rc = best_ckpt(db, &cur, &found);
+        if (rc)
+            goto fail;
+        if (found && cur.no > atomic_load(&db->shm->ckpt_no)) {
+            atomic_store(&db->shm->ckpt_no, cur.no);
+            atomic_store(&db->shm->ckpt_seg, cur.seg);
+        }
+    }
     uint64_t no = atomic_load(&db->shm->ckpt_no) + 1;
     rc = sop__reg_checkpoint(&db->reg, no, db);
     if (rc)
@@ -266,7 +283,8 @@ static int load(sop_db *db, int first)
     db->reg_open = 1;
     if (rc)
         return rc;
-    db->reg.id_source = &db->shm->next_id;
+    db->reg.id_chunk = sop__id_chunk;
+    db->reg.id_arg = db;
     rc = sop__log_open(&db->log, db->vfs, db->path, db->opt.file_mode, db->opt.segment_bytes, db);
     db->log_open = 1;
     if (rc)
@@ -339,6 +357,78 @@ static int join(sop_db *db)
     return rc;
 }
 
+/* After loading: creates the catalog of a new database and checkpoints
+ * what recovery replayed. */
+static int finish_open(sop_db *db)
+{
+    sop__handle root = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
+    int fresh = !sop__handle_live(&root);
+    int rc = 0;
+    if (fresh) {
+        if (db->opt.flags & SOP_DB_RDONLY)
+            return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", db->path);
+        rc = create_catalog(db);
+        if (rc)
+            return rc;
+    }
+    if (!(db->opt.flags & SOP_DB_RDONLY) && (db->replayed || fresh)) {
+        rc = sop__commit_lock(db);
+        if (!rc) {
+            rc = sop__db_checkpoint_locked(db);
+            sop__commit_unlock(db);
+        }
+    }
+    return rc;
+}
+
+/* Clustered mode: no lock file locks and no shared memory; Redis
+ * coordinates (cluster.c). Loads under the cluster's commit lock; when no
+ * other live process is registered, recovers as a first opener would. */
+static int open_clustered(sop_db *db, int create)
+{
+    db->shm = &db->shm_priv;
+    memset(db->shm, 0, sizeof *db->shm);
+    db->slot = 0;
+    int rc = sop__cl_open(db);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&db->commit_mu);
+    rc = sop__cl_lock(db);
+    if (rc) {
+        pthread_mutex_unlock(&db->commit_mu);
+        return rc;
+    }
+    uint64_t snap;
+    uint32_t seg;
+    int others = 0;
+    rc = sop__cl_oldest(db, &snap, &seg, &others);
+    if (!rc && create)
+        rc = create_files(db);
+    if (!rc)
+        rc = load(db, others == 0);
+    if (!rc) {
+        sop__shm *m = db->shm;
+        atomic_store(&m->csn, atomic_load(&db->csn));
+        atomic_store(&m->tail, db->applied_tail);
+        if (!atomic_load(&m->next_id))
+            atomic_store(&m->next_id, 1);
+        atomic_store(&m->slot[0].pid, (uint64_t)getpid());
+        atomic_store(&m->slot[0].snap, UINT64_MAX);
+        atomic_store(&m->slot[0].applied_seg, db->log.cur);
+        rc = sop__cl_locked(db); /* publishes a new epoch if Redis had none */
+    }
+    uint64_t csn, durable;
+    if (!rc && !(rc = sop__cl_peek(db, &csn, &durable)))
+        sop__atomic_max(&db->shm->durable_csn, durable);
+    sop__cl_unlock(db);
+    pthread_mutex_unlock(&db->commit_mu);
+    if (!rc)
+        rc = finish_open(db);
+    if (!rc)
+        rc = sop__cl_start(db);
+    return rc;
+}
+
 static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
 {
     if (opts) {
@@ -349,8 +439,6 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
     } else {
         sop_db_options_init(&db->opt);
     }
-    if (db->opt.mode == SOP_CLUSTERED)
-        return sop__err(db, -EINVAL, "clustered mode is not available in this build yet");
     if (!path || !*path)
         return sop__err(db, -EINVAL, "empty database path");
     if (!db->opt.file_mode)
@@ -389,6 +477,8 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
         return sop__err(db, -ENOENT, "%s is not a database (no LOCK file)", path);
     if (rc)
         return sop__err(db, rc, "cannot open the lock file of %s", path);
+    if (db->opt.mode == SOP_CLUSTERED)
+        return open_clustered(db, create);
     int first;
     rc = sop__shm_attach(db, &first);
     if (rc)
@@ -405,25 +495,9 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
     if (rc)
         return rc;
     if (first) {
-        sop__handle root = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
-        int fresh = !sop__handle_live(&root);
-        if (fresh) {
-            if (db->opt.flags & SOP_DB_RDONLY)
-                return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", path);
-            rc = create_catalog(db);
-            if (rc)
-                return rc;
-        }
-        if (!(db->opt.flags & SOP_DB_RDONLY) && (db->replayed || fresh)) {
-            rc = sop__commit_lock(db);
-            if (!rc) {
-                rc = sop__db_checkpoint_locked(db);
-                sop__commit_unlock(db);
-            }
-            if (rc)
-                return rc;
-        }
-        rc = sop__shm_ready(db);
+        rc = finish_open(db);
+        if (!rc)
+            rc = sop__shm_ready(db);
     }
     return rc;
 }
@@ -466,6 +540,7 @@ int sop_db_close(sop_db *db)
         rc = sop__db_checkpoint_locked(db);
         sop__commit_unlock(db);
     }
+    sop__cl_close(db);
     sop__shm_detach(db);
     if (db->cache)
         sop__cache_free(db->cache);
@@ -529,6 +604,10 @@ int sop_db_stats(sop_db *db, sop_db_stat *st)
     st->conflicts = atomic_load(&db->st_conflicts);
     st->merges = atomic_load(&db->st_merges);
     st->checkpoints = atomic_load(&db->st_ckpts);
+    st->redis_calls = sop__cl_calls(db);
+    st->redis_epochs = atomic_load(&db->st_redis_epochs);
+    st->l2_hits = atomic_load(&db->st_l2_hits);
+    st->l2_misses = atomic_load(&db->st_l2_misses);
     pthread_mutex_lock(&db->log.mu);
     st->syncs = db->log.syncs;
     pthread_mutex_unlock(&db->log.mu);

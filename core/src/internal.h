@@ -33,7 +33,7 @@ struct sop_db {
     char *path;
     sop_db_options opt;
     sop_vfs *vfs;
-    sop_vfs *vfs_own[2]; /* VFS layers built from the options (vfs_stack.c) */
+    sop_vfs *vfs_own[3]; /* VFS layers built from the options (vfs_stack.c) */
     int open_rc; /* non-zero: the handle is in a failed state */
     sop_file *lockf;
     sop__registry reg;
@@ -66,6 +66,8 @@ struct sop_db {
 
     int test_nosync; /* SOP_TESTING: SOP_TEST_NO_COMMIT_SYNC harness mutant */
     atomic_uint_fast64_t st_commits, st_conflicts, st_merges, st_ckpts;
+    atomic_uint_fast64_t st_redis_epochs, st_l2_hits, st_l2_misses;
+    struct sop__cluster *cl; /* clustered mode (cluster.c), else NULL */
 };
 
 /* A node changed by a transaction. */
@@ -154,6 +156,7 @@ struct sop_txn {
     sop__arena opmem; /* keys and values of ops */
     int no_merge;   /* did something a merge cannot replay */
     int write_read; /* a write found nothing to change (NOCHECK validates reads) */
+    uint64_t epoch; /* clustered: the cluster's epoch at begin */
     sop__txn_ext *exts; /* upper layers' handles, freed with the transaction */
 };
 
@@ -264,8 +267,16 @@ void sop__publish_snap_locked(sop_db *db);
 /* Applies the commits other processes appended (commit_mu held; @locked:
  * the commit file lock is held too, and a torn tail is cut). */
 int sop__follow(sop_db *db, int locked);
-/* commit_mu + the commit file lock, then follows the log. */
+/* commit_mu + the commit lock (a file lock, or Redis in clustered mode),
+ * then follows the log. */
 int sop__commit_lock(sop_db *db);
+/* At transaction begin: learns the commits of other processes (clustered:
+ * from Redis, or from the log alone when Redis cannot be reached). */
+void sop__learn(sop_db *db);
+/* Fresh ids for the registry (its id_chunk) and duplicate-key sequence
+ * numbers: a shared counter, or Redis in clustered mode. */
+int sop__id_chunk(void *db, uint64_t n, uint64_t *first);
+int sop__next_seq(sop_db *db, uint64_t *seq);
 /* Publishes the log's tail and releases both locks. */
 void sop__commit_unlock(sop_db *db);
 

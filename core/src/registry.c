@@ -257,13 +257,31 @@ int sop__reg_alloc_id(sop__registry *r, uint64_t *id)
         *id = r->free_ids[--r->nfree];
     } else {
         if (r->chunk_lo == r->chunk_hi) {
-            r->chunk_lo = atomic_fetch_add(r->id_source, 64);
-            r->chunk_hi = r->chunk_lo + 64;
+            uint64_t first;
+            int rc = r->id_chunk(r->id_arg, 64, &first);
+            if (rc) {
+                pthread_mutex_unlock(&r->mu);
+                return rc;
+            }
+            r->chunk_lo = first;
+            r->chunk_hi = first + 64;
         }
         *id = r->chunk_lo++;
     }
     pthread_mutex_unlock(&r->mu);
     return 0;
+}
+
+void sop__reg_epoch_reset(sop__registry *r, uint64_t base)
+{
+    pthread_mutex_lock(&r->mu);
+    r->chunk_lo = r->chunk_hi = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < r->nfree; i++)
+        if (r->free_ids[i] < base)
+            r->free_ids[n++] = r->free_ids[i];
+    r->nfree = n;
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void push_free_locked(sop__registry *r, uint64_t id)

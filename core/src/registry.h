@@ -60,7 +60,9 @@ typedef struct sop__registry {
     sop__regblock **blocks;
     uint64_t nblocks, cap_blocks;
     uint64_t next_id;  /* above every id with a handle */
-    atomic_uint_fast64_t *id_source; /* shared counter ids are handed out from */
+    /* hands out @n fresh ids from the counter the processes share */
+    int (*id_chunk)(void *arg, uint64_t n, uint64_t *first);
+    void *id_arg;
     uint64_t chunk_lo, chunk_hi;     /* ids taken from it, not handed out yet */
     uint64_t *free_ids; /* reusable ids */
     size_t nfree, cap_free;
@@ -79,8 +81,12 @@ int sop__reg_set(sop__registry *r, uint64_t id, const sop__handle *h);
 /* Above every id that has a handle. */
 uint64_t sop__reg_next_id(sop__registry *r);
 /* Hands out an unused id: a reused one, or the next of a chunk taken
- * from *id_source (shared by the processes). */
+ * through id_chunk (shared by the processes). */
 int sop__reg_alloc_id(sop__registry *r, uint64_t *id);
+/* Clustered: the cluster's id counter was re-derived from @base. Drops
+ * the chunk held and the reusable ids at or above @base (another process
+ * may be handed them now). */
+void sop__reg_epoch_reset(sop__registry *r, uint64_t base);
 /* Gives back an id that was handed out but never committed, or whose
  * deletion committed. */
 void sop__reg_release_id(sop__registry *r, uint64_t id);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "cluster.h"
 #include "internal.h"
 #include "mem.h"
 
@@ -188,6 +189,19 @@ uint64_t sop__oldest_snap(sop_db *db, uint32_t *min_seg)
         if (a < seg)
             seg = (uint32_t)a;
     }
+    if (db->cl) {
+        uint64_t osnap;
+        uint32_t oseg;
+        int others;
+        if (sop__cl_oldest(db, &osnap, &oseg, &others) != 0) {
+            osnap = 0; /* cannot tell what others read: keep everything */
+            oseg = 0;
+        }
+        if (osnap < m)
+            m = osnap;
+        if (oseg < seg)
+            seg = oseg;
+    }
     if (min_seg)
         *min_seg = seg;
     return m;
@@ -209,7 +223,7 @@ int sop__follow(sop_db *db, int locked)
 {
     /* commit_mu held */
     uint64_t tail = atomic_load(&db->shm->tail);
-    if (!locked && tail == db->applied_tail)
+    if (!locked && !db->cl && tail == db->applied_tail)
         return 0;
     sop__log *l = &db->log;
     int rc = sop__log_follow(l, l->cur, locked ? SOP__FOLLOW_CUT : SOP__FOLLOW_READ,
@@ -223,7 +237,13 @@ int sop__commit_lock(sop_db *db)
 {
     pthread_mutex_lock(&db->commit_mu);
     int rc = 0;
-    if (db->shm_mapped) {
+    if (db->cl) {
+        rc = sop__cl_lock(db);
+        if (rc) {
+            pthread_mutex_unlock(&db->commit_mu);
+            return rc;
+        }
+    } else if (db->shm_mapped) {
         rc = db->vfs->lock(db->vfs, db->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_EX, 1);
         if (rc) {
             pthread_mutex_unlock(&db->commit_mu);
@@ -231,6 +251,8 @@ int sop__commit_lock(sop_db *db)
         }
     }
     rc = sop__follow(db, 1);
+    if (!rc && db->cl)
+        rc = sop__cl_locked(db);
     if (rc)
         sop__commit_unlock(db);
     return rc;
@@ -243,7 +265,45 @@ void sop__commit_unlock(sop_db *db)
     db->applied_tail = tail;
     atomic_store(&db->shm->tail, tail);
     atomic_store(&db->shm->slot[db->slot].applied_seg, l->cur);
-    if (db->shm_mapped)
+    if (db->cl)
+        sop__cl_unlock(db);
+    else if (db->shm_mapped)
         db->vfs->lock(db->vfs, db->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_UN, 0);
     pthread_mutex_unlock(&db->commit_mu);
+}
+
+void sop__learn(sop_db *db)
+{
+    if (db->cl) {
+        uint64_t csn = 0, durable = 0;
+        /* Redis down: the log alone still tells what was committed, so
+         * reads go on (what is durable is then what this process knows) */
+        int down = sop__cl_peek(db, &csn, &durable) != 0;
+        if (!down)
+            sop__atomic_max(&db->shm->durable_csn, durable);
+        if (!down && csn <= atomic_load(&db->csn))
+            return;
+    } else if (atomic_load(&db->shm->tail) == atomic_load(&db->applied_tail)) {
+        return;
+    }
+    pthread_mutex_lock(&db->commit_mu);
+    sop__follow(db, 0); /* a failure here is found again by the commit */
+    pthread_mutex_unlock(&db->commit_mu);
+}
+
+int sop__id_chunk(void *arg, uint64_t n, uint64_t *first)
+{
+    sop_db *db = arg;
+    if (db->cl)
+        return sop__cl_ids(db, n, first);
+    *first = atomic_fetch_add(&db->shm->next_id, n);
+    return 0;
+}
+
+int sop__next_seq(sop_db *db, uint64_t *seq)
+{
+    if (db->cl)
+        return sop__cl_seq(db, seq);
+    *seq = atomic_fetch_add(&db->shm->next_seq, 1);
+    return 0;
 }

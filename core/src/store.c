@@ -683,7 +683,11 @@ static int insert(sop_store *s, const sop_val *key, const sop_val *val, int if_a
         rc = sop__bt_insert(&s->tree, ik, n, vd, vl, vf);
     } else {
         for (int tries = 0; tries < 64; tries++) {
-            sop__put64be(ik + n, atomic_fetch_add(&s->txn->db->shm->next_seq, 1));
+            uint64_t seq;
+            rc = sop__next_seq(s->txn->db, &seq);
+            if (rc)
+                break;
+            sop__put64be(ik + n, seq);
             rc = sop__bt_insert(&s->tree, ik, n + DUP_SUFFIX, vd, vl, vf);
             if (rc != SOP_EEXISTS)
                 break;

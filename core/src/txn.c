@@ -18,6 +18,7 @@
 
 #include "bytes.h"
 #include "crc32c.h"
+#include "cluster.h"
 #include "internal.h"
 #include "killpoint.h"
 #include "mem.h"
@@ -97,11 +98,10 @@ static int txn_new(sop_db *db, sop_txn_mode mode, uint32_t max_ms, int locked, s
     /* learn the commits of other processes, then: writers see everything
      * applied (what they read is validated at commit, and a commit is
      * durable only after those it read from); readers what is durable */
-    if (!locked && atomic_load(&db->shm->tail) != atomic_load(&db->applied_tail)) {
-        pthread_mutex_lock(&db->commit_mu);
-        rc = sop__follow(db, 0);
-        pthread_mutex_unlock(&db->commit_mu);
-    }
+    if (!locked)
+        sop__learn(db);
+    if (db->cl)
+        t->epoch = sop__cl_epoch(db);
     uint64_t applied = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
     t->snap = mode == SOP_TXN_READ && durable < applied ? durable : applied;
     pthread_mutex_lock(&db->mu);
@@ -994,9 +994,16 @@ int sop_txn_commit(sop_txn *t)
         rc = sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
         goto unlock;
     }
+    if (db->cl && t->epoch != sop__cl_epoch(db)) {
+        rc = sop__err(db, SOP_EREDIS, "Redis lost the cluster's state (restart or flush) while "
+                      "the transaction ran; nothing was written: retry it");
+        goto unlock;
+    }
     rc = validate_or_merge(t, &w);
     if (rc)
         goto unlock;
+    if (db->cl && (rc = sop__cl_lease_ok(db)) != 0)
+        goto unlock; /* nothing written yet */
     total = commit_size(w);
     csn = atomic_load(&db->csn) + 1;
     rc = sop__log_reserve(&db->log, total, &seg, &off, db);
@@ -1051,6 +1058,8 @@ int sop_txn_commit(sop_txn *t)
     }
     /* publish: every csn up to ours is applied, and durable when syncing */
     sop__atomic_max(&db->shm->durable_csn, csn);
+    if (db->cl)
+        sop__cl_durable(db, csn);
     atomic_fetch_add(&db->st_commits, 1);
     if (atomic_load(&db->since_ckpt) >= db->opt.checkpoint_bytes && sop__commit_lock(db) == 0) {
         if (atomic_load(&db->since_ckpt) >= db->opt.checkpoint_bytes && !atomic_load(&db->panic))

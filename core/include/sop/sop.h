@@ -227,7 +227,7 @@ typedef struct sop_val {
 
 typedef enum sop_mode {
     SOP_STANDALONE = 0, /**< one directory, coordination inside this machine */
-    SOP_CLUSTERED = 1   /**< coordination through Redis (not available yet) */
+    SOP_CLUSTERED = 1   /**< coordination through Redis (redis_url): processes on any host */
 } sop_mode;
 
 typedef enum sop_sync_mode {
@@ -264,6 +264,10 @@ typedef struct sop_db_options {
     const char *redis_url;
     uint32_t redis_timeout_ms; /**< bound of every Redis call, default 2000 */
     uint32_t lease_ms;         /**< clustered: lock and process leases, default 10000 */
+    /** Clustered: node images are also cached in Redis (the L2 cache) for
+     *  this many milliseconds; 0 (default) turns the L2 cache off. Worth it
+     *  when the shared storage is slower than a Redis round trip. */
+    uint32_t redis_cache_ms;
     /** Erasure coding: segment files are striped over @c ndrives drive
      *  folders as (ndrives - parity) data and @c parity parity shards.
      *  NULL/0: segments live in the database directory. Paths copied. */
@@ -331,6 +335,10 @@ typedef struct sop_db_stat {
     uint64_t nodes;            /**< live logical ids in the registry */
     uint64_t cache_bytes;      /**< bytes held by the L1 cache */
     uint64_t cache_hits, cache_misses;
+    uint64_t redis_calls;      /**< clustered: round trips to Redis since open */
+    uint64_t redis_epochs;     /**< clustered: times this process re-derived the
+                                    cluster's state after Redis lost it */
+    uint64_t l2_hits, l2_misses; /**< clustered: node images read from Redis */
 } sop_db_stat;
 
 /** @brief Reads database-wide figures into @p st.

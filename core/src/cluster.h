@@ -1,0 +1,62 @@
+/*
+ * cluster.h - clustered mode: the coordination that shared.c does through
+ * the lock file and shared memory for the processes of one machine, done
+ * through Redis for processes anywhere (each its own host as far as the
+ * engine knows). Design and failure cases: docs/design/clustered.md.
+ *
+ * Redis keys, all under "sop:<database id>:" (the id is the file
+ * cluster.id of the database directory, so two databases can share one
+ * Redis and one database can be mounted at different paths):
+ *   lock   the commit lock: SET token NX PX lease, released by a
+ *          compare-and-delete script; never given a TTL-less value
+ *   state  hash: epoch, run_id, base_id, csn, durable, next_id, next_seq
+ *   procs  hash: process id -> "snapshot segment expiry_ms"
+ *   n:<id>:<version>  node images (the L2 cache), with a TTL
+ * Redis holds no data: everything in "state" is derived from the log and
+ * is re-derived (a new epoch) when Redis lost it (restart, FLUSHALL).
+ */
+#ifndef SOP_CLUSTER_H
+#define SOP_CLUSTER_H
+#include <stdint.h>
+
+#include "sop/sop.h"
+
+typedef struct sop__cluster sop__cluster;
+
+/* Connects and names the keys (db->path set, LOCK open). */
+int sop__cl_open(sop_db *db);
+/* Stops the heartbeat, removes this process from "procs", disconnects. */
+void sop__cl_close(sop_db *db);
+/* After the database is loaded: registers this process and starts its
+ * heartbeat thread. */
+int sop__cl_start(sop_db *db);
+/* Takes the commit lock (commit_mu held). SOP_EBUSY after waiting
+ * 3 leases; SOP_EREDIS. */
+int sop__cl_lock(sop_db *db);
+/* After following the log under the lock: when Redis lost its state,
+ * waits out every earlier lease and publishes a new epoch. */
+int sop__cl_locked(sop_db *db);
+/* Publishes what this process knows and releases the lock. */
+void sop__cl_unlock(sop_db *db);
+/* Whether the lock is held with enough lease left to write; renews it
+ * when half of it is gone. SOP_EREDIS (the lease is lost: write nothing). */
+int sop__cl_lease_ok(sop_db *db);
+/* Learns the last commit and the durable one (transaction begin). */
+int sop__cl_peek(sop_db *db, uint64_t *csn, uint64_t *durable);
+/* The current epoch (a transaction records it at begin). */
+uint64_t sop__cl_epoch(sop_db *db);
+/* Publishes that commits up to @csn are durable. */
+void sop__cl_durable(sop_db *db, uint64_t csn);
+/* @n fresh ids / duplicate-key sequence numbers. SOP_EREDIS. */
+int sop__cl_ids(sop_db *db, uint64_t n, uint64_t *first);
+int sop__cl_seq(sop_db *db, uint64_t *seq);
+/* The oldest snapshot and segment any other live process may still read;
+ * *others: how many live processes were found. */
+int sop__cl_oldest(sop_db *db, uint64_t *snap, uint32_t *seg, int *others);
+/* L2 cache of node images: 0 and a copy in *img when Redis has it. */
+int sop__cl_cache_get(sop_db *db, uint64_t id, uint64_t version, uint8_t **img, uint32_t *len);
+void sop__cl_cache_put(sop_db *db, uint64_t id, uint64_t version, const uint8_t *img, uint32_t len);
+/* Round trips to Redis so far. */
+uint64_t sop__cl_calls(sop_db *db);
+
+#endif
