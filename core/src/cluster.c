@@ -630,33 +630,31 @@ int sop__cl_seq(sop_db *db, uint64_t *seq)
 
 /* ---- the L2 cache of node images ---- */
 
-int sop__cl_cache_get(sop_db *db, uint64_t id, uint64_t version, uint8_t **img, uint32_t *len)
+int sop__cl_cache_get(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf)
 {
     sop__cluster *c = db->cl;
     char key[96];
-    snprintf(key, sizeof key, "%s%" PRIu64 ":%" PRIu64, c->k_node, id, version);
+    snprintf(key, sizeof key, "%s%u:%" PRIu64, c->k_node, seg, off);
     sop__rval *v;
     char err[256];
     if (sop__redis_callv(c->r, &v, err, sizeof err, 2, "GET", key))
-        return SOP_ENOTFOUND;
+        return SOP_ENOTFOUND; /* Redis down: read the segment */
     int rc = SOP_ENOTFOUND;
-    if (v->type == SOP__R_STR && v->len && v->len <= UINT32_MAX) {
-        *img = (uint8_t *)v->s;
-        *len = (uint32_t)v->len;
-        v->s = NULL;
+    if (v->type == SOP__R_STR && v->len == len) {
+        memcpy(buf, v->s, len);
         rc = 0;
     }
     sop__rval_free(v);
     return rc;
 }
 
-void sop__cl_cache_put(sop_db *db, uint64_t id, uint64_t version, const uint8_t *img, uint32_t len)
+void sop__cl_cache_put(sop_db *db, uint32_t seg, uint64_t off, const uint8_t *rec, uint32_t len)
 {
     sop__cluster *c = db->cl;
     char key[96], px[24];
-    snprintf(key, sizeof key, "%s%" PRIu64 ":%" PRIu64, c->k_node, id, version);
+    snprintf(key, sizeof key, "%s%u:%" PRIu64, c->k_node, seg, off);
     u64s(px, db->opt.redis_cache_ms);
-    const char *argv[] = {"SET", key, (const char *)img, "PX", px};
+    const char *argv[] = {"SET", key, (const char *)rec, "PX", px};
     size_t lens[] = {3, strlen(key), len, 2, strlen(px)};
     sop__rval *v;
     char err[256];

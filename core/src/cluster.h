@@ -11,7 +11,7 @@
  *          compare-and-delete script; never given a TTL-less value
  *   state  hash: epoch, run_id, base_id, csn, durable, next_id, next_seq
  *   procs  hash: process id -> "snapshot segment expiry_ms"
- *   n:<id>:<version>  node images (the L2 cache), with a TTL
+ *   n:<seg>:<off>     image records (the L2 cache), with a TTL
  * Redis holds no data: everything in "state" is derived from the log and
  * is re-derived (a new epoch) when Redis lost it (restart, FLUSHALL).
  */
@@ -53,9 +53,13 @@ int sop__cl_seq(sop_db *db, uint64_t *seq);
 /* The oldest snapshot and segment any other live process may still read;
  * *others: how many live processes were found. */
 int sop__cl_oldest(sop_db *db, uint64_t *snap, uint32_t *seg, int *others);
-/* L2 cache of node images: 0 and a copy in *img when Redis has it. */
-int sop__cl_cache_get(sop_db *db, uint64_t id, uint64_t version, uint8_t **img, uint32_t *len);
-void sop__cl_cache_put(sop_db *db, uint64_t id, uint64_t version, const uint8_t *img, uint32_t len);
+/* L2 cache of image records, keyed by their location in the log (never
+ * reused: segment numbers only grow, and bytes are rewritten only past the
+ * end of the valid records), so a cached record is never a stale version;
+ * its CRC and id are checked as a read from the segment's are.
+ * get: 0 with @len bytes in @buf when Redis has them. */
+int sop__cl_cache_get(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf);
+void sop__cl_cache_put(sop_db *db, uint32_t seg, uint64_t off, const uint8_t *rec, uint32_t len);
 /* Round trips to Redis so far. */
 uint64_t sop__cl_calls(sop_db *db);
 

@@ -230,8 +230,22 @@ static int view_image(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint
     if (rc == 1) {
         if (!(*own = sop__malloc(len)))
             return -ENOMEM;
-        rc = sop__log_read(&db->log, seg, off, len, *own, db);
         rec = *own;
+        int l2 = db->cl && db->opt.redis_cache_ms;
+        int type;
+        uint64_t csn;
+        if (l2 && sop__cl_cache_get(db, seg, off, len, *own) == 0 &&
+            sop__rec_check(*own, len, &type, &csn) >= 0) {
+            atomic_fetch_add(&db->st_l2_hits, 1);
+            rc = 0;
+        } else {
+            rc = sop__log_read(&db->log, seg, off, len, *own, db);
+            if (l2) {
+                atomic_fetch_add(&db->st_l2_misses, 1);
+                if (!rc)
+                    sop__cl_cache_put(db, seg, off, *own, len);
+            }
+        }
     }
     if (!rc && (rec[4] != SOP__REC_IMAGE || sop__get64(rec + SOP__REC_HDR) != id))
         rc = sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: not an image of id %llu", seg,

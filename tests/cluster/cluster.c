@@ -13,6 +13,9 @@
  *            SOP_EBUSY, nothing half-committed, work resumes after.
  *  down      Redis unreachable at open: SOP_EREDIS with a message, within
  *            the timeout; once it is up the database opens.
+ *  l2        the L2 cache: images read by one process are served from
+ *            Redis to the next (stats count the hits), and entries garbled
+ *            in Redis are refused by their CRC (reads stay correct).
  *  killed    a writer killed (SIGKILL, kill point commit:after_append)
  *            while it holds the commit lock: another process commits
  *            within the lease (plus slack), and the database checks clean.
@@ -353,6 +356,77 @@ static void run_down(void)
     sop_db_close(db);
 }
 
+/* Reads the 2000 items of "kv" with a tiny L1 cache; returns the L2 hits. */
+static uint64_t l2_read_all(const char *path, int *bad)
+{
+    sop_db_options o;
+    opts_for(&o, g_redis.url);
+    o.redis_cache_ms = 60000;
+    o.cache_bytes = 1;
+    sop_db *db;
+    int rc = sop_db_open(path, &o, &db);
+    CHECK(rc == 0, "l2: open: %s (%s)", sop_strerror(rc), sop_db_errmsg(db));
+    sop_txn *t;
+    sop_store *s;
+    if (!rc && sop_txn_begin(db, SOP_TXN_READ, 0, &t) == 0) {
+        if (sop_store_open(t, "kv", &s) == 0) {
+            for (int i = 0; i < 2000; i++) {
+                char key[16], want[200];
+                snprintf(key, sizeof key, "k%05d", i);
+                memset(want, 'a' + i % 26, sizeof want);
+                sop_val k = {key, strlen(key)}, v;
+                if (sop_get(s, &k, &v) || v.size != sizeof want || memcmp(v.data, want, v.size))
+                    (*bad)++;
+            }
+        }
+        sop_txn_rollback(t);
+    }
+    sop_db_stat st = {0};
+    sop_db_stats(db, &st);
+    sop_db_close(db);
+    return st.l2_hits;
+}
+
+static void run_l2(void)
+{
+    const char *path = tu_tmpdir("l2");
+    sop_db_options o;
+    opts_for(&o, g_redis.url);
+    sop_db *db;
+    int rc = sop_db_open(path, &o, &db);
+    sop_txn *t;
+    sop_store *s;
+    if (!rc)
+        rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
+    if (!rc)
+        rc = sop_store_create(t, "kv", NULL, &s);
+    for (int i = 0; !rc && i < 2000; i++) {
+        char key[16], val[200];
+        snprintf(key, sizeof key, "k%05d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        sop_val k = {key, strlen(key)}, v = {val, sizeof val};
+        rc = sop_upsert(s, &k, &v);
+    }
+    rc = rc ? rc : sop_txn_commit(t);
+    CHECK(rc == 0, "l2: load: %s", sop_strerror(rc));
+    sop_db_close(db);
+    int bad = 0;
+    uint64_t first = l2_read_all(path, &bad);
+    uint64_t second = l2_read_all(path, &bad);
+    CHECK(second > 100, "l2: %" PRIu64 " hits on the second pass (first %" PRIu64 ")", second,
+          first);
+    /* garble every cached image: each must be refused, and read from disk */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d --scan --pattern 'sop:*:n:*' | "
+             "xargs -r -I{} redis-cli -p %d SETRANGE {} 30 garbled >/dev/null", g_redis.port,
+             g_redis.port);
+    CHECK(system(cmd) == 0, "l2: cannot garble the cache");
+    uint64_t third = l2_read_all(path, &bad);
+    CHECK(bad == 0, "l2: %d wrong values", bad);
+    fprintf(stderr, "l2: hits %" PRIu64 " then %" PRIu64 ", %" PRIu64 " after garbling\n", first,
+            second, third);
+}
+
 static void run_killed(const char *self)
 {
     const char *path = tu_tmpdir("killed");
@@ -418,6 +492,8 @@ int main(int argc, char **argv)
         run_bank("bank", secs, 0);
     if (!only || !strcmp(only, "down"))
         run_down();
+    if (!only || !strcmp(only, "l2"))
+        run_l2();
     if (!only || !strcmp(only, "killed"))
         run_killed(argv[0]);
     if (!only || !strcmp(only, "chaos"))
