@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "kv.h"
 #include "load.h"
 #include "text.h"
@@ -29,6 +30,8 @@ static const suite suites[] = {
      "BM25 text search: quality on Cranfield, speed on GCIDE: sop, SQLite FTS5, Xapian"},
     {"load", bench_load_main,
      "bulk load of GloVe words + vectors: sop_kb_load vs FAISS add + SQLite FTS5 insert"},
+    {"cluster", bench_cluster_main,
+     "commits through Redis (clustered) against standalone, 1/2/4 processes"},
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

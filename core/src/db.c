@@ -136,8 +136,8 @@ static int ckpt_write(sop_db *db)
     if (db->cl) {
         /* other hosts checkpoint too, and no shared memory says so: the
          * files do (read under the commit lock, no checkpoint is running) */
-        ckpt cur;
-        int found;
+        ckpt cur = {0};
+        int found = 0;
         rc = best_ckpt(db, &cur, &found);
         if (rc)
             goto fail;
