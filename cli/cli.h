@@ -64,6 +64,11 @@ extern const char cli_chat_usage[];
 typedef struct cli_globals {
     sop_sync_mode sync;  /**< --sync none|full */
     uint64_t busy_wait_ms; /**< --busy-wait: retry an open that got SOP_EBUSY */
+    const char *redis;   /**< --redis URL: clustered mode */
+    const char *drives[256]; /**< --drives DIR,DIR,...: erasure-coded segments */
+    uint32_t ndrives;
+    uint32_t parity;     /**< --parity M */
+    const char *replica; /**< --replica DIR: replicated metadata */
     char cmd[128];       /**< the command path for messages ("kv put") */
     const char *prog;    /**< "sop" */
 } cli_globals;

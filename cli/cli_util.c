@@ -141,6 +141,44 @@ int cli_global_option(const char *name, const char *value)
         }
         return 1;
     }
+    if (strcmp(name, "redis") == 0 || strcmp(name, "replica") == 0) {
+        if (!value || !*value) {
+            cli_usage("option '--%s' needs a value", name);
+            return -1;
+        }
+        *(name[0] == 'r' && name[2] == 'd' ? &cli_g.redis : &cli_g.replica) = value;
+        return 1;
+    }
+    if (strcmp(name, "drives") == 0) {
+        static char buf[8192];
+        if (!value || !*value || strlen(value) >= sizeof buf) {
+            cli_usage("option '--drives' needs a comma-separated list of folders");
+            return -1;
+        }
+        memcpy(buf, value, strlen(value) + 1);
+        cli_g.ndrives = 0;
+        for (char *p = buf, *c; p; p = c) {
+            c = strchr(p, ',');
+            if (c)
+                *c++ = 0;
+            if (!*p || cli_g.ndrives == 255) {
+                cli_usage("bad value '%s' for '--drives' (2 to 255 folders, comma-separated)",
+                          value);
+                return -1;
+            }
+            cli_g.drives[cli_g.ndrives++] = p;
+        }
+        return 1;
+    }
+    if (strcmp(name, "parity") == 0) {
+        uint64_t m = 0;
+        if (!value || cli_parse_u64(value, &m) != 0 || m < 1 || m > 254) {
+            cli_usage("bad value '%s' for '--parity' (1 to 254)", value ? value : "");
+            return -1;
+        }
+        cli_g.parity = (uint32_t)m;
+        return 1;
+    }
     if (strcmp(name, "busy-wait") == 0) {
         uint64_t ms = 0;
         if (!value || cli_parse_u64(value, &ms) != 0 || ms > 86400000) {
@@ -383,6 +421,16 @@ int cli_open_db(const char *path, int flags, sop_db **dbp)
     sop_db_options_init(&o);
     o.sync = cli_g.sync;
     o.flags = 0;
+    if (cli_g.redis) {
+        o.mode = SOP_CLUSTERED;
+        o.redis_url = cli_g.redis;
+    }
+    if (cli_g.ndrives || cli_g.parity) {
+        o.drives = cli_g.drives;
+        o.ndrives = cli_g.ndrives;
+        o.parity = cli_g.parity ? cli_g.parity : 1;
+    }
+    o.replica_path = cli_g.replica;
     if (flags & CLI_OPEN_CREATE) {
         o.flags |= SOP_DB_CREATE;
     }

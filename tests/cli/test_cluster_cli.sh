@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test_cluster_cli.sh - `sop --redis URL ...` (clustered mode) end to end,
+# against a redis-server it starts on a loopback port. Usage:
+# test_cluster_cli.sh /path/to/sop. Exit 77 (skip) without redis-server.
+SOP=$1
+NAME=cluster
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+command -v redis-server >/dev/null || { echo "SKIP: no redis-server"; exit 77; }
+
+port=0
+for _ in $(seq 20); do
+    p=$((20000 + RANDOM % 30000))
+    redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
+        --logfile "$TMP/redis.log" --daemonize no &
+    rpid=$!
+    for _ in $(seq 100); do
+        redis-cli -p "$p" ping >/dev/null 2>&1 && { port=$p; break; }
+        kill -0 "$rpid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ "$port" != 0 ] && break
+    kill -9 "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null
+done
+[ "$port" != 0 ] || { fail "redis-server did not start"; finish; exit 1; }
+trap 'kill -9 $rpid 2>/dev/null; wait $rpid 2>/dev/null; rm -rf "$TMP"' EXIT
+URL="redis://127.0.0.1:$port"
+DB=$TMP/db
+
+# the first process after Redis starts waits out one lease (10 s by default)
+run --redis "$URL" kv put "$DB" s k1 v1
+check "put through redis" 0
+run kv get --redis "$URL" "$DB" s k1
+check "get through redis (option after the command)" 0 "v1"
+run --redis "$URL" kv put "$DB" s k2 v2
+check "second put" 0
+[ "$(redis-cli -p "$port" --scan --pattern 'sop:*:state' | wc -l)" = 1 ] && pass "state key in redis" \
+    || fail "state key in redis" "$(redis-cli -p "$port" keys '*')"
+[ "$(redis-cli -p "$port" --scan --pattern 'sop:*:lock' | wc -l)" = 0 ] && pass "lock released" \
+    || fail "lock released"
+run --redis "redis://127.0.0.1:1" kv get "$DB" s k1
+check_err "redis unreachable" 1 "cannot reach Redis at 127.0.0.1:1"
+run --redis "redis://127.0.0.1:99999" kv get "$DB" s k1
+check_err "bad redis url" 1 "bad Redis address"
+run --redis "" kv get "$DB" s k1
+check_err "empty redis url" 2 "needs a value"
+run --parity x kv get "$DB" s k1
+check_err "bad parity" 2 "parity"
+run --drives "" kv get "$DB" s k1
+check_err "empty drives" 2 "drives"
+# standalone afterwards reads what the cluster wrote
+run kv get "$DB" s k2
+check "standalone reads it" 0 "v2"
+finish
