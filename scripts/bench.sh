@@ -13,6 +13,8 @@
 #   scripts/bench.sh load                     # GloVe words + vectors, n = 50,000:
 #                                             # sop_kb_load vs FAISS add + SQLite FTS5
 #   scripts/bench.sh load --full --json load.jsonl
+#   scripts/bench.sh cluster                  # commits through Redis vs standalone,
+#                                             # 1, 2 and 4 processes
 #
 # The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
 # data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once); the load
@@ -49,6 +51,9 @@ if [[ "$suite" == vector || "$suite" == load ]]; then
     if ! command -v npm >/dev/null 2>&1; then
         pkgs+=(npm)
     fi
+fi
+if [[ "$suite" == cluster ]]; then
+    pkgs+=(redis-server) # the suite starts its own on a loopback port
 fi
 if [[ "$suite" == text ]]; then
     # the text peers: Xapian (a C++ shim: g++; SQLite FTS5 is in libsqlite3)
