@@ -47,6 +47,7 @@ struct cli_command {
 extern const cli_command cli_kv_commands[];
 extern const cli_command cli_vector_commands[];
 extern const cli_command cli_search_commands[];
+extern const cli_command cli_stream_commands[];
 int cmd_stats(const cli_command *self, int argc, char **argv);
 int cmd_check(const cli_command *self, int argc, char **argv);
 /* Knowledge bases and agents (cmd_agent.c): handlers and their help. */

@@ -12,8 +12,8 @@
 
 static int cmd_help(const cli_command *self, int argc, char **argv);
 
-/* kv, vector and search are groups: their subcommands live in cmd_kv.c,
- * cmd_vector.c and cmd_search.c. load, ask and chat live in cmd_agent.c. */
+/* kv, vector, search and stream are groups: their subcommands live in
+ * cmd_kv.c, cmd_vector.c, cmd_search.c and cmd_stream.c. load, ask and chat live in cmd_agent.c. */
 static const cli_command cli_top[] = {
     {"kv", NULL, "put, get, delete and scan the items of a store",
      "Usage: sop kv <subcommand> [options] DB STORE ...\n"
@@ -33,6 +33,12 @@ static const cli_command cli_top[] = {
      "Text indexes (BM25 on the database's B-trees). Documents are read from\n"
      "JSON Lines files, queries from TSV files or the command line.\n",
      cli_search_commands},
+    {"stream", NULL, "store and read files of any size as streamed values",
+     "Usage: sop stream <subcommand> [options] DB STORE KEY ...\n"
+     "\n"
+     "Streaming stores hold values of any size, written and read in chunks\n"
+     "(one chunk in memory at a time), each put or get in one transaction.\n",
+     cli_stream_commands},
     {"load", cmd_load, "load a fallback JSON file into a knowledge base", cli_load_usage, NULL},
     {"ask", cmd_ask, "ask an agent a question (the answer streamed, or --json)", cli_ask_usage,
      NULL},

@@ -10,6 +10,12 @@
  * a snapshot older than the relocation (such a snapshot may still walk back
  * into it). So the files stay within about twice the live data, plus the
  * current segment and what open snapshots pin.
+ *
+ * Early-written images (streaming values) are not live until their
+ * transaction commits, so a segment holding them may be emptied while the
+ * transaction runs: it is not deleted then (the transaction's snapshot
+ * predates the relocation), and it is kept when the commit made it live
+ * again (seg_has_live()).
  */
 #include <errno.h>
 #include <string.h>
@@ -21,6 +27,29 @@
 #define SLACK (4u << 20)
 #define BATCH (8u << 20)    /* bytes relocated per commit */
 #define BUDGET (64u << 20)  /* bytes relocated per call */
+
+/* Does a live handle point into segment @seg? An emptied segment can
+ * become live again: an image a transaction appended early (a chunk of a
+ * streaming value, docs/design/streaming.md) lies where the log ended when
+ * it was written, and becomes live at its commit, maybe after compaction
+ * relocated the rest of that segment. Registry read under commit_mu, after
+ * following the log: every commit is in it. */
+static int seg_has_live(sop_db *db, uint32_t seg)
+{
+    sop__registry *r = &db->reg;
+    int found = 0;
+    pthread_mutex_lock(&r->mu);
+    for (uint64_t b = 0; b < r->nblocks && !found; b++)
+        for (int i = 0; i < SOP__REG_PER_BLOCK; i++) {
+            const sop__handle *h = &r->blocks[b]->h[i];
+            if (sop__handle_live(h) && h->seg == seg) {
+                found = 1;
+                break;
+            }
+        }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
 
 int sop__reap_locked(sop_db *db)
 {
@@ -36,6 +65,8 @@ int sop__reap_locked(sop_db *db)
         /* replay never starts before ckpt_seg, every process has followed
          * the log past it, and no snapshot predates the relocation */
         if (!rc && r.seg < ckseg && r.seg < min_seg && oldest >= r.csn) {
+            if (seg_has_live(db, r.seg))
+                continue; /* live again: no longer empty, compacted like any other */
             sop__segmap_drop(&db->segmap, db, r.seg);
             rc = sop__log_remove_seg(&db->log, r.seg, db);
         } else {

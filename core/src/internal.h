@@ -76,11 +76,16 @@ typedef struct sop__dirty {
     uint64_t base_version; /* version it was copied from; 0 = created here */
 } sop__dirty;
 
-/* A value blob written by a transaction. */
+/* A value blob written by a transaction: kept in memory until commit, or
+ * (@early, the blobs of streaming stores) appended to the log at once and
+ * remembered by location only; the commit record then refers to that
+ * image (docs/design/streaming.md). */
 typedef struct sop__blob {
     uint64_t id;
-    uint8_t *data;
+    uint8_t *data; /* NULL when early */
     size_t len;
+    int early;
+    sop__handle at; /* early: where its image is (csn: of the log when written) */
 } sop__blob;
 
 /* A store's item counter as seen and changed by a transaction. */
@@ -145,6 +150,7 @@ struct sop_txn {
     size_t nfresh, capfresh;
     sop__blob *blobs;
     size_t nblobs, capblobs;
+    sop__u64map blobix; /* blob id -> index in blobs + 1 */
     sop__counter *counters;
     size_t ncounters, capcounters;
     sop_store *stores;
@@ -168,6 +174,7 @@ struct sop_store {
     int unique;
     sop_key_order order;
     uint32_t node_bytes, inline_max;
+    uint32_t chunk_bytes; /* streaming store: bytes per chunk; 0: an ordinary store */
     char *cmpname;
     sop_compare_fn ucmp;
     void *uctx;
@@ -195,9 +202,18 @@ void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node
 int sop__txn_new_id(sop_txn *txn, uint64_t *id);
 /* Stores a value blob; returns its id. */
 int sop__txn_put_blob(sop_txn *txn, const void *data, size_t len, uint64_t *id);
+/* Stores a value blob by appending its image to the log now (under the
+ * commit lock, not synced): the transaction keeps only its location, and
+ * its commit record refers to it. Returns its id. */
+int sop__txn_put_blob_early(sop_txn *txn, const void *data, size_t len, uint64_t *id);
 /* Reads a blob visible to the transaction (pointer valid until the next
  * write or the end of the transaction). */
 int sop__txn_get_blob(sop_txn *txn, uint64_t id, size_t size, const uint8_t **data);
+/* As sop__txn_get_blob(), but a blob read from the log comes in a record
+ * buffer *own that the caller frees (NULL when *data points into the
+ * transaction): sequential readers do not pile copies up until the end. */
+int sop__txn_fetch_blob(sop_txn *txn, uint64_t id, size_t size, const uint8_t **data,
+                        uint8_t **own);
 int sop__txn_drop_blob(sop_txn *txn, uint64_t id);
 /* Deletes committed id @id at commit. */
 int sop__txn_drop_id(sop_txn *txn, uint64_t id);

@@ -3,7 +3,8 @@
  *
  * The catalog is a B-tree (root id 1) mapping store name -> entry:
  *   0 u8 format (1)  1 u8 unique  2 u8 order  3 u8 zero
- *   4 u32 node_bytes  8 u32 inline_max  12 u32 zero
+ *   4 u32 node_bytes  8 u32 inline_max  12 u32 chunk_bytes (streaming
+ *   stores, docs/design/streaming.md; 0: an ordinary store)
  *   16 u64 root id  24 u64 counter id  32 u16 comparator name length, name
  *
  * Internal keys: user keys of INT64 / UINT64 / DOUBLE stores are encoded
@@ -223,6 +224,7 @@ static int entry_encode(const sop_store *s, uint8_t *out, size_t *len)
     out[2] = (uint8_t)s->order;
     sop__put32(out + 4, s->node_bytes);
     sop__put32(out + 8, s->inline_max);
+    sop__put32(out + 12, s->chunk_bytes);
     sop__put64(out + 16, s->root);
     sop__put64(out + 24, s->counter_id);
     sop__put16(out + 32, (uint16_t)cl);
@@ -243,9 +245,13 @@ int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s)
     s->order = (sop_key_order)v[2];
     s->node_bytes = sop__get32(v + 4);
     s->inline_max = sop__get32(v + 8);
+    s->chunk_bytes = sop__get32(v + 12);
     s->root = sop__get64(v + 16);
     s->counter_id = sop__get64(v + 24);
     if (s->node_bytes < 1024 || s->node_bytes > 65536 || !s->root || !s->counter_id)
+        return SOP_ECORRUPT;
+    if (s->chunk_bytes && (s->chunk_bytes < SOP_STREAM_CHUNK_MIN || s->chunk_bytes > SOP_VALUE_MAX ||
+                           !s->unique || s->order != SOP_ORDER_BYTES))
         return SOP_ECORRUPT;
     if (cl) {
         s->cmpname = sop__malloc(cl + 1);
@@ -341,6 +347,10 @@ int sop_store_create(sop_txn *txn, const char *name, const sop_store_options *op
         return sop__err(db, -EINVAL, "invalid store options");
     if (!o.inline_max || o.inline_max > o.node_bytes / 4)
         o.inline_max = o.node_bytes / 4;
+    if (o.chunk_bytes && (o.chunk_bytes < SOP_STREAM_CHUNK_MIN || o.chunk_bytes > SOP_VALUE_MAX ||
+                          !o.unique || o.order != SOP_ORDER_BYTES))
+        return sop__err(db, -EINVAL, "a streaming store has unique keys in bytes order and "
+                        "chunks of %u..%u bytes", SOP_STREAM_CHUNK_MIN, SOP_VALUE_MAX);
     sop_store *s = store_alloc(txn, name);
     if (!s)
         return -ENOMEM;
@@ -348,6 +358,7 @@ int sop_store_create(sop_txn *txn, const char *name, const sop_store_options *op
     s->order = o.order;
     s->node_bytes = o.node_bytes;
     s->inline_max = o.inline_max;
+    s->chunk_bytes = o.chunk_bytes;
     if (o.order == SOP_ORDER_CUSTOM && !(s->cmpname = sop__strdup(o.comparator))) {
         store_discard(s);
         return -ENOMEM;
@@ -568,6 +579,7 @@ int sop_store_get_options(sop_store *s, sop_store_options *o)
     o->comparator = s->cmpname;
     o->node_bytes = s->node_bytes;
     o->inline_max = s->inline_max;
+    o->chunk_bytes = s->chunk_bytes;
     return 0;
 }
 
@@ -605,7 +617,10 @@ int sop__value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBRE
         return 0;
     }
     uint64_t id;
-    int rc = sop__txn_put_blob(s->txn, val->data, val->size, &id);
+    /* the chunks of a streaming value go to the log at once: a transaction
+     * never holds a whole streamed value in memory */
+    int rc = s->chunk_bytes ? sop__txn_put_blob_early(s->txn, val->data, val->size, &id)
+                            : sop__txn_put_blob(s->txn, val->data, val->size, &id);
     if (rc)
         return rc;
     sop__put64(ref, id);
@@ -857,6 +872,16 @@ int sop__item_op(sop_store *s, int kind, const sop_val *key, const sop_val *val,
     }
 }
 
+/* The items of a streaming store are written through sop_stream only: the
+ * chunks of a value must stay whole, and a merge, which replays logged item
+ * operations under the commit lock, must never meet one (an early write
+ * takes that lock). */
+static int stream_item_write(sop_store *s)
+{
+    return sop__err(s->txn->db, -EINVAL, "store %s is a streaming store: write its values "
+                    "with sop_stream_*", s->name);
+}
+
 /* Runs an item operation for the caller: checks, runs, records it for a
  * merge at commit, reports. */
 static int item(sop_store *s, int kind, const sop_val *key, const sop_val *val, sop_val *out)
@@ -867,6 +892,8 @@ static int item(sop_store *s, int kind, const sop_val *key, const sop_val *val, 
         return rc;
     if (!write && !out)
         return -EINVAL;
+    if (write && s->chunk_bytes)
+        return stream_item_write(s);
     uint64_t state;
     rc = sop__item_op(s, kind, key, val, out, &state);
     if (rc == 0 || rc == SOP_EEXISTS || rc == SOP_ENOTFOUND)
@@ -919,6 +946,8 @@ int sop_incr(sop_store *s, const sop_val *key, int64_t delta, int64_t *result)
         return -EINVAL;
     if (!s->unique)
         return sop__err(s->txn->db, -EINVAL, "store %s has duplicates: no counters", s->name);
+    if (s->chunk_bytes)
+        return stream_item_write(s);
     int64_t sum;
     rc = incr(s, key, delta, &sum);
     if (rc == 0) {

@@ -177,6 +177,7 @@ static void txn_free(sop_txn *t, int committed)
     for (size_t i = 0; i < t->nblobs; i++)
         sop__free(t->blobs[i].data);
     sop__free(t->blobs);
+    sop__u64map_free(&t->blobix);
     sop__free(t->counters);
     for (sop_store *s = t->stores, *n; s; s = n) {
         n = s->next;
@@ -476,21 +477,49 @@ void sop__txn_tree_init(sop_txn *txn, sop__tree *t, uint64_t root, uint32_t node
 /* Blobs and counters                                                 */
 /* ------------------------------------------------------------------ */
 
-int sop__txn_put_blob(sop_txn *t, const void *data, size_t len, uint64_t *id)
+/* Room for one more blob of @t (array and index). */
+static int blob_room(sop_txn *t)
 {
     sop__blob *b = sop__grow(t->blobs, &t->capblobs, t->nblobs + 1, sizeof *b, 8);
     if (!b)
         return -ENOMEM;
     t->blobs = b;
+    /* a put cannot fail after the id is taken: make the index grow now */
+    uint64_t probe = UINT64_MAX;
+    int rc = sop__u64map_put(&t->blobix, probe, (void *)1);
+    if (!rc)
+        sop__u64map_del(&t->blobix, probe);
+    return rc;
+}
+
+/* Adds @b to the blobs of @t (room made by blob_room()). */
+static void blob_add(sop_txn *t, const sop__blob *b)
+{
+    t->blobs[t->nblobs++] = *b;
+    sop__u64map_put(&t->blobix, b->id, (void *)(uintptr_t)t->nblobs);
+}
+
+/* The blob of @t with id @id, or NULL. */
+static sop__blob *blob_find(sop_txn *t, uint64_t id)
+{
+    uintptr_t i = (uintptr_t)sop__u64map_get(&t->blobix, id);
+    return i ? &t->blobs[i - 1] : NULL;
+}
+
+int sop__txn_put_blob(sop_txn *t, const void *data, size_t len, uint64_t *id)
+{
+    int rc = blob_room(t);
+    if (rc)
+        return rc;
     uint8_t *copy = sop__memdup(data, len);
     if (!copy)
         return -ENOMEM;
-    int rc = sop__txn_new_id(t, id);
+    rc = sop__txn_new_id(t, id);
     if (rc) {
         sop__free(copy);
         return rc;
     }
-    t->blobs[t->nblobs++] = (sop__blob){*id, copy, len};
+    blob_add(t, &(sop__blob){.id = *id, .data = copy, .len = len});
     return 0;
 }
 
@@ -504,16 +533,22 @@ static int keep_tmp(sop_txn *t, uint8_t *p)
     return 0;
 }
 
-int sop__txn_get_blob(sop_txn *t, uint64_t id, size_t size, const uint8_t **data)
+int sop__txn_fetch_blob(sop_txn *t, uint64_t id, size_t size, const uint8_t **data,
+                        uint8_t **own)
 {
-    for (size_t i = 0; i < t->nblobs; i++)
-        if (t->blobs[i].id == id) {
-            *data = t->blobs[i].data;
-            return 0;
-        }
+    *own = NULL;
     sop_db *db = t->db;
     sop__handle h;
-    int rc = locate(db, id, t->snap, &h);
+    int rc = 0;
+    const sop__blob *b = blob_find(t, id);
+    if (b && !b->early) {
+        *data = b->data;
+        return 0;
+    }
+    if (b)
+        h = b->at; /* written early: not in the registry before the commit */
+    else
+        rc = locate(db, id, t->snap, &h);
     if (rc)
         return rc;
     uint8_t *rec = NULL;
@@ -525,24 +560,36 @@ int sop__txn_get_blob(sop_txn *t, uint64_t id, size_t size, const uint8_t **data
         sop__free(rec);
         return sop__err(db, SOP_ECORRUPT, "blob %llu: kind or size mismatch", (unsigned long long)id);
     }
-    rc = keep_tmp(t, rec);
-    if (rc) {
-        sop__free(rec);
-        return rc;
-    }
+    *own = rec;
     *data = rec + SOP__REC_HDR + SOP__IMG_HDR;
     return 0;
 }
 
+int sop__txn_get_blob(sop_txn *t, uint64_t id, size_t size, const uint8_t **data)
+{
+    uint8_t *own;
+    int rc = sop__txn_fetch_blob(t, id, size, data, &own);
+    if (rc || !own)
+        return rc;
+    rc = keep_tmp(t, own);
+    if (rc)
+        sop__free(own);
+    return rc;
+}
+
 int sop__txn_drop_blob(sop_txn *t, uint64_t id)
 {
-    for (size_t i = 0; i < t->nblobs; i++)
-        if (t->blobs[i].id == id) {
-            sop__free(t->blobs[i].data);
-            t->blobs[i] = t->blobs[--t->nblobs];
-            return 0; /* fresh id: released at the end */
-        }
-    return sop__txn_drop_id(t, id);
+    sop__blob *b = blob_find(t, id);
+    if (!b)
+        return sop__txn_drop_id(t, id);
+    /* fresh id: released at the end; an early image is left unreferenced */
+    size_t i = (size_t)(b - t->blobs);
+    sop__free(b->data);
+    sop__u64map_del(&t->blobix, id);
+    t->blobs[i] = t->blobs[--t->nblobs];
+    if (i < t->nblobs)
+        sop__u64map_put(&t->blobix, t->blobs[i].id, (void *)(uintptr_t)(i + 1));
+    return 0;
 }
 
 int sop__txn_drop_id(sop_txn *t, uint64_t id)
@@ -733,6 +780,76 @@ static int add_image(cbuf *b, uint32_t seg, uint64_t csn, uint64_t id,
 
 static void fill_node(const void *src, uint8_t *dst) { sop__node_encode(src, dst); }
 
+/* The early write (streaming stores, docs/design/streaming.md): the blob's
+ * image is appended now, under the commit lock like any append, and not
+ * synced (the commit's sync covers it: fdatasync of the same segment, or
+ * the full sync that sealed an earlier one). Its record carries the csn
+ * of the log's end, so the log's csns still never decrease; the commit
+ * record gives the handle its own csn. Until the commit, nothing refers
+ * to the image: a rollback, a failed commit or a crash leaves dead bytes
+ * that recovery ignores and compaction reclaims. Its segment cannot be
+ * deleted meanwhile: only compaction deletes segments, after relocating
+ * their live images, and only once no open snapshot predates the
+ * relocation; this transaction's snapshot does (the segment was sealed,
+ * hence relocated, after the transaction began). A segment that became
+ * live again through such a commit is kept (sop__reap_locked). */
+int sop__txn_put_blob_early(sop_txn *t, const void *data, size_t len, uint64_t *id)
+{
+    sop_db *db = t->db;
+    size_t rlen = SOP__REC_HDR + SOP__IMG_HDR + len;
+    if (rlen > UINT32_MAX / 2)
+        return SOP_ETOOBIG;
+    int rc = blob_room(t);
+    if (rc)
+        return rc;
+    cbuf b = {.p = sop__malloc(rlen), .cap = rlen, .db = db};
+    if (!b.p)
+        return -ENOMEM;
+    rc = sop__txn_new_id(t, id); /* fresh: no other transaction writes its handle */
+    if (rc) {
+        sop__free(b.p);
+        return rc;
+    }
+    sop__handle h = {0};
+    rc = sop__commit_lock(db);
+    if (rc) {
+        sop__free(b.p);
+        return rc;
+    }
+    if (atomic_load(&db->panic)) {
+        rc = sop__err(db, SOP_EPANIC, "database is in a panic state; reopen it");
+        goto unlock;
+    }
+    sop__handle cur = sop__reg_get(&db->reg, *id);
+    uint32_t seg;
+    uint64_t off;
+    rc = sop__log_reserve(&db->log, rlen, &seg, &off, db);
+    if (!rc) {
+        b.at = off;
+        rc = add_image(&b, seg, atomic_load(&db->csn), *id, &cur, SOP__IMG_BLOB, data, len, NULL,
+                       &h);
+    }
+    if (!rc)
+        rc = cb_write(&b);
+    if (rc) {
+        atomic_store(&db->panic, 1);
+        if (rc != SOP_EPANIC)
+            sop__err(db, rc, "writing a value chunk failed: %s; the database must be reopened",
+                     sop_strerror(rc));
+        rc = rc == SOP_EFULL ? SOP_EFULL : SOP_EPANIC;
+        goto unlock;
+    }
+    atomic_fetch_add(&db->since_ckpt, rlen);
+unlock:
+    sop__commit_unlock(db);
+    sop__free(b.p);
+    if (rc)
+        return rc;
+    SOP_KILL_POINT("txn:early_blob");
+    blob_add(t, &(sop__blob){.id = *id, .len = len, .early = 1, .at = h});
+    return 0;
+}
+
 static int push_entry(entry **arr, size_t *n, size_t *cap, uint64_t id, const sop__handle *h)
 {
     entry *a = sop__grow(*arr, cap, *n + 1, sizeof *a, 64);
@@ -769,8 +886,16 @@ static int build(sop_txn *t, uint64_t csn, uint32_t seg, cbuf *b, entry **ents, 
     }
     for (size_t i = 0; i < t->nblobs; i++) {
         sop__handle cur = sop__reg_get(&db->reg, t->blobs[i].id), nh;
-        rc = add_image(b, seg, csn, t->blobs[i].id, &cur, SOP__IMG_BLOB, t->blobs[i].data,
-                       t->blobs[i].len, NULL, &nh);
+        if (t->blobs[i].early) { /* its image is in the log already */
+            nh = t->blobs[i].at;
+            nh.csn = csn;
+            rc = cur.version + 1 == nh.version ? 0
+                 : sop__err(db, SOP_ECORRUPT, "blob %llu: its handle changed since it was written",
+                            (unsigned long long)t->blobs[i].id);
+        } else {
+            rc = add_image(b, seg, csn, t->blobs[i].id, &cur, SOP__IMG_BLOB, t->blobs[i].data,
+                           t->blobs[i].len, NULL, &nh);
+        }
         if (!rc)
             rc = push_entry(ents, nents, &cap, t->blobs[i].id, &nh);
         if (rc)
@@ -838,7 +963,8 @@ static uint64_t commit_size(sop_txn *t)
         n++;
     }
     for (size_t i = 0; i < t->nblobs; i++, n++)
-        total += SOP__REC_HDR + SOP__IMG_HDR + t->blobs[i].len;
+        if (!t->blobs[i].early)
+            total += SOP__REC_HDR + SOP__IMG_HDR + t->blobs[i].len;
     for (size_t i = 0; i < t->ncounters; i++)
         if (counter_pending(&t->counters[i])) {
             total += SOP__REC_HDR + SOP__IMG_HDR + 8;

@@ -429,6 +429,11 @@ typedef struct sop_store_options {
     uint32_t node_bytes;        /**< target node image size, 4096 (1024..65536) */
     uint32_t inline_max;        /**< values larger than this go to their own
                                      blob; default node_bytes / 4 */
+    /** Non-zero: a streaming store whose values are written and read in
+     *  chunks of this many bytes through sop_stream_* (SOP_STREAM_CHUNK_MIN
+     *  .. SOP_VALUE_MAX; unique keys, SOP_ORDER_BYTES). 0 (default): an
+     *  ordinary store. See "Streaming values". */
+    uint32_t chunk_bytes;
 } sop_store_options;
 
 /** @brief Fills @p o with the defaults. */
@@ -614,6 +619,163 @@ typedef int (*sop_scan_fn)(const sop_val *key, const sop_val *val, void *ctx);
 /** @brief Calls @p fn for each item of @p r, in order (or reverse order).
  *  @return SOP_OK; what @p fn returned; common errors. */
 SOP_API int sop_scan(sop_store *s, const sop_range *r, sop_scan_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Streaming values                                                   */
+/* ------------------------------------------------------------------ */
+/*
+ * A streaming store holds values of any size (up to 2^63 - 1 bytes),
+ * written and read in chunks, so that neither the caller nor the engine
+ * ever holds a whole value in memory: a handle buffers at most one chunk,
+ * and every complete chunk is appended to the database's log at once (the
+ * transaction keeps only where it is). Design: docs/design/streaming.md.
+ *
+ * Layout: the value of key K is the items (K followed by the chunk index
+ * as 8 big-endian bytes) -> chunk bytes, for chunks 0..n-1, each of the
+ * store's chunk_bytes except the last (1..chunk_bytes bytes). A value of 0
+ * bytes has no chunks: the key is then absent. Those items can be read
+ * with sop_get(), cursors and sop_scan(); sop_add(), sop_update(),
+ * sop_upsert(), sop_remove() and sop_incr() on a streaming store return
+ * -EINVAL. Do not change them with sop_cursor_update() or
+ * sop_cursor_remove(): a value whose chunks do not follow the layout reads
+ * as SOP_EFORMAT.
+ *
+ * Transactions: every call works inside the store's transaction. Its
+ * commit makes all the changes of all its handles visible at once (a
+ * handle's buffered bytes are written first); a rollback, a failed commit
+ * or a crash leaves nothing visible, and the chunks already written become
+ * dead log space that compaction reclaims. A WRITE transaction that read
+ * or wrote a value conflicts (SOP_ECONFLICT at commit) with a concurrent
+ * commit that changed a B-tree node it read or changed; writes of
+ * streamed values are never merged (see "Isolation" at the top), so two
+ * transactions streaming different keys whose chunk items share a leaf
+ * conflict too: retry. SOP_TXN_READ transactions read a snapshot.
+ *
+ * Memory: a handle holds one chunk (chunk_bytes) and the key; the
+ * transaction holds about 150 bytes per chunk it wrote (the B-tree items
+ * and the chunk's location) until it ends. A transaction's maximum
+ * duration (sop_txn_begin()'s max_ms) bounds a long stream: give it room.
+ *
+ * Several handles: any number of handles may be open on one key in one
+ * transaction, each with its own read position. Before any call on a
+ * handle, the bytes that the other handles of the same transaction
+ * buffered for that key are written, so every handle sees everything the
+ * others did (reads after writes in the same transaction see the writes).
+ * Appends always go to the current end of the value.
+ *
+ * Common errors of the sop_stream_* calls below: -EINVAL (NULL handle or
+ * arguments), SOP_ETXNDONE (the transaction ended badly earlier: roll it
+ * back), SOP_ETIMEDOUT, SOP_EREADONLY (a write in a READ transaction),
+ * SOP_ENOTFOUND (the store was removed in this transaction), SOP_EFORMAT
+ * (the chunk items of the value do not follow the layout), SOP_ECORRUPT,
+ * SOP_EPANIC, SOP_EFULL (writing a chunk), -EIO, -ENOMEM. A failed write
+ * other than a bad argument fails the transaction (roll it back).
+ *
+ * Thread safety: as every object of a transaction, one thread at a time.
+ * A handle lives until sop_stream_close() or the end of its transaction,
+ * whichever comes first: do not close it after the transaction ended.
+ */
+
+#define SOP_STREAM_CHUNK_DEFAULT (1u << 20) /**< chunk size when 0 is given: 1 MiB */
+#define SOP_STREAM_CHUNK_MIN 4096u          /**< smallest chunk size */
+
+/** A handle on the streamed value of one key (opaque). */
+typedef struct sop_stream sop_stream;
+
+/* Flags of sop_stream_open() */
+#define SOP_STREAM_CREATE 0x1 /**< an absent key opens as an empty value */
+#define SOP_STREAM_TRUNC 0x2  /**< delete the value first (write transactions) */
+
+/** @brief Creates streaming store @p name in @p txn (rolled back with it):
+ *  sop_store_create() with unique keys, SOP_ORDER_BYTES and
+ *  sop_store_options.chunk_bytes = @p chunk_bytes (0: SOP_STREAM_CHUNK_DEFAULT;
+ *  else SOP_STREAM_CHUNK_MIN..SOP_VALUE_MAX). The chunk size is fixed
+ *  for the life of the store.
+ *  @param[out] storep handle valid until @p txn ends (do not free)
+ *  @return SOP_OK; -EINVAL (chunk size out of range); the errors of
+ *          sop_store_create(). */
+SOP_API int sop_stream_store_create(sop_txn *txn, const char *name, uint32_t chunk_bytes,
+                                    sop_store **storep);
+
+/** @brief Opens existing streaming store @p name in @p txn.
+ *  @param chunk_bytes 0: any chunk size; else the size the caller expects
+ *  @param[out] storep handle valid until @p txn ends (do not free); NULL
+ *         on failure
+ *  @return SOP_OK; SOP_EMISMATCH (not a streaming store, or its chunks
+ *          are not @p chunk_bytes); the errors of sop_store_open(). */
+SOP_API int sop_stream_store_open(sop_txn *txn, const char *name, uint32_t chunk_bytes,
+                                  sop_store **storep);
+
+/** @brief Opens a handle on the value of @p key in streaming store @p s,
+ *  positioned at offset 0. The key is copied.
+ *  @param key at most (store key limit - 8) bytes: 1000 with the default
+ *         node size; may be empty
+ *  @param flags SOP_STREAM_CREATE, SOP_STREAM_TRUNC (or 0: the value must
+ *         exist)
+ *  @param[out] streamp the handle (NULL on failure); freed by
+ *         sop_stream_close() or at the end of the transaction
+ *  @return SOP_OK; SOP_ENOTFOUND (no value, without SOP_STREAM_CREATE);
+ *          SOP_EMISMATCH (@p s is not a streaming store); SOP_ETOOBIG (key
+ *          too long); -EINVAL (unknown flags); SOP_EREADONLY
+ *          (SOP_STREAM_TRUNC in a READ transaction); common errors. */
+SOP_API int sop_stream_open(sop_store *s, const sop_val *key, unsigned flags,
+                            sop_stream **streamp);
+
+/** @brief Appends @p len bytes at the end of the value (whatever the read
+ *  position). Bytes are buffered up to a whole chunk; each complete chunk
+ *  is written to the log at once.
+ *  @return SOP_OK; SOP_ETOOBIG (the value would pass 2^63 - 1 bytes:
+ *          nothing appended); common errors. */
+SOP_API int sop_stream_append(sop_stream *st, const void *data, size_t len);
+
+/** @brief Reads up to @p cap bytes from the read position into @p buf and
+ *  advances it.
+ *  @param[out] got bytes read: less than @p cap only at the end of the
+ *         value (0 there)
+ *  @return SOP_OK; common errors. */
+SOP_API int sop_stream_read(sop_stream *st, void *buf, size_t cap, size_t *got);
+
+/** @brief Moves the read position to byte @p offset (chunk i starts at
+ *  i * sop_stream_chunk_bytes()).
+ *  @return SOP_OK; -EINVAL (past the end of the value); common errors. */
+SOP_API int sop_stream_seek(sop_stream *st, uint64_t offset);
+
+/** @brief The read position. @return SOP_OK; -EINVAL. */
+SOP_API int sop_stream_tell(sop_stream *st, uint64_t *offset);
+
+/** @brief The value's size in bytes and number of chunks (either pointer
+ *  may be NULL). @return SOP_OK; common errors. */
+SOP_API int sop_stream_stat(sop_stream *st, uint64_t *size, uint64_t *chunks);
+
+/** @brief The chunk size of the handle's store (0 for NULL). */
+SOP_API uint32_t sop_stream_chunk_bytes(const sop_stream *st);
+
+/** @brief Replaces chunk @p index with @p len bytes, or adds it when
+ *  @p index is the number of chunks. Every chunk but the last holds
+ *  exactly the chunk size, so: a chunk before the last takes exactly
+ *  chunk_bytes; the last takes 1..chunk_bytes (the value's size changes
+ *  accordingly); a new chunk needs a full last chunk before it.
+ *  @return SOP_OK; -EINVAL (@p len 0 or above the chunk size, a length
+ *          that breaks the layout, @p index past the number of chunks:
+ *          nothing changed); common errors. */
+SOP_API int sop_stream_put_chunk(sop_stream *st, uint64_t index, const void *data, size_t len);
+
+/** @brief Sets the value's size to @p size bytes: drops the bytes after it
+ *  (0 deletes the value), or appends zero bytes up to it. A read position
+ *  past the new end moves to the end.
+ *  @return SOP_OK; SOP_ETOOBIG (above 2^63 - 1); common errors. */
+SOP_API int sop_stream_truncate(sop_stream *st, uint64_t size);
+
+/** @brief Deletes the whole value (all its chunks); the handle stays open
+ *  on the now absent key, at offset 0.
+ *  @return SOP_OK; SOP_ENOTFOUND (no value); common errors. */
+SOP_API int sop_stream_delete(sop_stream *st);
+
+/** @brief Writes the handle's buffered bytes and frees it. NULL is
+ *  ignored. The handle is freed also on failure.
+ *  @return SOP_OK; common errors (of writing the buffered bytes: the
+ *          transaction then fails). */
+SOP_API int sop_stream_close(sop_stream *st);
 
 #ifdef __cplusplus
 }
