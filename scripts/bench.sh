@@ -13,6 +13,8 @@
 #   scripts/bench.sh load                     # GloVe words + vectors, n = 50,000:
 #                                             # sop_kb_load vs FAISS add + SQLite FTS5
 #   scripts/bench.sh load --full --json load.jsonl
+#   scripts/bench.sh ec                       # erasure coding, 4+2 drive folders vs none:
+#                                             # fillsync, fillbatch, readrand, degraded read
 #
 # The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
 # data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once); the load
