@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "ec.h"
 #include "kv.h"
 #include "load.h"
 #include "text.h"
@@ -28,6 +29,8 @@ static const suite suites[] = {
      "nearest neighbours on GloVe 100-d: sop IVF, FAISS IVFFlat, hnswlib"},
     {"text", bench_text_main,
      "BM25 text search: quality on Cranfield, speed on GCIDE: sop, SQLite FTS5, Xapian"},
+    {"ec", bench_ec_main,
+     "erasure coding over drive folders vs none: write, read, degraded read (64 KiB values)"},
     {"load", bench_load_main,
      "bulk load of GloVe words + vectors: sop_kb_load vs FAISS add + SQLite FTS5 insert"},
     {"cluster", bench_cluster_main,

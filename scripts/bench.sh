@@ -15,6 +15,8 @@
 #   scripts/bench.sh load --full --json load.jsonl
 #   scripts/bench.sh cluster                  # commits through Redis vs standalone,
 #                                             # 1, 2 and 4 processes
+#   scripts/bench.sh ec                       # erasure coding, 4+2 drive folders vs none:
+#                                             # fillsync, fillbatch, readrand, degraded read
 #
 # The vector suite also installs FAISS, hnswlib, g++ and npm, and fetches its
 # data with scripts/fetch_glove.sh (into <repo>/.cache/glove, once); the load

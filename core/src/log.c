@@ -474,6 +474,10 @@ static uint8_t zeros[256u << 10];
 static int extend(sop__log *l, sop_file *f, uint32_t seg, uint64_t off, uint64_t need,
                   const sop_db *db)
 {
+    /* an append-only VFS (erasure coding) takes no zeros: each append
+     * grows the file itself, and the end of the file is the end of the log */
+    if (l->vfs->version >= 3 && (l->vfs->flags & SOP_VFS_APPEND_ONLY))
+        return 0;
     /* other processes may have extended the file since we last looked */
     uint64_t size;
     int rc = l->vfs->size(l->vfs, f, &size);

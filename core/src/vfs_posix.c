@@ -395,7 +395,7 @@ static int px_unmap(sop_vfs *vfs, const void *addr, uint64_t len)
 }
 
 static sop_vfs g_posix_vfs = {
-    .version = 2,
+    .version = 3,
     .ctx = NULL,
     .open = px_open,
     .close = px_close,
@@ -414,6 +414,7 @@ static sop_vfs g_posix_vfs = {
     .shm_unmap = px_shm_unmap,
     .map = px_map,
     .unmap = px_unmap,
+    .flags = 0,
 };
 
 sop_vfs *sop_vfs_posix(void) { return &g_posix_vfs; }

@@ -132,10 +132,13 @@ int sop__vfs_stack_open(sop_db *db)
                             "erasure coding needs 2 to 255 drives and 1 <= parity < drives "
                             "(got %u drives, parity %u)",
                             o->ndrives, o->parity);
-        rc = sop__vfs_ec_new(v, db->path, o->drives, o->ndrives, o->parity, o->file_mode,
+        sop__err_clear(db);
+        rc = sop__vfs_ec_new(v, db->path, o->drives, o->ndrives, o->parity, o->file_mode, db,
                              &db->vfs_own[1]);
-        if (rc)
+        if (rc && !*sop_db_errmsg(db))
             return sop__err(db, rc, "cannot set up erasure coding over %u drives", o->ndrives);
+        if (rc)
+            return rc; /* the layer said why */
         v = db->vfs_own[1];
     }
     if (o->mode == SOP_CLUSTERED) {

@@ -26,8 +26,9 @@ void sop__vfs_stack_close(struct sop_db *db);
 int sop__vfs_mirror_new(sop_vfs *base, const char *dir, const char *replica, unsigned mode,
                         sop_vfs **out);
 void sop__vfs_mirror_free(sop_vfs *vfs);
+/* @db (may be NULL) receives the detailed message of a failure. */
 int sop__vfs_ec_new(sop_vfs *base, const char *dir, const char *const *drives, uint32_t ndrives,
-                    uint32_t parity, unsigned mode, sop_vfs **out);
+                    uint32_t parity, unsigned mode, const struct sop_db *db, sop_vfs **out);
 void sop__vfs_ec_free(sop_vfs *vfs);
 
 #endif

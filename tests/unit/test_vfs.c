@@ -129,7 +129,8 @@ static void test_posix_read_write(void **state)
     sop_vfs *v = sop_vfs_posix();
     assert_non_null(v);
     assert_ptr_equal(v, sop_vfs_posix());
-    assert_int_equal(v->version, 2);
+    assert_int_equal(v->version, 3);
+    assert_int_equal(v->flags, 0); /* not append-only: segments are preallocated */
     const char *d = tu_tmpdir("posix_rw");
     path_buf p = pj(d, "f");
     sop_file *f;

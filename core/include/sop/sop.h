@@ -162,6 +162,13 @@ typedef struct sop_file sop_file;
 #define SOP_LOCK_SH 1
 #define SOP_LOCK_EX 2
 
+/* Flags of sop_vfs.flags (version >= 3) */
+/** Segment files (seg-*) accept only appends at their end and truncation:
+ *  a write at any other offset fails with -EINVAL. The engine then does
+ *  not preallocate segments with zeros (the log's end is the file's end).
+ *  Set by the erasure-coding layer, whose stripes are never rewritten. */
+#define SOP_VFS_APPEND_ONLY 0x1u
+
 /**
  * The file-system interface. Every byte the engine reads or writes, every
  * sync, create, rename and delete goes through one of these functions, so
@@ -169,7 +176,7 @@ typedef struct sop_file sop_file;
  * SOP_OK or a negative errno. A VFS must be thread-safe.
  */
 typedef struct sop_vfs {
-    int version; /**< 2 (1: without map/unmap) */
+    int version; /**< 3 (2: without flags; 1: without map/unmap either) */
     void *ctx;   /**< for the implementation */
     int (*open)(struct sop_vfs *vfs, const char *path, int flags, unsigned mode, sop_file **out);
     int (*close)(struct sop_vfs *vfs, sop_file *f);
@@ -204,6 +211,9 @@ typedef struct sop_vfs {
      *  engine never touches the pages past the end of the file. */
     int (*map)(struct sop_vfs *vfs, sop_file *f, uint64_t len, const void **addr);
     int (*unmap)(struct sop_vfs *vfs, const void *addr, uint64_t len);
+    /** Version >= 3: SOP_VFS_* flags telling the engine how the VFS
+     *  behaves (0 for a plain file system). */
+    unsigned flags;
 } sop_vfs;
 
 /** @brief The default VFS: POSIX files (pread/pwrite/fdatasync/fcntl locks).
@@ -365,6 +375,72 @@ typedef void (*sop_check_fn)(const char *problem, void *ctx);
  *  @return SOP_OK when clean; SOP_ECORRUPT when problems were found;
  *          SOP_EPANIC; -EIO; -ENOMEM. */
 SOP_API int sop_db_check(sop_db *db, sop_check_fn fn, void *ctx, uint64_t *problems);
+
+/** What sop_db_repair() found and did. */
+typedef struct sop_repair_report {
+    uint64_t segments;       /**< segment files verified */
+    uint64_t stripes;        /**< stripes verified (every shard of each read) */
+    uint64_t bad_shards;     /**< shards found missing, short or corrupt */
+    uint64_t shards_rebuilt; /**< of those, shards written back from the others */
+    uint64_t files_rebuilt;  /**< shard files replaced (written beside, renamed over) */
+    uint64_t unrecoverable;  /**< stripes with more than @c parity bad shards: data lost */
+    uint64_t deferred;       /**< bad shards of the segment being appended to, whose shard
+                                  file exists: left for a later pass (see below) */
+    uint32_t drives_unusable;/**< drive folders that could not be created or written */
+    char message[256];       /**< on failure, why ("" on success) */
+} sop_repair_report;
+
+/** @brief Verifies every stripe of every segment of an erasure-coded
+ *  database (every shard's header and CRC) and rebuilds the shard files of
+ *  missing, corrupt or replaced drives from the other drives: each is
+ *  written beside the old one, synced, and renamed over it, so no reader
+ *  ever sees a half-written shard file. A missing drive folder is created
+ *  (with its identity file) first.
+ *
+ *  Runs while other processes (or handles of this process) have the
+ *  database open and commit. When none has it open, the pass holds it
+ *  closed (openers wait) and repairs every segment alike. Otherwise
+ *  sealed segments, which are immutable, are repaired without locks. The segment being appended to is repaired
+ *  under the database's commit lock (commits wait meanwhile), and only
+ *  where its shard file is missing on a drive; bad shards in a shard file
+ *  that exists there are counted in @c deferred and repaired by a pass
+ *  after the segment is sealed (a process appending to it would keep
+ *  writing into the replaced file). A process that had a shard file open
+ *  when its drive folder was deleted keeps appending to the deleted file
+ *  until it moves to the next segment: those stripes lack that shard (they
+ *  still decode) until the next pass. Segments created during the pass
+ *  are verified by the next one.
+ *  @param path  the database directory
+ *  @param opts  the options the database is opened with: @c drives,
+ *               @c ndrives, @c parity (required), @c vfs, @c file_mode
+ *  @param[out] out  the report (may be NULL); its @c message says why on
+ *               failure
+ *  @return SOP_OK (also when stripes were unrecoverable: see
+ *          @c unrecoverable); -EINVAL (no drives in @p opts, bad
+ *          geometry); -ENOENT (@p path is not a database, or was never
+ *          opened with erasure coding); SOP_EMISMATCH (drives in the wrong
+ *          order, from another database, or another k/m); -EIO (more than
+ *          @c parity drive folders unusable, or an I/O error of the
+ *          database directory); SOP_EFULL; -ENOMEM.
+ *  Thread-safe; any number of processes may have the database open. */
+SOP_API int sop_db_repair(const char *path, const sop_db_options *opts, sop_repair_report *out);
+
+/** Erasure-coding figures of an open database (sop_db_ec_stats()),
+ *  counted since it was opened by this handle. */
+typedef struct sop_ec_stat {
+    uint64_t stripes_written;    /**< stripes appended */
+    uint64_t degraded_stripes;   /**< of those, written with at most @c parity shards missing */
+    uint64_t shard_write_errors; /**< drives marked failed for a file (open, write or sync) */
+    uint64_t reconstructed;      /**< stripes read by reconstruction from parity */
+    uint64_t bad_shards;         /**< shards found missing, short or corrupt when read */
+    uint64_t unreadable;         /**< stripes with more than @c parity bad shards */
+    uint32_t drives_down;        /**< drive folders unusable since open */
+} sop_ec_stat;
+
+/** @brief Reads the erasure-coding figures of @p db into @p st.
+ *  @return SOP_OK; -EINVAL (NULL arguments, or @p db does not use erasure
+ *          coding). Thread-safe. */
+SOP_API int sop_db_ec_stats(sop_db *db, sop_ec_stat *st);
 
 /* ------------------------------------------------------------------ */
 /* Transactions                                                       */
