@@ -50,6 +50,7 @@ extern const cli_command cli_search_commands[];
 extern const cli_command cli_stream_commands[];
 int cmd_stats(const cli_command *self, int argc, char **argv);
 int cmd_check(const cli_command *self, int argc, char **argv);
+int cmd_repair(const cli_command *self, int argc, char **argv);
 /* Knowledge bases and agents (cmd_agent.c): handlers and their help. */
 int cmd_load(const cli_command *self, int argc, char **argv);
 int cmd_ask(const cli_command *self, int argc, char **argv);
@@ -155,6 +156,10 @@ int cli_parse_u64(const char *s, uint64_t *out);
 
 #define CLI_OPEN_CREATE 0x1  /**< create the database if missing */
 #define CLI_OPEN_RDONLY 0x2  /**< read-only */
+
+/** Database options from the global options (--sync, --redis, --drives,
+ *  --parity, --replica). */
+void cli_db_options(sop_db_options *o);
 
 /** Opens the database at @p path with the global options. On failure
  *  prints the error and returns 1 (*dbp is NULL). */

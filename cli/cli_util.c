@@ -415,22 +415,27 @@ void cli_progress_end(void)
 /* Database                                                           */
 /* ------------------------------------------------------------------ */
 
+void cli_db_options(sop_db_options *o)
+{
+    sop_db_options_init(o);
+    o->sync = cli_g.sync;
+    if (cli_g.redis) {
+        o->mode = SOP_CLUSTERED;
+        o->redis_url = cli_g.redis;
+    }
+    if (cli_g.ndrives || cli_g.parity) {
+        o->drives = cli_g.drives;
+        o->ndrives = cli_g.ndrives;
+        o->parity = cli_g.parity ? cli_g.parity : 1;
+    }
+    o->replica_path = cli_g.replica;
+}
+
 int cli_open_db(const char *path, int flags, sop_db **dbp)
 {
     sop_db_options o;
-    sop_db_options_init(&o);
-    o.sync = cli_g.sync;
+    cli_db_options(&o);
     o.flags = 0;
-    if (cli_g.redis) {
-        o.mode = SOP_CLUSTERED;
-        o.redis_url = cli_g.redis;
-    }
-    if (cli_g.ndrives || cli_g.parity) {
-        o.drives = cli_g.drives;
-        o.ndrives = cli_g.ndrives;
-        o.parity = cli_g.parity ? cli_g.parity : 1;
-    }
-    o.replica_path = cli_g.replica;
     if (flags & CLI_OPEN_CREATE) {
         o.flags |= SOP_DB_CREATE;
     }

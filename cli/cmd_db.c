@@ -181,6 +181,45 @@ static void print_problem(const char *problem, void *arg)
     fputc('\n', stdout);
 }
 
+int cmd_repair(const cli_command *self, int argc, char **argv)
+{
+    cli_opt opts[] = {{NULL, 0, 0, NULL}};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0;
+    if (!pos) {
+        return cli_fail(NULL, -ENOMEM, "out of memory");
+    }
+    int rc = cli_parse(self, argc, argv, opts, pos, &npos);
+    if (rc == 0 && npos != 1) {
+        rc = cli_usage(npos ? "too many arguments: expected DB" : "missing argument: DB");
+    }
+    if (rc == 0 && !cli_g.ndrives) {
+        rc = cli_usage("repair needs the database's --drives and --parity");
+    }
+    if (rc != 0) {
+        free(pos);
+        return rc == CLI_PARSE_HELP ? CLI_EXIT_OK : rc;
+    }
+    sop_db_options o;
+    cli_db_options(&o);
+    sop_repair_report r;
+    memset(&r, 0, sizeof r);
+    int e = sop_db_repair(pos[0], &o, &r);
+    free(pos);
+    if (e != SOP_OK) {
+        fprintf(stderr, "%s: %s: %s: %s\n", cli_g.prog, cli_g.cmd, sop_strerror(e),
+                r.message[0] ? r.message : "repair failed");
+        return CLI_EXIT_ERR;
+    }
+    printf("segments %" PRIu64 "\nstripes %" PRIu64 "\nbad_shards %" PRIu64
+           "\nshards_rebuilt %" PRIu64 "\nfiles_rebuilt %" PRIu64 "\nunrecoverable %" PRIu64
+           "\ndeferred %" PRIu64 "\ndrives_unusable %u\n",
+           r.segments, r.stripes, r.bad_shards, r.shards_rebuilt, r.files_rebuilt, r.unrecoverable,
+           r.deferred, r.drives_unusable);
+    rc = cli_flush_stdout();
+    return rc ? rc : (r.unrecoverable ? CLI_EXIT_ERR : CLI_EXIT_OK);
+}
+
 enum { CK_NOPTS };
 
 int cmd_check(const cli_command *self, int argc, char **argv)

@@ -52,6 +52,14 @@ static const cli_command cli_top[] = {
      "Options:\n"
      "  --json        one JSON object instead of text lines\n",
      NULL},
+    {"repair", cmd_repair, "rebuild the shards of missing or damaged drives (erasure coding)",
+     "Usage: sop --drives D1,D2,... --parity M repair DB\n"
+     "\n"
+     "Verifies every stripe of every segment and rebuilds the shard files of\n"
+     "missing, corrupt or replaced drive folders from the others, while other\n"
+     "processes keep using the database. Prints what it checked and rebuilt.\n"
+     "Exit status 0 when every stripe is readable, 1 otherwise.\n",
+     NULL},
     {"check", cmd_check, "run a full integrity check of a database",
      "Usage: sop check DB\n"
      "\n"

@@ -51,4 +51,21 @@ check_err "empty drives" 2 "drives"
 # standalone afterwards reads what the cluster wrote
 run kv get "$DB" s k2
 check "standalone reads it" 0 "v2"
+
+# erasure coding from the shell: --drives/--parity, a drive lost, sop repair
+D="$TMP/d1,$TMP/d2,$TMP/d3,$TMP/d4"
+run --drives "$D" --parity 2 kv put "$TMP/ec" s k vec
+check "ec put" 0
+rm -rf "$TMP/d2" "$TMP/d3"
+run --drives "$D" --parity 2 kv get "$TMP/ec" s k
+check "ec get with 2 of 4 drives gone" 0 "vec"
+run --drives "$D" --parity 2 repair "$TMP/ec"
+check_err "repair" 0 ""
+echo "$OUT" | grep -q "^shards_rebuilt [1-9]" && [ -e "$TMP/d2/seg-00000001" ] && pass "repair rebuilt the drives" \
+    || fail "repair rebuilt the drives" "$OUT"
+rm -rf "$TMP/d1" "$TMP/d4"
+run --drives "$D" --parity 2 kv get "$TMP/ec" s k
+check "ec get from the repaired drives" 0 "vec"
+run repair "$TMP/ec"
+check_err "repair without drives" 2 "needs the database's --drives"
 finish
