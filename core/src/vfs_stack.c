@@ -5,6 +5,7 @@
 #include "cluster.h"
 #include "internal.h"
 #include "mem.h"
+#include "mirror.h"
 #include "vfs_stack.h"
 
 /* ---- the lease guard (clustered mode) ----
@@ -122,7 +123,8 @@ int sop__vfs_stack_open(sop_db *db)
             return sop__err(db, -EINVAL, "empty replica path");
         rc = sop__vfs_mirror_new(v, db->path, o->replica_path, o->file_mode, &db->vfs_own[0]);
         if (rc)
-            return sop__err(db, rc, "cannot set up the replica folder %s", o->replica_path);
+            return sop__err(db, rc, "cannot set up the replica folder %s: %s", o->replica_path,
+                            *sop__mirror_why() ? sop__mirror_why() : sop_strerror(rc));
         v = db->vfs_own[0];
     }
     if (o->ndrives || o->drives || o->parity) {

@@ -284,8 +284,16 @@ typedef struct sop_db_options {
     const char *const *drives;
     uint32_t ndrives;
     uint32_t parity;
-    /** Replicated metadata: a second folder that mirrors the database
-     *  directory active/passive (see docs/design/resilience.md). NULL:
+    /** Replication: a second folder that holds a copy of every file of
+     *  the database directory (registry, checkpoints, and the segments,
+     *  which hold the catalog and the redo log; with erasure coding on,
+     *  the segments go to the drives and only the rest is mirrored).
+     *  Writes go to the active folder, then the passive; an I/O error on
+     *  the active fails over to the passive, one on the passive marks it
+     *  stale until sop_db_reinstate() (or the next open) brings it back
+     *  by fast-forward. The state is kept in replica.state in both
+     *  folders. Give the two paths in the same order at every open.
+     *  map_reads is ignored. Design: docs/design/replication.md. NULL:
      *  none. Copied. */
     const char *replica_path;
 } sop_db_options;
@@ -361,6 +369,45 @@ SOP_API int sop_db_stats(sop_db *db, sop_db_stat *st);
  *  A failure puts the database into the panic state (nothing committed is
  *  lost: recovery replays the log at the next open). */
 SOP_API int sop_db_checkpoint(sop_db *db);
+
+/** Replication status of sop_db_replica_status(). */
+typedef struct sop_replica_status {
+    int configured;       /**< 0: no replica folder (the rest is zero) */
+    int active;           /**< folder served: 0 the database directory, 1 the replica */
+    int in_sync;          /**< 1: the other folder has every write */
+    uint64_t generation;  /**< of the persisted state (replica.state) */
+    uint64_t failovers;   /**< failovers and folders marked stale by this handle */
+    uint64_t reinstated_bytes; /**< bytes copied by this handle's last reinstatement */
+    uint64_t reinstated_files; /**< files it wrote, created or removed */
+    uint64_t skipped_bytes;    /**< segment bytes it knew identical and did not copy */
+} sop_replica_status;
+
+/** @brief Reports which folder serves @p db and whether the other is in
+ *  sync (a snapshot: another thread may fail over right after).
+ *  @param[out] st  filled; all zero when @p db has no replica folder
+ *  @return SOP_OK; -EINVAL (NULL argument or a handle in a failed state).
+ *  Thread-safe. */
+SOP_API int sop_db_replica_status(sop_db *db, sop_replica_status *st);
+
+/** @brief Brings the stale folder back in sync while the database stays
+ *  open and in use: copies what it missed from the active folder (the
+ *  missing tail of each segment, the small files whole), then, holding
+ *  the commit lock so that no commit lands in between, copies what
+ *  changed meanwhile, syncs it and marks it in sync; from then on every
+ *  write goes to both folders again. A database opened with a stale but
+ *  reachable replica is reinstated at open already. Nothing to do (the
+ *  folders are in sync) is SOP_OK.
+ *  @return SOP_OK; -EINVAL (NULL, failed handle, or no replica folder);
+ *          SOP_EPANIC; SOP_EBUSY (another process has the database open:
+ *          it would not know that the folder is back; reinstate when
+ *          alone, or let the next open do it); SOP_EREADONLY; -EIO,
+ *          -ENOSPC and the other errors of the stale folder's file system
+ *          (the folder stays stale, the database is unaffected; details
+ *          in sop_db_errmsg()); an error of the active folder is handled
+ *          as by any write (failover, else the panic state); -ENOMEM.
+ *  Thread-safe; runs concurrently with transactions (commits wait only
+ *  for the final catch-up). */
+SOP_API int sop_db_reinstate(sop_db *db);
 
 /** Callback of sop_db_check() for each problem found. */
 typedef void (*sop_check_fn)(const char *problem, void *ctx);

@@ -1,0 +1,45 @@
+/* prefix_fault_vfs.h - a wrapper VFS that fails the calls on paths under
+ * one prefix (test support only: the replication tests fail one folder of
+ * a mirrored database and leave the other healthy).
+ *
+ * Every call is passed to the base VFS unless armed: then a call whose
+ * kind is in the mask and whose path (for file calls: the path the file
+ * was opened with) starts with the prefix is counted, and from the
+ * (skip+1)-th such call on every one fails with the error without being
+ * performed (persistent, as a failed disk). Thread-safe (atomics and a
+ * mutex for the arming); memory from malloc(). */
+#ifndef SOP_TEST_PREFIX_FAULT_VFS_H
+#define SOP_TEST_PREFIX_FAULT_VFS_H
+
+#include <stdint.h>
+
+#include "sop/sop.h"
+
+#define PF_OPEN 0x01u   /**< open (any flags) */
+#define PF_READ 0x02u
+#define PF_WRITE 0x04u
+#define PF_SYNC 0x08u
+#define PF_TRUNC 0x10u
+#define PF_SIZE 0x20u
+#define PF_DIR 0x40u    /**< remove, rename, mkdir, sync_dir, list */
+#define PF_ALL 0x7fu
+
+/** @brief A wrapper of @p base (NULL: sop_vfs_posix()); NULL when out of memory. */
+sop_vfs *pf_vfs_new(sop_vfs *base);
+/** @brief Frees it (every file closed first). */
+void pf_vfs_free(sop_vfs *vfs);
+/** @brief Arms: after @p skip matching calls, every call of a kind in
+ *  @p mask on a path starting with @p prefix fails with @p err. Up to two
+ *  prefixes are armed at once (@p slot 0 or 1). */
+void pf_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err);
+/** @brief Disarms every slot. */
+void pf_vfs_disarm(sop_vfs *vfs);
+/** @brief Calls failed by @p slot since it was armed. */
+uint64_t pf_vfs_failed(sop_vfs *vfs, int slot);
+/** @brief Counts from now the bytes written successfully to paths under
+ *  @p prefix (one prefix at a time: the last given). */
+void pf_vfs_count_bytes(sop_vfs *vfs, const char *prefix);
+/** @brief Bytes counted since pf_vfs_count_bytes(). */
+uint64_t pf_vfs_bytes(sop_vfs *vfs);
+
+#endif
