@@ -49,15 +49,15 @@ static void die_rc(sop_db *db, const char *what, int rc)
               db ? sop_db_errmsg(db) : "");
 }
 
-typedef struct layout {
+typedef struct ec_layout {
     const char *name;
     char db[1024];
     char drv[16][1100];
     const char *drives[16];
     uint32_t n, m;
-} layout;
+} ec_layout;
 
-static sop_db *open_db(const layout *l, size_t cache)
+static sop_db *open_db(const ec_layout *l, size_t cache)
 {
     sop_db_options o;
     sop_db_options_init(&o);
@@ -74,7 +74,10 @@ static sop_db *open_db(const layout *l, size_t cache)
     return db;
 }
 
-static void key_of(char *k, uint64_t i) { snprintf(k, 17, "%016llu", (unsigned long long)i); }
+static void key_of(char *k, uint64_t i)
+{
+    snprintf(k, 24, "%016llu", (unsigned long long)(i % 10000000000000000ull));
+}
 
 static void record(const char *layout, const char *wl, double secs, uint64_t ops,
                    uint64_t bytes)
@@ -91,7 +94,7 @@ static void record(const char *layout, const char *wl, double secs, uint64_t ops
     fflush(stdout);
 }
 
-static void fill(const layout *l, const ec_opts *o, const uint8_t *vals, uint64_t first,
+static void fill(const ec_layout *l, const ec_opts *o, const uint8_t *vals, uint64_t first,
                  uint64_t per, const char *wl)
 {
     sop_db *db = open_db(l, 64u << 20);
@@ -109,7 +112,7 @@ static void fill(const layout *l, const ec_opts *o, const uint8_t *vals, uint64_
             rc = sop_store_create(t, "ec", &so, &s);
         }
         for (uint64_t j = 0; j < per && i < o->n && !rc; j++, i++) {
-            char k[17];
+            char k[24];
             key_of(k, first + i);
             sop_val kv = {k, 16}, vv = {vals + (i % 64) * 64, o->value_bytes};
             rc = sop_upsert(s, &kv, &vv);
@@ -129,7 +132,7 @@ static void fill(const layout *l, const ec_opts *o, const uint8_t *vals, uint64_
     record(l->name, wl, secs, commits, o->n * o->value_bytes);
 }
 
-static void readrand(const layout *l, const ec_opts *o, const char *wl)
+static void readrand(const ec_layout *l, const ec_opts *o, const char *wl)
 {
     sop_db *db = open_db(l, 4u << 20); /* values come from the segments */
     uint64_t total = 2 * o->n;
@@ -153,7 +156,7 @@ static void readrand(const layout *l, const ec_opts *o, const char *wl)
     if (!rc)
         rc = sop_store_open(t, "ec", &s);
     for (uint64_t i = 0; i < total && !rc; i++) {
-        char k[17];
+        char k[24];
         key_of(k, perm[i]);
         sop_val kv = {k, 16};
         size_t len;
@@ -239,18 +242,22 @@ int bench_ec_main(int argc, char **argv)
     bench_rmtree(o.dir);
     if (bench_mkdirs(o.dir) != 0)
         bench_die("cannot create %s: %s", o.dir, strerror(errno));
-    layout plain = {.name = "plain"}, ec = {.name = "ec", .n = o.drives, .m = o.parity};
+    ec_layout plain = {.name = "plain"}, ec = {.name = "ec", .n = o.drives, .m = o.parity};
     snprintf(plain.db, sizeof plain.db, "%s/plain", o.dir);
     snprintf(ec.db, sizeof ec.db, "%s/ec/db", o.dir);
     for (uint32_t d = 0; d < o.drives; d++) {
         snprintf(ec.drv[d], sizeof ec.drv[d], "%s/ec/drive%u", o.dir, d);
         ec.drives[d] = ec.drv[d];
     }
+    char ecroot[1100];
+    snprintf(ecroot, sizeof ecroot, "%s/ec", o.dir);
+    if (bench_mkdirs(ecroot) != 0) /* drive folders are made, not their parents */
+        bench_die("cannot create %s: %s", ecroot, strerror(errno));
     char b1[32];
     printf("sop-bench ec: %s values of %llu bytes; ec = %u+%u drive folders under %s\n",
            bench_fmt_int(b1, sizeof b1, (double)o.n), (unsigned long long)o.value_bytes,
            o.drives - o.parity, o.parity, o.dir);
-    layout *ls[2] = {&plain, &ec};
+    ec_layout *ls[2] = {&plain, &ec};
     for (int i = 0; i < 2; i++) {
         fill(ls[i], &o, vals, 0, 1, "fillsync");
         fill(ls[i], &o, vals, o.n, o.batch, "fillbatch");
@@ -270,8 +277,6 @@ int bench_ec_main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         printf("  %-10s MB/s %.2f   ops/s %.2f\n", wls[i], find("ec", wls[i], 1) / find("plain", wls[i], 1),
                find("ec", wls[i], 0) / find("plain", wls[i], 0));
-    char ecroot[1100];
-    snprintf(ecroot, sizeof ecroot, "%s/ec", o.dir);
     double dp = (double)bench_du(plain.db), de = (double)bench_du(ecroot);
     printf("  degraded / ec readrand MB/s: %.2f\n",
            find("ec", "degraded", 1) / find("ec", "readrand", 1));

@@ -371,6 +371,18 @@ static void test_vfs_missing_shards(void **st)
     f = seg_open(&x, 0);
     uint64_t size;
     assert_int_equal(x.v->size(x.v, f, &size), -EIO);
+    /* the first stripe (before the damage) still reads; past it, -EIO */
+    uint8_t buf[100];
+    size_t got = 0;
+    assert_int_equal(x.v->read(x.v, f, buf, sizeof buf, 1000, &got), 0);
+    assert_int_equal(got, sizeof buf);
+    assert_memory_equal(buf, want + 1000, sizeof buf);
+    assert_int_equal(x.v->read(x.v, f, buf, sizeof buf, 60000, &got), -EIO);
+    x.v->close(x.v, f);
+    fix_reopen(&x);
+    f = seg_open(&x, 0);
+    assert_int_equal(x.v->read(x.v, f, buf, sizeof buf, 1000, &got), 0); /* first call */
+    assert_memory_equal(buf, want + 1000, sizeof buf);
     x.v->close(x.v, f);
     free(want);
     sop__vfs_ec_free(x.v);
