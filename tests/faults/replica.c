@@ -249,16 +249,16 @@ static void test_failover_active(void **state)
     (void)state;
     char d0[1024], d1[1024], p0[1100];
     dirs("failover", d0, d1, p0, NULL);
-    sop_vfs *pf = pf_vfs_new(NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *db;
     assert_int_equal(open_db(d0, d1, pf, &db), 0);
     sop_replica_status st = status(db);
     assert_int_equal(st.active, 0);
     assert_int_equal(st.in_sync, 1);
     assert_int_equal(put_range(db, 0, 6000, 20), 0); /* several segments */
-    pf_vfs_arm(pf, 0, p0, PF_WRITE | PF_SYNC | PF_TRUNC, 7, -EIO);
+    pfx_vfs_arm(pf, 0, p0, PF_WRITE | PF_SYNC | PF_TRUNC, 7, -EIO);
     assert_int_equal(put_range(db, 6000, 9000, 20), 0);
-    assert_true(pf_vfs_failed(pf, 0) > 0);
+    assert_true(pfx_vfs_failed(pf, 0) > 0);
     st = status(db);
     assert_int_equal(st.active, 1);
     assert_int_equal(st.in_sync, 0);
@@ -273,7 +273,7 @@ static void test_failover_active(void **state)
     check_clean(db);
     assert_int_equal(sop_db_checkpoint(db), 0);
     assert_int_equal(sop_db_close(db), 0);
-    pf_vfs_disarm(pf);
+    pfx_vfs_disarm(pf);
 
     /* healthy again: reinstated at open, by fast-forward */
     uint64_t total = seg_bytes(d1);
@@ -298,7 +298,7 @@ static void test_failover_active(void **state)
     assert_identical(d0, d1);
     verify_alone(d0, 9500);
     verify_alone(d1, 9500);
-    pf_vfs_free(pf);
+    pfx_vfs_free(pf);
 }
 
 typedef struct writer {
@@ -321,21 +321,21 @@ static void test_passive_stale_online_reinstate(void **state)
     (void)state;
     char d0[1024], d1[1024], p1[1100];
     dirs("online", d0, d1, NULL, p1);
-    sop_vfs *pf = pf_vfs_new(NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *db;
     assert_int_equal(open_db(d0, d1, pf, &db), 0);
     assert_int_equal(put_range(db, 0, 3000, 20), 0);
-    pf_vfs_arm(pf, 0, p1, PF_WRITE | PF_SYNC, 3, -ENOSPC);
+    pfx_vfs_arm(pf, 0, p1, PF_WRITE | PF_SYNC, 3, -ENOSPC);
     assert_int_equal(put_range(db, 3000, 6000, 20), 0);
-    assert_true(pf_vfs_failed(pf, 0) > 0);
+    assert_true(pfx_vfs_failed(pf, 0) > 0);
     sop_replica_status st = status(db);
     assert_int_equal(st.active, 0);
     assert_int_equal(st.in_sync, 0);
     /* the replica is not written any more */
-    uint64_t failed = pf_vfs_failed(pf, 0);
+    uint64_t failed = pfx_vfs_failed(pf, 0);
     assert_int_equal(put_range(db, 6000, 6100, 20), 0);
-    assert_int_equal(pf_vfs_failed(pf, 0), failed);
-    pf_vfs_disarm(pf);
+    assert_int_equal(pfx_vfs_failed(pf, 0), failed);
+    pfx_vfs_disarm(pf);
 
     writer w[2] = {{db, 100000, 1500, 0}, {db, 200000, 1500, 0}};
     pthread_t th[2];
@@ -366,7 +366,7 @@ static void test_passive_stale_online_reinstate(void **state)
     assert_int_equal(verify_range(alone, 200000, 201500), 9500);
     assert_int_equal(verify_range(alone, 0, 6500), 9500);
     assert_int_equal(sop_db_close(alone), 0);
-    pf_vfs_free(pf);
+    pfx_vfs_free(pf);
 }
 
 /* The passive goes stale on a registry write at a checkpoint, when no
@@ -379,23 +379,23 @@ static void test_stale_at_checkpoint(void **state)
     char d0[1024], d1[1024], reg[1100];
     dirs("ckptstale", d0, d1, NULL, NULL);
     snprintf(reg, sizeof reg, "%s/registry", d1);
-    sop_vfs *pf = pf_vfs_new(NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *db;
     assert_int_equal(open_db(d0, d1, pf, &db), 0);
     assert_int_equal(put_range(db, 0, 300, 10), 0);
-    pf_vfs_arm(pf, 0, reg, PF_WRITE, 0, -EIO);
+    pfx_vfs_arm(pf, 0, reg, PF_WRITE, 0, -EIO);
     assert_int_equal(sop_db_checkpoint(db), 0);
-    assert_true(pf_vfs_failed(pf, 0) > 0);
+    assert_true(pfx_vfs_failed(pf, 0) > 0);
     assert_int_equal(status(db).in_sync, 0);
     assert_int_equal(put_range(db, 300, 400, 10), 0);
     assert_int_equal(sop_db_close(db), 0);
-    pf_vfs_disarm(pf);
+    pfx_vfs_disarm(pf);
     assert_int_equal(open_db(d0, d1, pf, &db), 0);
     assert_int_equal(status(db).in_sync, 1);
     assert_int_equal(sop_db_close(db), 0);
     assert_identical(d0, d1);
     verify_alone(d1, 400);
-    pf_vfs_free(pf);
+    pfx_vfs_free(pf);
 }
 
 /* Both folders failing: the commit fails (the database panics), and after
@@ -405,18 +405,18 @@ static void test_both_fail(void **state)
     (void)state;
     char d0[1024], d1[1024], p0[1100], p1[1100];
     dirs("bothfail", d0, d1, p0, p1);
-    sop_vfs *pf = pf_vfs_new(NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *db;
     assert_int_equal(open_db(d0, d1, pf, &db), 0);
     assert_int_equal(put_range(db, 0, 500, 50), 0);
-    pf_vfs_arm(pf, 0, p0, PF_WRITE | PF_SYNC, 0, -EIO);
-    pf_vfs_arm(pf, 1, p1, PF_WRITE | PF_SYNC, 0, -EIO);
+    pfx_vfs_arm(pf, 0, p0, PF_WRITE | PF_SYNC, 0, -EIO);
+    pfx_vfs_arm(pf, 1, p1, PF_WRITE | PF_SYNC, 0, -EIO);
     int rc = put_range(db, 500, 600, 100);
     assert_true(rc == SOP_EPANIC || rc == -EIO);
     sop_txn *t;
     assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_EPANIC);
     sop_db_close(db);
-    pf_vfs_disarm(pf);
+    pfx_vfs_disarm(pf);
     assert_int_equal(open_db(d0, d1, NULL, &db), 0);
     check_clean(db);
     uint64_t n = count_items(db);
@@ -427,7 +427,7 @@ static void test_both_fail(void **state)
     assert_int_equal(sop_db_close(db), 0);
     assert_identical(d0, d1);
     verify_alone(d1, n);
-    pf_vfs_free(pf);
+    pfx_vfs_free(pf);
 }
 
 /* Power cut at many points of a workload under the mirror (the fault VFS

@@ -179,7 +179,7 @@ static int pf_shm_unmap(sop_vfs *v, void *addr, size_t len)
     return P(v)->base->shm_unmap(P(v)->base, addr, len);
 }
 
-sop_vfs *pf_vfs_new(sop_vfs *base)
+sop_vfs *pfx_vfs_new(sop_vfs *base)
 {
     pf *p = calloc(1, sizeof *p);
     if (!p)
@@ -196,7 +196,7 @@ sop_vfs *pf_vfs_new(sop_vfs *base)
     return &p->vfs;
 }
 
-void pf_vfs_free(sop_vfs *vfs)
+void pfx_vfs_free(sop_vfs *vfs)
 {
     if (!vfs)
         return;
@@ -204,7 +204,7 @@ void pf_vfs_free(sop_vfs *vfs)
     free(P(vfs));
 }
 
-void pf_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err)
+void pfx_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err)
 {
     pf *p = P(vfs);
     pthread_mutex_lock(&p->mu);
@@ -218,7 +218,7 @@ void pf_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint6
     pthread_mutex_unlock(&p->mu);
 }
 
-void pf_vfs_disarm(sop_vfs *vfs)
+void pfx_vfs_disarm(sop_vfs *vfs)
 {
     pf *p = P(vfs);
     pthread_mutex_lock(&p->mu);
@@ -226,11 +226,11 @@ void pf_vfs_disarm(sop_vfs *vfs)
     pthread_mutex_unlock(&p->mu);
 }
 
-uint64_t pf_vfs_failed(sop_vfs *vfs, int slot) { return atomic_load(&P(vfs)->slot[slot & 1].failed); }
+uint64_t pfx_vfs_failed(sop_vfs *vfs, int slot) { return atomic_load(&P(vfs)->slot[slot & 1].failed); }
 
-uint64_t pf_vfs_bytes(sop_vfs *vfs) { return atomic_load(&P(vfs)->bytes); }
+uint64_t pfx_vfs_bytes(sop_vfs *vfs) { return atomic_load(&P(vfs)->bytes); }
 
-void pf_vfs_count_bytes(sop_vfs *vfs, const char *prefix)
+void pfx_vfs_count_bytes(sop_vfs *vfs, const char *prefix)
 {
     pf *p = P(vfs);
     pthread_mutex_lock(&p->mu);

@@ -25,21 +25,21 @@
 #define PF_ALL 0x7fu
 
 /** @brief A wrapper of @p base (NULL: sop_vfs_posix()); NULL when out of memory. */
-sop_vfs *pf_vfs_new(sop_vfs *base);
+sop_vfs *pfx_vfs_new(sop_vfs *base);
 /** @brief Frees it (every file closed first). */
-void pf_vfs_free(sop_vfs *vfs);
+void pfx_vfs_free(sop_vfs *vfs);
 /** @brief Arms: after @p skip matching calls, every call of a kind in
  *  @p mask on a path starting with @p prefix fails with @p err. Up to two
  *  prefixes are armed at once (@p slot 0 or 1). */
-void pf_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err);
+void pfx_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err);
 /** @brief Disarms every slot. */
-void pf_vfs_disarm(sop_vfs *vfs);
+void pfx_vfs_disarm(sop_vfs *vfs);
 /** @brief Calls failed by @p slot since it was armed. */
-uint64_t pf_vfs_failed(sop_vfs *vfs, int slot);
+uint64_t pfx_vfs_failed(sop_vfs *vfs, int slot);
 /** @brief Counts from now the bytes written successfully to paths under
  *  @p prefix (one prefix at a time: the last given). */
-void pf_vfs_count_bytes(sop_vfs *vfs, const char *prefix);
-/** @brief Bytes counted since pf_vfs_count_bytes(). */
-uint64_t pf_vfs_bytes(sop_vfs *vfs);
+void pfx_vfs_count_bytes(sop_vfs *vfs, const char *prefix);
+/** @brief Bytes counted since pfx_vfs_count_bytes(). */
+uint64_t pfx_vfs_bytes(sop_vfs *vfs);
 
 #endif
