@@ -368,6 +368,16 @@ static int finish_open(sop_db *db)
         if (db->opt.flags & SOP_DB_RDONLY)
             return sop__err(db, SOP_ECORRUPT, "database %s has no catalog", db->path);
         rc = create_catalog(db);
+        if (rc && db->cl) {
+            /* clustered: another process may have created it since this
+             * one loaded (nothing holds others out during an open) */
+            sop__learn(db);
+            sop__handle r2 = sop__reg_get(&db->reg, SOP__CATALOG_ROOT);
+            if (sop__handle_live(&r2)) {
+                sop__err_clear(db);
+                rc = 0;
+            }
+        }
         if (rc)
             return rc;
     }
