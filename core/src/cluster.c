@@ -318,7 +318,9 @@ static void publish_presence(sop_db *db)
     sop__cluster *c = db->cl;
     /* a lower bound of every snapshot this process has or will take until
      * the next heartbeat: its oldest open one, or what it has applied */
-    uint64_t snap = atomic_load(&db->csn);
+    uint64_t snap = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
+    if (durable < snap)
+        snap = durable; /* a READ transaction's snapshot is the durable csn */
     pthread_mutex_lock(&db->mu);
     for (size_t i = 0; i < db->nsnaps; i++)
         if (db->snaps[i] && db->snaps[i] < snap)
