@@ -288,7 +288,7 @@ int sop__follow(sop_db *db, int locked);
 int sop__commit_lock(sop_db *db);
 /* At transaction begin: learns the commits of other processes (clustered:
  * from Redis, or from the log alone when Redis cannot be reached). */
-void sop__learn(sop_db *db);
+int sop__learn(sop_db *db);
 /* Fresh ids for the registry (its id_chunk) and duplicate-key sequence
  * numbers: a shared counter, or Redis in clustered mode. */
 int sop__id_chunk(void *db, uint64_t n, uint64_t *first);

@@ -272,7 +272,7 @@ void sop__commit_unlock(sop_db *db)
     pthread_mutex_unlock(&db->commit_mu);
 }
 
-void sop__learn(sop_db *db)
+int sop__learn(sop_db *db)
 {
     if (db->cl) {
         uint64_t csn = 0, durable = 0;
@@ -282,13 +282,14 @@ void sop__learn(sop_db *db)
         if (!down)
             sop__atomic_max(&db->shm->durable_csn, durable);
         if (!down && csn <= atomic_load(&db->csn))
-            return;
+            return 0;
     } else if (atomic_load(&db->shm->tail) == atomic_load(&db->applied_tail)) {
-        return;
+        return 0;
     }
     pthread_mutex_lock(&db->commit_mu);
-    sop__follow(db, 0); /* a failure here is found again by the commit */
+    int rc = sop__follow(db, 0);
     pthread_mutex_unlock(&db->commit_mu);
+    return rc;
 }
 
 int sop__id_chunk(void *arg, uint64_t n, uint64_t *first)

@@ -99,7 +99,7 @@ static int txn_new(sop_db *db, sop_txn_mode mode, uint32_t max_ms, int locked, s
      * applied (what they read is validated at commit, and a commit is
      * durable only after those it read from); readers what is durable */
     if (!locked)
-        sop__learn(db);
+        rc = sop__learn(db);
     if (db->cl)
         t->epoch = sop__cl_epoch(db);
     uint64_t applied = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
