@@ -31,6 +31,7 @@
 #include "internal.h"
 #include "mem.h"
 #include "redis.h"
+#include "vfs_file.h"
 
 #define SEQ_CHUNK 1024
 
@@ -158,14 +159,9 @@ static uint64_t rval_u64(const sop__rval *v)
 static int read_id(sop_db *db, const char *path, char id[33])
 {
     for (int tries = 0; tries < 200; tries++) {
-        sop_file *f;
-        int rc = db->vfs->open(db->vfs, path, SOP_O_READ, 0, &f);
-        if (rc)
-            return rc;
         char buf[40] = {0};
         size_t got = 0;
-        rc = db->vfs->read(db->vfs, f, buf, 33, 0, &got);
-        db->vfs->close(db->vfs, f);
+        int rc = sop__vfs_read_head(db->vfs, path, buf, 33, &got);
         if (rc)
             return rc;
         if (got == 33 && buf[32] == '\n' && strspn(buf, "0123456789abcdef") == 32) {

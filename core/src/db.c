@@ -25,6 +25,7 @@
 #include "crc32c.h"
 #include "cluster.h"
 #include "internal.h"
+#include "vfs_file.h"
 #include "vfs_stack.h"
 #include "killpoint.h"
 #include "mem.h"
@@ -98,15 +99,10 @@ static int read_ckpt(sop_db *db, int slot, ckpt *c)
     char *path = path_join(db->path, name);
     if (!path)
         return -ENOMEM;
-    sop_file *f;
-    int rc = db->vfs->open(db->vfs, path, SOP_O_READ, 0, &f);
-    sop__free(path);
-    if (rc)
-        return rc;
     uint8_t b[CKPT_SIZE];
     size_t got = 0;
-    rc = db->vfs->read(db->vfs, f, b, sizeof b, 0, &got);
-    db->vfs->close(db->vfs, f);
+    int rc = sop__vfs_read_head(db->vfs, path, b, sizeof b, &got);
+    sop__free(path);
     if (rc)
         return rc;
     if (got < CKPT_SIZE || sop__get32(b + 4) != CKPT_MAGIC ||

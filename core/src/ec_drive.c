@@ -15,6 +15,7 @@
 #include "ec_vfs.h"
 #include "err.h"
 #include "mem.h"
+#include "vfs_file.h"
 
 #define NO_DRIVE 255 /* drive index of the database directory's copy */
 
@@ -59,15 +60,10 @@ static int id_read(sop__ec_vfs *v, const char *dir, const char *name, ident *out
     char *p = join(dir, name);
     if (!p)
         return -ENOMEM;
-    sop_file *f;
-    int rc = v->base->open(v->base, p, SOP_O_READ, 0, &f);
-    sop__free(p);
-    if (rc)
-        return rc;
     uint8_t b[SOP__EC_ID_BYTES];
     size_t got = 0;
-    rc = v->base->read(v->base, f, b, sizeof b, 0, &got);
-    v->base->close(v->base, f);
+    int rc = sop__vfs_read_head(v->base, p, b, sizeof b, &got);
+    sop__free(p);
     if (rc)
         return rc;
     if (got != sizeof b || sop__get32(b) != SOP__EC_ID_MAGIC || sop__get32(b + 4) != 1 ||
