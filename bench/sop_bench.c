@@ -14,6 +14,8 @@
 #include "text.h"
 #include "vector.h"
 
+int bench_replica_main(int argc, char **argv); /* replica.c */
+
 typedef struct suite {
     const char *name;
     int (*main)(int argc, char **argv);
@@ -29,6 +31,10 @@ static const suite suites[] = {
      "BM25 text search: quality on Cranfield, speed on GCIDE: sop, SQLite FTS5, Xapian"},
     {"load", bench_load_main,
      "bulk load of GloVe words + vectors: sop_kb_load vs FAISS add + SQLite FTS5 insert"},
+#ifndef SOP_BENCH_NO_SOP
+    {"replica", bench_replica_main,
+     "time to reinstate a replica folder that missed N MiB (fast-forward)"},
+#endif
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

@@ -726,13 +726,22 @@ static void at_exclusive_open(sop__mirror *m);
 static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mode, int wait)
 {
     sop__mirror *m = M(v);
+    pthread_rwlock_rdlock(&m->rw);
     sop_file *f = mf->f[mf->kind == K_LOCK ? m->lockdir : mf->kind == K_OUT ? 0 : m->st.active];
+    pthread_rwlock_unlock(&m->rw);
     int rc = m->base->lock(m->base, f, off, len, mode, wait);
-    /* the engine's first opener, alone, before recovery (shared.h) */
-    if (!rc && mf->kind == K_LOCK && off == SOP__LOCK_OPEN && len == 1 && mode == SOP_LOCK_EX &&
-        !m->open_done) {
+    if (rc || mf->kind != K_LOCK || off != SOP__LOCK_OPEN || len != 1 || m->open_done)
+        return rc;
+    if (mode == SOP_LOCK_EX) {
+        /* the engine's first opener, alone, before recovery (shared.h) */
         m->open_done = 1;
         at_exclusive_open(m);
+    } else if (mode == SOP_LOCK_SH) {
+        /* joining processes that have it open: the first opener may have
+         * reconciled or reinstated since this layer read the state */
+        m->open_done = 1;
+        begin_change(m);
+        end_change(m);
     }
     return rc;
 }
