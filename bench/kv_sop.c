@@ -79,6 +79,11 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
                  leaf ? leaf + 1 : dir);
         if (access(dir, F_OK) != 0)
             bench_rmtree(replica); /* a new database: a new replica */
+        if (bench_mkdirs(kv_sop_replica) != 0) {
+            kv_set_err("cannot create %s", kv_sop_replica);
+            free(d);
+            return -1;
+        }
         o.replica_path = replica;
     }
     int rc = sop_db_open(dir, &o, &d->db);
@@ -105,6 +110,11 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
     }
     if ((rc = sop_txn_commit(t)) != SOP_OK) {
         sop_err(d->db, "sop_txn_commit (create store)", rc);
+        goto fail;
+    }
+    sop_replica_status rs;
+    if (kv_sop_replica && (sop_db_replica_status(d->db, &rs) != SOP_OK || !rs.in_sync)) {
+        kv_set_err("the replica folder %s is not in sync", replica);
         goto fail;
     }
     snprintf(desc, desclen, "%s, cache %zu MiB%s%s", e->nosync ? "SOP_SYNC_NONE" : "SOP_SYNC_FULL",

@@ -670,6 +670,17 @@ static int mv_mkdir(sop_vfs *v, const char *path, unsigned mode)
      * database directory's parent, this layer the replica's */
     int rc = m->base->mkdir(m->base, m->dir[0], mode);
     int r1 = m->base->mkdir(m->base, m->dir[1], mode);
+    pthread_rwlock_rdlock(&m->rw);
+    int fresh = m->pending && m->st.insync; /* a new database */
+    pthread_rwlock_unlock(&m->rw);
+    if (fresh && r1 && r1 != -EEXIST) {
+        /* a new database never starts without its replica: a wrong path
+         * would otherwise go unnoticed (an existing database whose replica
+         * folder is gone goes on with it stale, as on any failure) */
+        if (rc == 0)
+            m->base->remove(m->base, m->dir[0]);
+        return r1;
+    }
     if (r1 == 0) {
         char parent[4096];
         snprintf(parent, sizeof parent, "%s", m->dir[1]);
@@ -1039,6 +1050,19 @@ static int load_state(sop__mirror *m)
                            "cannot read %s/%s (%s)", m->dir[i], SOP__MSTATE_NAME,
                            sop_strerror(r[i]));
         int h0 = has_database(m, 0), h1 = has_database(m, 1);
+        if (!h0 && !h1) { /* a new database: its replica folder must be possible */
+            char parent[4096];
+            snprintf(parent, sizeof parent, "%s", m->dir[1]);
+            char *slash = strrchr(parent, '/');
+            if (slash)
+                slash[slash == parent] = 0;
+            sop_file *pf;
+            int prc = m->base->open(m->base, slash ? parent : ".", SOP_O_READ, 0, &pf);
+            if (prc)
+                return why(prc, "the replica folder %s cannot be created: %s: %s", m->dir[1],
+                           slash ? parent : ".", sop_strerror(prc));
+            m->base->close(m->base, pf);
+        }
         st.active = h0 || !h1 ? 0 : 1;
         st.insync = !h0 && !h1; /* a new database: both empty */
         st.full = !st.insync;

@@ -595,6 +595,20 @@ static void test_open_states(void **state)
     verify_alone(d1, 2100);
 }
 
+/* A new database whose replica folder cannot be created is not created
+ * (a wrong replica path must not go unnoticed). */
+static void test_replica_path_missing(void **state)
+{
+    (void)state;
+    char d0[1024], d1[1024], bad[1100];
+    dirs("missing", d0, d1, NULL, NULL);
+    snprintf(bad, sizeof bad, "%s/no/such/parent", d1);
+    sop_db *db;
+    assert_int_equal(open_db(d0, bad, NULL, &db), -ENOENT);
+    struct stat st;
+    assert_int_equal(stat(d0, &st), -1); /* nothing left behind */
+}
+
 /* An existing plain database gets a replica folder: copied whole at open. */
 static void test_add_replica(void **state)
 {
@@ -625,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_powerloss),
         cmocka_unit_test(test_open_states),
         cmocka_unit_test(test_add_replica),
+        cmocka_unit_test(test_replica_path_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
