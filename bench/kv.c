@@ -812,6 +812,11 @@ static void kv_usage(FILE *f)
             "                   deleted before and after each engine\n"
             "  --keep           keep the databases\n"
             "  --json FILE      write JSON lines to FILE (truncated)\n"
+#ifndef SOP_BENCH_NO_SOP
+            "  --replica DIR    sop engines: mirror each database to DIR/<engine>-<db>\n"
+            "                   (sop_db_options.replica_path; DIR on another disk to measure\n"
+            "                   real replication)\n"
+#endif
             "  --timeout SEC    kill an engine's run after SEC seconds (default 3600, 0: none)\n"
             "Durability: sop = SOP_SYNC_FULL; lmdb = default (synced commits); sqlite = WAL with\n"
             "synchronous=NORMAL for batched fills and reads, FULL for fillsync and readwrite.\n"
@@ -912,6 +917,10 @@ int bench_kv_main(int argc, char **argv)
             o.json = VALUE();
         } else if (strcmp(a, "--keep") == 0) {
             o.keep = 1;
+#ifndef SOP_BENCH_NO_SOP
+        } else if (strcmp(a, "--replica") == 0) {
+            kv_sop_replica = VALUE();
+#endif
         } else {
             kv_usage(stderr);
             bench_die("kv: unknown option '%s'", argv[i]);

@@ -111,6 +111,9 @@ extern const kv_engine kv_engine_sqlite_nosync;
 #ifndef SOP_BENCH_NO_SOP
 extern const kv_engine kv_engine_sop;
 extern const kv_engine kv_engine_sop_nosync;
+/** --replica DIR: the sop engines open each database with a replica
+ *  folder, DIR/<engine>-<database> (NULL: none). */
+extern const char *kv_sop_replica;
 #endif
 
 /** The kv subcommand. */

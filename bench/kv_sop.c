@@ -5,7 +5,9 @@
  * nodes, 100-byte values inline). Writes: sop_upsert in SOP_TXN_WRITE
  * transactions, retried on SOP_ECONFLICT. Reads: SOP_TXN_READ snapshots.
  * "sop": SOP_SYNC_FULL (every commit durable); "sop-nosync": SOP_SYNC_NONE.
- * Compiled out with -DSOP_BENCH_NO_SOP.
+ * With --replica DIR (kv_sop_replica) every database is mirrored to
+ * DIR/<engine>-<database> (sop_db_options.replica_path), emptied when the
+ * database is new. Compiled out with -DSOP_BENCH_NO_SOP.
  */
 #ifndef SOP_BENCH_NO_SOP
 
@@ -14,12 +16,18 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_util.h"
 
 #include "sop/sop.h"
 
 #define STORE_NAME "kv"
 /* Read transactions that walk the whole store get a generous time limit. */
 #define LONG_READ_MS (3600u * 1000u)
+
+const char *kv_sop_replica;
 
 struct kv_db {
     sop_db *db;
@@ -64,6 +72,20 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
     /* reads through segment maps, as LMDB reads its pages (SIGBUS on a
      * media error); SOP_BENCH_MAP_READS=0 measures the read() path */
     o.map_reads = !getenv("SOP_BENCH_MAP_READS") || atoi(getenv("SOP_BENCH_MAP_READS")) != 0;
+    char replica[4200];
+    if (kv_sop_replica) {
+        const char *leaf = strrchr(dir, '/');
+        snprintf(replica, sizeof replica, "%s/%s-%s", kv_sop_replica, e->name,
+                 leaf ? leaf + 1 : dir);
+        if (access(dir, F_OK) != 0)
+            bench_rmtree(replica); /* a new database: a new replica */
+        if (bench_mkdirs(kv_sop_replica) != 0) {
+            kv_set_err("cannot create %s", kv_sop_replica);
+            free(d);
+            return -1;
+        }
+        o.replica_path = replica;
+    }
     int rc = sop_db_open(dir, &o, &d->db);
     if (rc != SOP_OK) {
         sop_err(d->db, "sop_db_open", rc);
@@ -90,8 +112,14 @@ static int sopk_open(const kv_engine *e, const char *dir, kv_sync sync, uint64_t
         sop_err(d->db, "sop_txn_commit (create store)", rc);
         goto fail;
     }
-    snprintf(desc, desclen, "%s, cache %zu MiB%s", e->nosync ? "SOP_SYNC_NONE" : "SOP_SYNC_FULL",
-             o.cache_bytes >> 20, o.map_reads ? ", map_reads" : "");
+    sop_replica_status rs;
+    if (kv_sop_replica && (sop_db_replica_status(d->db, &rs) != SOP_OK || !rs.in_sync)) {
+        kv_set_err("the replica folder %s is not in sync", replica);
+        goto fail;
+    }
+    snprintf(desc, desclen, "%s, cache %zu MiB%s%s", e->nosync ? "SOP_SYNC_NONE" : "SOP_SYNC_FULL",
+             o.cache_bytes >> 20, o.map_reads && !kv_sop_replica ? ", map_reads" : "",
+             kv_sop_replica ? ", replica" : "");
     *out = d;
     return 0;
 fail:

@@ -16,6 +16,8 @@
 #include "text.h"
 #include "vector.h"
 
+int bench_replica_main(int argc, char **argv); /* replica.c */
+
 typedef struct suite {
     const char *name;
     int (*main)(int argc, char **argv);
@@ -35,6 +37,10 @@ static const suite suites[] = {
      "bulk load of GloVe words + vectors: sop_kb_load vs FAISS add + SQLite FTS5 insert"},
     {"cluster", bench_cluster_main,
      "commits through Redis (clustered) against standalone, 1/2/4 processes"},
+#ifndef SOP_BENCH_NO_SOP
+    {"replica", bench_replica_main,
+     "time to reinstate a replica folder that missed N MiB (fast-forward)"},
+#endif
 };
 #define N_SUITES (sizeof suites / sizeof suites[0])
 

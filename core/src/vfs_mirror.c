@@ -670,6 +670,17 @@ static int mv_mkdir(sop_vfs *v, const char *path, unsigned mode)
      * database directory's parent, this layer the replica's */
     int rc = m->base->mkdir(m->base, m->dir[0], mode);
     int r1 = m->base->mkdir(m->base, m->dir[1], mode);
+    pthread_rwlock_rdlock(&m->rw);
+    int fresh = m->pending && m->st.insync; /* a new database */
+    pthread_rwlock_unlock(&m->rw);
+    if (fresh && r1 && r1 != -EEXIST) {
+        /* a new database never starts without its replica: a wrong path
+         * would otherwise go unnoticed (an existing database whose replica
+         * folder is gone goes on with it stale, as on any failure) */
+        if (rc == 0)
+            m->base->remove(m->base, m->dir[0]);
+        return r1;
+    }
     if (r1 == 0) {
         char parent[4096];
         snprintf(parent, sizeof parent, "%s", m->dir[1]);
@@ -726,13 +737,22 @@ static void at_exclusive_open(sop__mirror *m);
 static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mode, int wait)
 {
     sop__mirror *m = M(v);
+    pthread_rwlock_rdlock(&m->rw);
     sop_file *f = mf->f[mf->kind == K_LOCK ? m->lockdir : mf->kind == K_OUT ? 0 : m->st.active];
+    pthread_rwlock_unlock(&m->rw);
     int rc = m->base->lock(m->base, f, off, len, mode, wait);
-    /* the engine's first opener, alone, before recovery (shared.h) */
-    if (!rc && mf->kind == K_LOCK && off == SOP__LOCK_OPEN && len == 1 && mode == SOP_LOCK_EX &&
-        !m->open_done) {
+    if (rc || mf->kind != K_LOCK || off != SOP__LOCK_OPEN || len != 1 || m->open_done)
+        return rc;
+    if (mode == SOP_LOCK_EX) {
+        /* the engine's first opener, alone, before recovery (shared.h) */
         m->open_done = 1;
         at_exclusive_open(m);
+    } else if (mode == SOP_LOCK_SH) {
+        /* joining processes that have it open: the first opener may have
+         * reconciled or reinstated since this layer read the state */
+        m->open_done = 1;
+        begin_change(m);
+        end_change(m);
     }
     return rc;
 }
@@ -1030,6 +1050,19 @@ static int load_state(sop__mirror *m)
                            "cannot read %s/%s (%s)", m->dir[i], SOP__MSTATE_NAME,
                            sop_strerror(r[i]));
         int h0 = has_database(m, 0), h1 = has_database(m, 1);
+        if (!h0 && !h1) { /* a new database: its replica folder must be possible */
+            char parent[4096];
+            snprintf(parent, sizeof parent, "%s", m->dir[1]);
+            char *slash = strrchr(parent, '/');
+            if (slash)
+                slash[slash == parent] = 0;
+            sop_file *pf;
+            int prc = m->base->open(m->base, slash ? parent : ".", SOP_O_READ, 0, &pf);
+            if (prc)
+                return why(prc, "the replica folder %s cannot be created: %s: %s", m->dir[1],
+                           slash ? parent : ".", sop_strerror(prc));
+            m->base->close(m->base, pf);
+        }
         st.active = h0 || !h1 ? 0 : 1;
         st.insync = !h0 && !h1; /* a new database: both empty */
         st.full = !st.insync;

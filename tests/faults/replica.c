@@ -398,6 +398,73 @@ static void test_stale_at_checkpoint(void **state)
     pfx_vfs_free(pf);
 }
 
+/* Several processes: a process that joins learns that the replica is
+ * stale (it writes the active folder alone, and its writes are noted in the
+ * stale table); reinstatement is refused while it has the database open
+ * and works once it left. */
+static void test_multiprocess(void **state)
+{
+    (void)state;
+    char d0[1024], d1[1024], p1[1100];
+    dirs("multi", d0, d1, NULL, p1);
+    sop_vfs *pf = pfx_vfs_new(NULL);
+    sop_db *db;
+    assert_int_equal(open_db(d0, d1, pf, &db), 0);
+    assert_int_equal(put_range(db, 0, 500, 10), 0);
+    pfx_vfs_arm(pf, 0, p1, PF_WRITE, 0, -EIO);
+    assert_int_equal(put_range(db, 500, 600, 10), 0);
+    assert_int_equal(status(db).in_sync, 0);
+    pfx_vfs_disarm(pf);
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        sop_db *c;
+        int code = 0;
+        if (open_db(d0, d1, NULL, &c))
+            _exit(2);
+        sop_replica_status cs;
+        if (sop_db_replica_status(c, &cs) || cs.in_sync || cs.active != 0)
+            code = 3;
+        else if (put_range(c, 10000, 10300, 10))
+            code = 4;
+        char b = (char)code;
+        if (write(up[1], &b, 1) != 1 || read(down[0], &b, 1) != 1)
+            code = 5;
+        if (sop_db_close(c))
+            code = 6;
+        _exit(code);
+    }
+    close(up[1]);
+    close(down[0]);
+    char b;
+    assert_int_equal(read(up[0], &b, 1), 1);
+    assert_int_equal(b, 0);
+    assert_int_equal(sop_db_reinstate(db), SOP_EBUSY);
+    assert_int_equal(write(down[1], "x", 1), 1);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    close(up[0]);
+    close(down[1]);
+    assert_int_equal(sop_db_reinstate(db), 0);
+    assert_int_equal(status(db).in_sync, 1);
+    assert_int_equal(put_range(db, 600, 700, 10), 0);
+    assert_int_equal(sop_db_close(db), 0);
+    assert_identical(d0, d1);
+    sop_db *alone;
+    assert_int_equal(open_db(d1, NULL, NULL, &alone), 0);
+    assert_int_equal(verify_range(alone, 10000, 10300), 1000);
+    assert_int_equal(verify_range(alone, 0, 700), 1000);
+    assert_int_equal(sop_db_close(alone), 0);
+    pfx_vfs_free(pf);
+}
+
 /* Both folders failing: the commit fails (the database panics), and after
  * reopening the transaction is there entirely or not at all. */
 static void test_both_fail(void **state)
@@ -528,6 +595,20 @@ static void test_open_states(void **state)
     verify_alone(d1, 2100);
 }
 
+/* A new database whose replica folder cannot be created is not created
+ * (a wrong replica path must not go unnoticed). */
+static void test_replica_path_missing(void **state)
+{
+    (void)state;
+    char d0[1024], d1[1024], bad[1100];
+    dirs("missing", d0, d1, NULL, NULL);
+    snprintf(bad, sizeof bad, "%s/no/such/parent", d1);
+    sop_db *db;
+    assert_int_equal(open_db(d0, bad, NULL, &db), -ENOENT);
+    struct stat st;
+    assert_int_equal(stat(d0, &st), -1); /* nothing left behind */
+}
+
 /* An existing plain database gets a replica folder: copied whole at open. */
 static void test_add_replica(void **state)
 {
@@ -553,10 +634,12 @@ int main(void)
         cmocka_unit_test(test_failover_active),
         cmocka_unit_test(test_passive_stale_online_reinstate),
         cmocka_unit_test(test_stale_at_checkpoint),
+        cmocka_unit_test(test_multiprocess),
         cmocka_unit_test(test_both_fail),
         cmocka_unit_test(test_powerloss),
         cmocka_unit_test(test_open_states),
         cmocka_unit_test(test_add_replica),
+        cmocka_unit_test(test_replica_path_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
