@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "crc32c.h"
 #include "ec_vfs.h"
 #include "err.h"
@@ -257,21 +258,124 @@ out:
     return rc;
 }
 
+/* How a pass keeps the segment being appended to still: the database's
+ * commit lock. Standalone, that is a byte of the LOCK file, and a pass that
+ * can take the open lock exclusively has the database to itself. Clustered,
+ * the commit lock is a Redis lease and processes on other hosts hold no
+ * lock here: the pass joins the cluster with a handle of its own, and has
+ * the database to itself only when, under the lease, Redis lists no other
+ * live process. */
+typedef struct pass {
+    sop_vfs *base;
+    sop_file *lockf;
+    sop_db *cdb; /* clustered: the pass's handle */
+} pass;
+
+static int lock_active(pass *p, const char *path)
+{
+    if (p->cdb) {
+        int rc = sop__commit_lock(p->cdb);
+        return rc ? sop__err(NULL, rc, "%s", sop_db_errmsg(p->cdb)) : 0;
+    }
+    /* no recovery running (it holds the open lock exclusively), no append
+     * or cut (the commit lock) while the last segment is read */
+    int rc = p->base->lock(p->base, p->lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_SH, 1);
+    if (!rc) {
+        rc = p->base->lock(p->base, p->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_EX, 1);
+        if (rc)
+            p->base->lock(p->base, p->lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
+    }
+    return rc ? sop__err(NULL, rc, "cannot lock %s", path) : 0;
+}
+
+static void unlock_active(pass *p)
+{
+    if (p->cdb) {
+        sop__commit_unlock(p->cdb);
+        return;
+    }
+    p->base->lock(p->base, p->lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_UN, 0);
+    p->base->lock(p->base, p->lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
+}
+
+static int list_segs(sop_vfs *vfs, const char *path, segs *s)
+{
+    s->n = 0;
+    int rc = vfs->list(vfs, path, add_seg, s);
+    if (!rc && s->n)
+        qsort(s->a, s->n, sizeof *s->a, cmp_u32);
+    return rc;
+}
+
+static int repair_no(sop__ec_vfs *v, uint32_t no, int active, sop_repair_report *r)
+{
+    char name[16];
+    snprintf(name, sizeof name, "seg-%08u", no);
+    return repair_seg(v, name, active, r);
+}
+
+static void confirm_drives(sop__ec_vfs *v)
+{
+    for (uint32_t d = 0; d < v->n; d++)
+        if (v->fresh[d] && !v->down[d] && sop__ec_write_ident(v, d) != 0)
+            v->down[d] = 1;
+}
+
+/* The end of a pass that did not have the database to itself: under the
+ * commit lock, the segment being appended to (@last, the last one listed;
+ * none when @have_last is 0). Clustered, when Redis lists no other live
+ * process (and openers wait for the lock), nobody appends: that segment
+ * and any made since the listing are repaired whole, and the new drives
+ * confirmed, as a pass that had the database to itself would. A new drive
+ * is one of this database's once every segment has its shards there: not
+ * while another process may still append to a shard file it held when the
+ * folder was deleted, or make segments without the drive. */
+static int finish(pass *p, sop__ec_vfs *v, int have_last, uint32_t last, sop_repair_report *r)
+{
+    int rc = lock_active(p, v->dir);
+    if (rc)
+        return rc;
+    int others = 1;
+    if (p->cdb) {
+        uint64_t snap;
+        uint32_t seg;
+        rc = sop__cl_oldest(p->cdb, &snap, &seg, &others);
+        if (rc)
+            rc = sop__err(NULL, rc, "%s", sop_db_errmsg(p->cdb));
+    }
+    if (!rc && others && have_last) {
+        rc = repair_no(v, last, 1, r);
+    } else if (!rc && !others) {
+        segs s = {0};
+        rc = list_segs(&v->vfs, v->dir, &s);
+        for (size_t i = 0; i < s.n && !rc; i++)
+            if (!have_last || s.a[i] >= last)
+                rc = sop__cl_lease_ok(p->cdb) ? sop__err(NULL, SOP_EREDIS, "%s",
+                                                         sop_db_errmsg(p->cdb))
+                                              : repair_no(v, s.a[i], 0, r);
+        sop__free(s.a);
+        if (!rc && !sop__cl_lease_ok(p->cdb))
+            confirm_drives(v);
+    }
+    unlock_active(p);
+    return rc;
+}
+
 static int repair(const char *path, const sop_db_options *o, sop_repair_report *r)
 {
     if (!path || !*path || !o || o->struct_size < sizeof(sop_db_options) || !o->drives ||
         o->ndrives < 2 || !o->parity || o->parity >= o->ndrives || o->ndrives > SOP__EC_MAXN)
         return sop__err(NULL, -EINVAL,
                         "repair needs the database's drives (2 to 255) and 1 <= parity < drives");
-    sop_vfs *base = o->vfs ? o->vfs : sop_vfs_posix();
+    pass p = {.base = o->vfs ? o->vfs : sop_vfs_posix()};
+    sop_vfs *base = p.base;
     size_t pl = strlen(path);
     char *lp = sop__malloc(pl + 6);
     if (!lp)
         return -ENOMEM;
     memcpy(lp, path, pl);
     memcpy(lp + pl, "/LOCK", 6);
-    sop_file *lockf = NULL;
-    int rc = base->open(base, lp, SOP_O_RDWR, 0, &lockf);
+    int rc = base->open(base, lp, SOP_O_RDWR, 0, &p.lockf);
     sop__free(lp);
     if (rc)
         return sop__err(NULL, rc, "%s is not a database (cannot open its LOCK file)", path);
@@ -281,54 +385,37 @@ static int repair(const char *path, const sop_db_options *o, sop_repair_report *
     if (!rc && !v->have_id)
         rc = sop__err(NULL, -ENOENT, "%s was never opened with erasure coding (no %s)", path,
                       SOP__EC_DBID_NAME);
-    /* no process has the database open: hold it closed for the whole pass
-     * (openers wait), and the last segment is repaired like the others */
-    int alone = !rc && base->lock(base, lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_EX, 0) == 0;
+    if (!rc && o->mode == SOP_CLUSTERED) {
+        rc = sop_db_open(path, o, &p.cdb);
+        if (rc)
+            rc = sop__err(NULL, rc, "%s", sop_db_errmsg(p.cdb));
+    }
+    /* standalone and no process has the database open: hold it closed for
+     * the whole pass (openers wait), and the last segment is repaired like
+     * the others */
+    int alone = !rc && !p.cdb && base->lock(base, p.lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_EX, 0) == 0;
     segs s = {0};
     if (!rc)
-        rc = vfs->list(vfs, path, add_seg, &s);
-    if (!rc && s.n)
-        qsort(s.a, s.n, sizeof *s.a, cmp_u32);
-    for (size_t i = 0; i < s.n && !rc; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "seg-%08u", s.a[i]);
-        int active = i + 1 == s.n && !alone;
-        if (active) {
-            /* no recovery running (it holds the open lock exclusively), no
-             * append or cut (the commit lock) while the last one is read */
-            rc = base->lock(base, lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_SH, 1);
-            if (!rc) {
-                rc = base->lock(base, lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_EX, 1);
-                if (rc)
-                    base->lock(base, lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
-            }
-            if (rc) {
-                rc = sop__err(NULL, rc, "cannot lock %s", path);
-                break;
-            }
-        }
-        rc = repair_seg(v, name, active, r);
-        if (active) {
-            base->lock(base, lockf, SOP__LOCK_COMMIT, 1, SOP_LOCK_UN, 0);
-            base->lock(base, lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
-        }
-    }
-    /* a new drive is one of this database's once every segment has its
-     * shards there: only after a pass that had the database to itself (an
-     * open process may still append to a shard file it held when the
-     * folder was deleted, and segments made meanwhile may lack the drive) */
-    for (uint32_t d = 0; !rc && alone && d < v->n; d++)
-        if (v->fresh[d] && !v->down[d] && sop__ec_write_ident(v, d) != 0)
-            v->down[d] = 1;
+        rc = list_segs(vfs, path, &s);
+    /* the last segment listed is the one being appended to, unless the
+     * pass has the database to itself: finish() does it under the lock */
+    size_t sealed = alone || !s.n ? s.n : s.n - 1;
+    for (size_t i = 0; i < sealed && !rc; i++)
+        rc = repair_no(v, s.a[i], 0, r);
+    if (!rc && alone)
+        confirm_drives(v);
+    else if (!rc)
+        rc = finish(&p, v, s.n > 0, s.n ? s.a[s.n - 1] : 0, r);
     if (alone)
-        base->lock(base, lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
+        base->lock(base, p.lockf, SOP__LOCK_OPEN, 1, SOP_LOCK_UN, 0);
     if (v)
         for (uint32_t d = 0; d < v->n; d++)
             r->drives_unusable += v->down[d];
     sop__free(s.a);
     if (vfs)
         sop__vfs_ec_free(vfs);
-    base->close(base, lockf);
+    sop_db_close(p.cdb);
+    base->close(base, p.lockf);
     return rc;
 }
 

@@ -68,4 +68,17 @@ run --drives "$D" --parity 2 kv get "$TMP/ec" s k
 check "ec get from the repaired drives" 0 "vec"
 run repair "$TMP/ec"
 check_err "repair without drives" 2 "needs the database's --drives"
+# the same, clustered: the repair coordinates through Redis
+C="$TMP/c1,$TMP/c2,$TMP/c3,$TMP/c4"
+run --redis "$URL" --drives "$C" --parity 1 kv put "$TMP/cec" s k cvec
+check "clustered ec put" 0
+rm -rf "$TMP/c3"
+run --redis "$URL" --drives "$C" --parity 1 repair "$TMP/cec"
+check_err "clustered repair" 0 ""
+[ -e "$TMP/c3/sop-ec.id" ] && echo "$OUT" | grep -q "^shards_rebuilt [1-9]" \
+    && pass "clustered repair rebuilt and confirmed the drive" \
+    || fail "clustered repair rebuilt and confirmed the drive" "$OUT"
+rm -rf "$TMP/c1"
+run --redis "$URL" --drives "$C" --parity 1 kv get "$TMP/cec" s k
+check "clustered ec get from the repaired drive" 0 "cvec"
 finish

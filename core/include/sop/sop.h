@@ -457,9 +457,18 @@ typedef struct sop_repair_report {
  *  until it moves to the next segment: those stripes lack that shard (they
  *  still decode) until the next pass. Segments created during the pass
  *  are verified by the next one.
+ *
+ *  Clustered (@c mode SOP_CLUSTERED in @p opts): the pass opens a handle
+ *  of its own, which joins the cluster through Redis; "the commit lock" is
+ *  then the Redis lease, and the pass has the database to itself when,
+ *  under that lease, Redis lists no other live process (openers wait for
+ *  the lease). Then the segment being appended to and any made during the
+ *  pass are repaired whole and the new drives marked as the database's;
+ *  otherwise the segment being appended to is repaired as above.
  *  @param path  the database directory
  *  @param opts  the options the database is opened with: @c drives,
- *               @c ndrives, @c parity (required), @c vfs, @c file_mode
+ *               @c ndrives, @c parity (required), @c vfs, @c file_mode;
+ *               clustered: @c mode, @c redis_url and the other Redis options
  *  @param[out] out  the report (may be NULL); its @c message says why on
  *               failure
  *  @return SOP_OK (also when stripes were unrecoverable: see
@@ -468,7 +477,10 @@ typedef struct sop_repair_report {
  *          opened with erasure coding); SOP_EMISMATCH (drives in the wrong
  *          order, from another database, or another k/m); -EIO (more than
  *          @c parity drive folders unusable, or an I/O error of the
- *          database directory); SOP_EFULL; -ENOMEM.
+ *          database directory); SOP_EFULL; -ENOMEM; clustered: SOP_EREDIS
+ *          (Redis unreachable, or the lease lost during the pass),
+ *          SOP_EBUSY (the lease not obtained), and what sop_db_open()
+ *          returns.
  *  Thread-safe; any number of processes may have the database open. */
 SOP_API int sop_db_repair(const char *path, const sop_db_options *opts, sop_repair_report *out);
 
