@@ -9,8 +9,12 @@
  * (SOP_SYNC_FULL). The suite starts its own redis-server on a loopback
  * port (no persistence) unless --redis URL is given.
  *
+ * Then, unless --no-ec, the storage side of a cluster: the erasure-coding
+ * suite (bench/ec.c: write and read throughput over 4+2 drive folders
+ * against no EC, and reads with one drive missing), with --ec-n values.
+ *
  *   sop-bench cluster [--seconds S] [--keys N] [--procs 1,2,4] [--redis URL]
- *                     [--dir DIR] [--json FILE]
+ *                     [--dir DIR] [--json FILE] [--ec-n N | --no-ec]
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +27,7 @@
 
 #include "bench_util.h"
 #include "cluster.h"
+#include "ec.h"
 
 #ifdef SOP_BENCH_NO_SOP
 int bench_cluster_main(int argc, char **argv)
@@ -204,12 +209,14 @@ int bench_cluster_main(int argc, char **argv)
 {
     double seconds = 5;
     uint64_t keys = 100000;
-    const char *url = NULL, *dir = NULL, *json = NULL, *procs_s = "1,2,4";
+    const char *url = NULL, *dir = NULL, *json = NULL, *procs_s = "1,2,4", *ec_n = "2000";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: sop-bench cluster [--seconds S] [--keys N] [--procs 1,2,4] "
-                   "[--redis URL] [--dir DIR] [--json FILE]\n");
+                   "[--redis URL] [--dir DIR] [--json FILE] [--ec-n N | --no-ec]\n"
+                   "  then the ec suite (4+2 drive folders, N values of 64 KiB; "
+                   "sop-bench ec --help)\n");
             return 0;
         } else if (!strcmp(a, "--seconds") && v) {
             seconds = atof(v), i++;
@@ -223,6 +230,10 @@ int bench_cluster_main(int argc, char **argv)
             dir = v, i++;
         } else if (!strcmp(a, "--json") && v) {
             json = v, i++;
+        } else if (!strcmp(a, "--ec-n") && v) {
+            ec_n = v, i++;
+        } else if (!strcmp(a, "--no-ec")) {
+            ec_n = NULL;
         } else {
             bench_die("cluster: unknown option %s (see --help)", a);
         }
@@ -269,6 +280,14 @@ int bench_cluster_main(int argc, char **argv)
         kill(redis, SIGKILL);
         waitpid(redis, NULL, 0);
     }
-    return 0;
+    if (!ec_n)
+        return 0;
+    char ecdir[1100];
+    snprintf(ecdir, sizeof ecdir, "%s/ec", root);
+    printf("\n");
+    fflush(stdout);
+    char *ec_argv[] = {"ec", "--n", (char *)ec_n, "--drives", "6", "--parity", "2",
+                       "--dir", ecdir, NULL};
+    return bench_ec_main(9, ec_argv);
 }
 #endif

@@ -14,7 +14,7 @@
 #                                             # sop_kb_load vs FAISS add + SQLite FTS5
 #   scripts/bench.sh load --full --json load.jsonl
 #   scripts/bench.sh cluster                  # commits through Redis vs standalone,
-#                                             # 1, 2 and 4 processes
+#                                             # 1, 2 and 4 processes; then the ec suite
 #   scripts/bench.sh ec                       # erasure coding, 4+2 drive folders vs none:
 #                                             # fillsync, fillbatch, readrand, degraded read
 #
