@@ -83,8 +83,10 @@ int sop__redis_new(const char *url, uint32_t timeout_ms, sop__redis **out, char 
     *out = r;
     return 0;
 bad:
-    snprintf(err, errlen, "bad Redis address \"%s\" (expected redis://[:password@]host[:port][/db])",
-             url);
+    at = strrchr(url, '@'); /* never echo a password into a message that may be logged */
+    snprintf(err, errlen,
+             "bad Redis address \"%s%s\" (expected redis://[:password@]host[:port][/db])",
+             at ? "redis://***@" : url, at ? at + 1 : "");
     sop__free(r);
     return -EINVAL;
 }
