@@ -150,13 +150,21 @@ int pb_buffer(sop_text *t, const void *id, size_t idlen, const uint8_t *rec, siz
     uint32_t d;
     if (!rc)
         rc = tx_bag_put_idx(&pp->ids, id, idlen, 1, &d);
-    uint64_t *e = rc ? NULL : sop__grow(pp->e, &pp->cape, pp->n + b->n + 1, sizeof *e, 1024);
-    tx_rref *r = e ? sop__grow(pp->rref, &pp->caprref, (size_t)d + 1, sizeof *r, 1024) : NULL;
-    uint8_t *m = r ? sop__grow(pp->rec, &pp->rcap, pp->rused + reclen + 1, 1, 65536) : NULL;
-    if (!m)
-        return rc ? rc : -ENOMEM;
+    if (rc)
+        return rc;
+    /* each grown array is kept at once: a later failure must not lose it
+     * (sop__grow may have moved it and freed the old one) */
+    uint64_t *e = sop__grow(pp->e, &pp->cape, pp->n + b->n + 1, sizeof *e, 1024);
+    if (!e)
+        return -ENOMEM;
     pp->e = e;
+    tx_rref *r = sop__grow(pp->rref, &pp->caprref, (size_t)d + 1, sizeof *r, 1024);
+    if (!r)
+        return -ENOMEM;
     pp->rref = r;
+    uint8_t *m = sop__grow(pp->rec, &pp->rcap, pp->rused + reclen + 1, 1, 65536);
+    if (!m)
+        return -ENOMEM;
     pp->rec = m;
     r[d] = (tx_rref){pp->rused, reclen, (uint32_t)b->tokens};
     memcpy(m + pp->rused, rec, reclen);

@@ -109,6 +109,22 @@ void vc_release(vc_cents *c)
     pthread_mutex_unlock(&vc_mu);
 }
 
+void vc_clear(void)
+{
+    pthread_mutex_lock(&vc_mu);
+    for (vc_cents **pp = &vc_head; *pp;) {
+        vc_cents *c = *pp;
+        if (c->refs) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        vc_bytes -= cents_bytes(c);
+        cents_free(c);
+    }
+    pthread_mutex_unlock(&vc_mu);
+}
+
 uint64_t vc_new_uid(void)
 {
     static _Atomic uint64_t counter;

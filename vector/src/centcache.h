@@ -28,6 +28,8 @@ vc_cents *vc_put(vc_cents *c);
 void vc_discard(vc_cents *c);
 /* Drops a reference to a cached set (NULL is ignored). */
 void vc_release(vc_cents *c);
+/* Frees every cached set no handle uses (tests that count allocations). */
+void vc_clear(void);
 /* A process-unique, unpredictable-enough 64-bit id for a new set. */
 uint64_t vc_new_uid(void);
 

@@ -179,7 +179,8 @@ int vs_train_next(sop_vstore *vs, uint32_t nlist, size_t sample_max, vc_cents **
     return 0;
 }
 
-int vs_begin_next(sop_vstore *vs, vc_cents *c)
+/* The writes of vs_begin_next(); @c stays the caller's. */
+static int write_next(sop_vstore *vs, const vc_cents *c)
 {
     uint32_t v = vs->cfg.active + 1;
     int rc = vs_create_version(vs, v);
@@ -206,6 +207,16 @@ int vs_begin_next(sop_vstore *vs, vc_cents *c)
     sop_val pk = {VL_KEY_PROGRESS, 1}, pv = {pb, vl_progress_encode(&p, pb)};
     if ((rc = vs_put_cfg(vs)) || (rc = sop_upsert(vs->s_cfg, &pk, &pv)))
         return rc;
+    return 0;
+}
+
+int vs_begin_next(sop_vstore *vs, vc_cents *c)
+{
+    int rc = write_next(vs, c);
+    if (rc) {
+        vc_discard(c);
+        return rc;
+    }
     vc_release(vc_put(c)); /* cached: the reload finds it */
     return vs_reload(vs);
 }
