@@ -463,6 +463,7 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
                                       db->vfs->unmap);
 #ifdef SOP_TESTING
     db->test_nosync = getenv("SOP_TEST_NO_COMMIT_SYNC") != NULL;
+    db->test_novalidate = getenv("SOP_TEST_NO_VALIDATE") != NULL;
 #endif
     int create = (db->opt.flags & SOP_DB_CREATE) && !(db->opt.flags & SOP_DB_RDONLY);
     if (create) {

@@ -64,7 +64,8 @@ struct sop_db {
     size_t nreap, capreap;
     sop__cmpreg *cmps;
 
-    int test_nosync; /* SOP_TESTING: SOP_TEST_NO_COMMIT_SYNC harness mutant */
+    int test_nosync;     /* SOP_TESTING: SOP_TEST_NO_COMMIT_SYNC harness mutant */
+    int test_novalidate; /* SOP_TESTING: SOP_TEST_NO_VALIDATE harness mutant */
     atomic_uint_fast64_t st_commits, st_conflicts, st_merges, st_ckpts;
     atomic_uint_fast64_t st_redis_epochs, st_l2_hits, st_l2_misses;
     struct sop__cluster *cl; /* clustered mode (cluster.c), else NULL */
