@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, builds with ASan+UBSan and
-# -Werror, runs every test (unit, model, crash, fault, examples, CLI), then
-# checks that an application builds against the installed library.
+# -Werror, runs every test (unit, model, crash, fault, examples, CLI), runs
+# the concurrency suites under TSan and the whole suite again in a Release
+# build (assertions off), checks that an application builds against the
+# installed library, and runs the reliability suites (quick).
 # Idempotent. Usage: scripts/test.sh [ctest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,13 @@ cmake --build build/tsan -j"$jobs" --target bank anomalies test_cache vector_opt
 # ThreadSanitizer cannot see: one BLAS thread under TSan.
 (cd build/tsan && TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} OPENBLAS_NUM_THREADS=1 \
     ctest --output-on-failure -R '^(bank|anomalies|test_cache|vector_optimize)$')
+
+echo "== Release build (-O3, assertions off: NDEBUG), the whole suite again"
+# what users run: optimisation and NDEBUG change timing and code paths
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DSOP_BUILD_TESTS=ON -DSOP_WERROR=ON \
+      -DSOP_TESTING=ON >/dev/null
+cmake --build build/release -j"$jobs"
+(cd build/release && ctest --output-on-failure -j"$jobs" "$@")
 
 echo "== install and build an application against it"
 tests/install/run.sh

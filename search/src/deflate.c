@@ -1,6 +1,7 @@
 /* deflate.c - one-shot raw deflate and inflate of a buffer (isa-l igzip),
  * for the document blocks (docs.c). isa-l stays in this file. */
 #include <errno.h>
+#include <string.h>
 #include <isa-l/igzip_lib.h>
 
 #include "mem.h"
@@ -13,7 +14,11 @@ int tx_deflate(void **state, const uint8_t *in, size_t len, uint8_t *out, size_t
         return 1;
     if (!*state && !(*state = sop__malloc(ISAL_DEF_LVL1_SMALL)))
         return -ENOMEM;
+    /* isal_deflate_stateless_init() leaves most of the internal state
+     * alone; isa-l reads some of it (valgrind: "depends on uninitialised
+     * value"), and a Release build then mis-encoded blocks now and then */
     struct isal_zstream z;
+    memset(&z, 0, sizeof z);
     isal_deflate_stateless_init(&z);
     z.level = 1;
     z.level_buf = *state;

@@ -695,7 +695,10 @@ static void test_search_bulk_long_ids(void **state)
     sop_text_hit h[40];
     assert_int_equal(search(t, "w3", 40, h), 29);
     for (uint32_t i = 0; i < 29; i++) { /* the ids come back whole */
-        int num = atoi((const char *)h[i].id.data + 43);
+        char digits[6] = {0}; /* the id is not NUL-terminated: copy its 5 digits */
+        assert_true(h[i].id.size >= 48);
+        memcpy(digits, (const char *)h[i].id.data + 43, 5);
+        int num = atoi(digits);
         assert_int_equal(num % 7, 3);
         assert_int_equal(h[i].id.size, num % 3 ? 48 : 81);
     }
