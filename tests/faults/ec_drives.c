@@ -30,7 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "path_fault_vfs.h"
+#include "prefix_fault_vfs.h"
 #include "sop/sop.h"
 #include "testutil.h"
 
@@ -296,24 +296,24 @@ static void test_write_failures(void **st)
     (void)st;
     fx x;
     fx_init(&x, "wfail", 5, 2);
-    sop_vfs *pf = pf_vfs_new(NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *db = fx_open(&x, pf);
     assert_int_equal(put_range(db, 0, 50, 5), 0);
-    pf_vfs_fail(pf, x.drv[1], PF_WRITE | PF_SYNC, -EIO);
-    pf_vfs_fail(pf, x.drv[3], PF_WRITE | PF_SYNC, -EIO);
+    pfx_vfs_arm(pf, 0, x.drv[1], PF_WRITE | PF_TRUNC | PF_SYNC, 0, -EIO);
+    pfx_vfs_arm(pf, 1, x.drv[3], PF_WRITE | PF_TRUNC | PF_SYNC, 0, -EIO);
     assert_int_equal(put_range(db, 50, 100, 5), 0); /* m failed: degraded */
     sop_ec_stat es;
     assert_int_equal(sop_db_ec_stats(db, &es), 0);
     assert_true(es.degraded_stripes > 0);
     assert_true(es.shard_write_errors >= 2);
-    pf_vfs_fail(pf, x.drv[0], PF_WRITE | PF_SYNC, -EIO);
+    pfx_vfs_arm(pf, 2, x.drv[0], PF_WRITE | PF_TRUNC | PF_SYNC, 0, -EIO);
     int rc = put_range(db, 100, 105, 5); /* m + 1: the commit fails */
     assert_true(rc == -EIO || rc == SOP_EPANIC);
-    assert_true(pf_vfs_hits(pf) > 0);
+    assert_true(pfx_vfs_failed_all(pf) > 0);
     sop_txn *t;
     assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), SOP_EPANIC);
     sop_db_close(db);
-    pf_vfs_clear(pf);
+    pfx_vfs_disarm(pf);
     db = fx_open(&x, NULL);
     unsigned prefix;
     assert_int_equal(count_keys(db, 105, &prefix), 100);
@@ -327,7 +327,7 @@ static void test_write_failures(void **st)
     sop_repair_report r = repair(&x);
     assert_int_equal(r.unrecoverable, 0);
     assert_true(r.shards_rebuilt > 0);
-    pf_vfs_free(pf);
+    pfx_vfs_free(pf);
 }
 
 /* Unusable drive folders at open, drives in the wrong order, more than m

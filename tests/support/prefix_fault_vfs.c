@@ -1,5 +1,5 @@
-/* prefix_fault_vfs.c - fails the calls on paths under a prefix (see
- * prefix_fault_vfs.h). */
+/* prefix_fault_vfs.c - fails the calls on paths under chosen prefixes
+ * (see prefix_fault_vfs.h). */
 #include "prefix_fault_vfs.h"
 
 #include <errno.h>
@@ -27,7 +27,7 @@ typedef struct pf {
     sop_vfs vfs;
     sop_vfs *base;
     pthread_mutex_t mu;
-    pf_slot slot[2];
+    pf_slot slot[PFX_SLOTS];
     char count_prefix[1024];
     atomic_uint_fast64_t bytes;
 } pf;
@@ -39,7 +39,7 @@ static int check(pf *p, const char *path, unsigned kind)
 {
     int rc = 0;
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < 2 && !rc; i++) {
+    for (int i = 0; i < PFX_SLOTS && !rc; i++) {
         pf_slot *s = &p->slot[i];
         if (!s->mask || !(s->mask & kind) || !path ||
             strncmp(path, s->prefix, strlen(s->prefix)) != 0)
@@ -56,7 +56,7 @@ static int check(pf *p, const char *path, unsigned kind)
 static int pf_open(sop_vfs *v, const char *path, int flags, unsigned mode, sop_file **out)
 {
     pf *p = P(v);
-    int rc = check(p, path, PF_OPEN);
+    int rc = check(p, path, PF_OPEN | ((flags & SOP_O_CREATE) ? PF_CREATE : 0));
     if (rc)
         return rc;
     pf_file *f = calloc(1, sizeof *f);
@@ -207,8 +207,10 @@ void pfx_vfs_free(sop_vfs *vfs)
 void pfx_vfs_arm(sop_vfs *vfs, int slot, const char *prefix, unsigned mask, uint64_t skip, int err)
 {
     pf *p = P(vfs);
+    if (slot < 0 || slot >= PFX_SLOTS)
+        abort(); /* a test bug */
     pthread_mutex_lock(&p->mu);
-    pf_slot *s = &p->slot[slot & 1];
+    pf_slot *s = &p->slot[slot];
     strncpy(s->prefix, prefix, sizeof s->prefix - 1);
     s->mask = mask;
     s->skip = skip;
@@ -222,11 +224,23 @@ void pfx_vfs_disarm(sop_vfs *vfs)
 {
     pf *p = P(vfs);
     pthread_mutex_lock(&p->mu);
-    p->slot[0].mask = p->slot[1].mask = 0;
+    for (int i = 0; i < PFX_SLOTS; i++)
+        p->slot[i].mask = 0;
     pthread_mutex_unlock(&p->mu);
 }
 
-uint64_t pfx_vfs_failed(sop_vfs *vfs, int slot) { return atomic_load(&P(vfs)->slot[slot & 1].failed); }
+uint64_t pfx_vfs_failed(sop_vfs *vfs, int slot)
+{
+    return slot >= 0 && slot < PFX_SLOTS ? atomic_load(&P(vfs)->slot[slot].failed) : 0;
+}
+
+uint64_t pfx_vfs_failed_all(sop_vfs *vfs)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < PFX_SLOTS; i++)
+        n += atomic_load(&P(vfs)->slot[i].failed);
+    return n;
+}
 
 uint64_t pfx_vfs_bytes(sop_vfs *vfs) { return atomic_load(&P(vfs)->bytes); }
 
