@@ -15,8 +15,8 @@ int tx_deflate(void **state, const uint8_t *in, size_t len, uint8_t *out, size_t
     if (!*state && !(*state = sop__malloc(ISAL_DEF_LVL1_SMALL)))
         return -ENOMEM;
     /* isal_deflate_stateless_init() leaves most of the internal state
-     * alone; isa-l reads some of it (valgrind: "depends on uninitialised
-     * value"), and a Release build then mis-encoded blocks now and then */
+     * alone, and isa-l reads some of it (valgrind: "depends on
+     * uninitialised value"): start from zeroes */
     struct isal_zstream z;
     memset(&z, 0, sizeof z);
     isal_deflate_stateless_init(&z);
