@@ -54,8 +54,11 @@ struct sop__cluster {
     pthread_mutex_t hb_mu;
     pthread_cond_t hb_cv;
     int hb_stop;
-    char err[256];
 };
+
+/* Redis error text: one buffer per call, on the caller's stack, since
+ * readers, the committer and the heartbeat thread call Redis at once. */
+#define ERRLEN 256
 
 static uint64_t rand64(void)
 {
@@ -65,9 +68,9 @@ static uint64_t rand64(void)
     return v;
 }
 
-static int rerr(sop_db *db, int rc, const char *what)
+static int rerr(sop_db *db, int rc, const char *what, const char *err)
 {
-    return sop__err(db, rc, "%s: %s", what, db->cl->err);
+    return sop__err(db, rc, "%s: %s", what, err);
 }
 
 /* ---- scripts ---- */
@@ -125,7 +128,7 @@ static const char OLDEST[] =
     "end\n"
     "return {live, string.format('%d', snap), string.format('%d', seg)}\n";
 
-static int eval(sop__cluster *c, sop__rval **out, const char *script, int nkeys, const char **keys,
+static int eval(sop__cluster *c, char *err, sop__rval **out, const char *script, int nkeys, const char **keys,
                 int nargs, const char **args)
 {
     const char *argv[24];
@@ -142,7 +145,7 @@ static int eval(sop__cluster *c, sop__rval **out, const char *script, int nkeys,
         argv[n++] = args[i];
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
-    return sop__redis_call(c->r, n, argv, lens, out, c->err, sizeof c->err);
+    return sop__redis_call(c->r, n, argv, lens, out, err, ERRLEN);
 }
 
 static uint64_t rval_u64(const sop__rval *v)
@@ -214,13 +217,14 @@ static int db_id(sop_db *db, char id[33])
 /* Lock keys must never be evicted: refuse a server that evicts keys. */
 static int check_eviction(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     sop__rval *v;
-    int rc = sop__redis_callv(c->r, &v, c->err, sizeof c->err, 3, "CONFIG", "GET", "maxmemory*");
-    if (rc == SOP_EREDIS && !strstr(c->err, "cannot reach") && !strstr(c->err, "no answer"))
+    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 3, "CONFIG", "GET", "maxmemory*");
+    if (rc == SOP_EREDIS && !strstr(err, "cannot reach") && !strstr(err, "no answer"))
         return 0; /* CONFIG renamed or forbidden: cannot tell; documented */
     if (rc)
-        return sop__err(db, rc, "%s", c->err);
+        return sop__err(db, rc, "%s", err);
     uint64_t maxmem = 0;
     const char *policy = "noeviction";
     for (size_t i = 0; v->type == SOP__R_ARR && i + 1 < v->n; i += 2) {
@@ -243,6 +247,7 @@ static int check_eviction(sop_db *db)
 
 int sop__cl_open(sop_db *db)
 {
+    char err[ERRLEN];
     if (!db->opt.redis_url || !*db->opt.redis_url)
         return sop__err(db, -EINVAL, "clustered mode needs a Redis address (redis_url)");
     sop__cluster *c = sop__calloc(1, sizeof *c);
@@ -256,10 +261,10 @@ int sop__cl_open(sop_db *db)
     if (lease < 100)
         lease = 100;
     c->lease_ns = (uint64_t)lease * 1000000u;
-    int rc = sop__redis_new(db->opt.redis_url, db->opt.redis_timeout_ms, &c->r, c->err,
-                            sizeof c->err);
+    int rc = sop__redis_new(db->opt.redis_url, db->opt.redis_timeout_ms, &c->r, err,
+                            sizeof err);
     if (rc)
-        return rerr(db, rc, "clustered mode");
+        return rerr(db, rc, "clustered mode", err);
     char id[33];
     rc = db_id(db, id);
     if (rc)
@@ -286,6 +291,7 @@ int sop__cl_start(sop_db *db)
 
 void sop__cl_close(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     if (!c)
         return;
@@ -296,7 +302,7 @@ void sop__cl_close(sop_db *db)
         pthread_mutex_unlock(&c->hb_mu);
         pthread_join(c->hb, NULL);
         sop__rval *v;
-        if (sop__redis_callv(c->r, &v, c->err, sizeof c->err, 3, "HDEL", c->k_procs, c->proc) == 0)
+        if (sop__redis_callv(c->r, &v, err, sizeof err, 3, "HDEL", c->k_procs, c->proc) == 0)
             sop__rval_free(v);
     }
     sop__redis_free(c->r);
@@ -311,6 +317,7 @@ void sop__cl_close(sop_db *db)
 
 static void publish_presence(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     /* a lower bound of every snapshot this process has or will take until
      * the next heartbeat: its oldest open one, or what it has applied */
@@ -329,7 +336,7 @@ static void publish_presence(sop_db *db)
     const char *keys[] = {c->k_procs};
     const char *args[] = {c->proc, val, ttl};
     sop__rval *v;
-    if (eval(c, &v, HEARTBEAT, 1, keys, 3, args) == 0)
+    if (eval(c, err, &v, HEARTBEAT, 1, keys, 3, args) == 0)
         sop__rval_free(v);
 }
 
@@ -356,6 +363,7 @@ static void *heartbeat(void *arg)
 
 int sop__cl_oldest(sop_db *db, uint64_t *snap, uint32_t *seg, int *others)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     const char *keys[] = {c->k_procs};
     const char *args[] = {c->proc};
@@ -363,9 +371,9 @@ int sop__cl_oldest(sop_db *db, uint64_t *snap, uint32_t *seg, int *others)
     *snap = UINT64_MAX;
     *seg = UINT32_MAX;
     *others = 0;
-    int rc = eval(c, &v, OLDEST, 1, keys, 1, args);
+    int rc = eval(c, err, &v, OLDEST, 1, keys, 1, args);
     if (rc)
-        return rerr(db, rc, "cannot list the processes of the cluster");
+        return rerr(db, rc, "cannot list the processes of the cluster", err);
     if (v->type == SOP__R_ARR && v->n == 3) {
         *others = (int)rval_u64(&v->a[0]);
         if (*others) {
@@ -398,6 +406,7 @@ static int wait_out(sop_db *db)
 
 int sop__cl_lock(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     snprintf(c->token, sizeof c->token, "%016" PRIx64 "%016" PRIx64, rand64(), rand64());
     char px[24];
@@ -409,9 +418,9 @@ int sop__cl_lock(sop_db *db)
     for (;;) {
         uint64_t t0 = sop__now_ns();
         sop__rval *v;
-        int rc = eval(c, &v, ACQUIRE, 2, keys, 2, args);
+        int rc = eval(c, err, &v, ACQUIRE, 2, keys, 2, args);
         if (rc)
-            return rerr(db, rc, "cannot take the commit lock");
+            return rerr(db, rc, "cannot take the commit lock", err);
         if (v->type == SOP__R_ARR && v->n == 3) {
             c->deadline = t0 + c->lease_ns;
             char run_id[48];
@@ -444,6 +453,7 @@ int sop__cl_lock(sop_db *db)
 
 int sop__cl_lease_ok(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     if (!c || !c->held)
         return 0;
@@ -461,7 +471,7 @@ int sop__cl_lease_ok(sop_db *db)
     const char *args[] = {c->token, px};
     sop__rval *v;
     uint64_t t0 = sop__now_ns();
-    int rc = eval(c, &v, RENEW, 1, keys, 2, args);
+    int rc = eval(c, err, &v, RENEW, 1, keys, 2, args);
     if (!rc) {
         int ok = v->type == SOP__R_INT && v->i == 1;
         sop__rval_free(v);
@@ -478,6 +488,7 @@ lost:
 
 static int publish_epoch(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     int rc = sop__cl_lease_ok(db);
     if (rc)
@@ -501,9 +512,9 @@ static int publish_epoch(sop_db *db)
     const char *keys[] = {c->k_state};
     const char *args[] = {e, run_id, b, cs, sq};
     sop__rval *v;
-    rc = eval(c, &v, INIT, 1, keys, 5, args);
+    rc = eval(c, err, &v, INIT, 1, keys, 5, args);
     if (rc)
-        return rerr(db, rc, "cannot publish the cluster's state");
+        return rerr(db, rc, "cannot publish the cluster's state", err);
     sop__rval_free(v);
     sop__reg_epoch_reset(&db->reg, base);
     pthread_mutex_lock(&c->mu);
@@ -523,6 +534,7 @@ static void u64s(char *buf, uint64_t v) { snprintf(buf, 24, "%" PRIu64, v); }
 
 void sop__cl_unlock(sop_db *db)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     char e[24], cs[24], ni[24], ns[24];
     u64s(e, atomic_load(&c->epoch));
@@ -534,7 +546,7 @@ void sop__cl_unlock(sop_db *db)
     sop__rval *v;
     /* a failure leaves the lock to expire: nothing is half done, since
      * everything this process wrote is in the log */
-    if (eval(c, &v, RELEASE, 2, keys, 8, args) == 0)
+    if (eval(c, err, &v, RELEASE, 2, keys, 8, args) == 0)
         sop__rval_free(v);
     c->held = 0;
     c->deadline = 0;
@@ -544,12 +556,13 @@ void sop__cl_unlock(sop_db *db)
 
 int sop__cl_peek(sop_db *db, uint64_t *csn, uint64_t *durable)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     sop__rval *v;
-    int rc = sop__redis_callv(c->r, &v, c->err, sizeof c->err, 5, "HMGET", c->k_state, "csn",
+    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 5, "HMGET", c->k_state, "csn",
                               "durable", "epoch");
     if (rc)
-        return rerr(db, rc, "cannot read the cluster's state");
+        return rerr(db, rc, "cannot read the cluster's state", err);
     *csn = *durable = 0;
     if (v->type == SOP__R_ARR && v->n == 3) {
         *csn = rval_u64(&v->a[0]);
@@ -563,6 +576,7 @@ uint64_t sop__cl_epoch(sop_db *db) { return atomic_load(&db->cl->epoch); }
 
 void sop__cl_durable(sop_db *db, uint64_t csn)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     char e[24], cs[24];
     u64s(e, atomic_load(&c->epoch));
@@ -570,12 +584,13 @@ void sop__cl_durable(sop_db *db, uint64_t csn)
     const char *keys[] = {"", c->k_state};
     const char *args[] = {"", e, "durable", cs};
     sop__rval *v;
-    if (eval(c, &v, RELEASE, 2, keys, 4, args) == 0)
+    if (eval(c, err, &v, RELEASE, 2, keys, 4, args) == 0)
         sop__rval_free(v);
 }
 
 static int alloc(sop_db *db, const char *field, uint64_t n, uint64_t *last)
 {
+    char err[ERRLEN];
     sop__cluster *c = db->cl;
     char e[24], num[24];
     u64s(e, atomic_load(&c->epoch));
@@ -583,9 +598,9 @@ static int alloc(sop_db *db, const char *field, uint64_t n, uint64_t *last)
     const char *keys[] = {c->k_state};
     const char *args[] = {e, field, num};
     sop__rval *v;
-    int rc = eval(c, &v, ALLOC, 1, keys, 3, args);
+    int rc = eval(c, err, &v, ALLOC, 1, keys, 3, args);
     if (rc)
-        return rerr(db, rc, "cannot draw ids from the cluster");
+        return rerr(db, rc, "cannot draw ids from the cluster", err);
     int ok = v->type == SOP__R_INT;
     *last = ok ? (uint64_t)v->i : 0;
     sop__rval_free(v);
@@ -634,7 +649,7 @@ int sop__cl_cache_get(sop_db *db, uint32_t seg, uint64_t off, uint32_t len, uint
     char key[96];
     snprintf(key, sizeof key, "%s%u:%" PRIu64, c->k_node, seg, off);
     sop__rval *v;
-    char err[256];
+    char err[ERRLEN];
     if (sop__redis_callv(c->r, &v, err, sizeof err, 2, "GET", key))
         return SOP_ENOTFOUND; /* Redis down: read the segment */
     int rc = SOP_ENOTFOUND;
@@ -655,7 +670,7 @@ void sop__cl_cache_put(sop_db *db, uint32_t seg, uint64_t off, const uint8_t *re
     const char *argv[] = {"SET", key, (const char *)rec, "PX", px};
     size_t lens[] = {3, strlen(key), len, 2, strlen(px)};
     sop__rval *v;
-    char err[256];
+    char err[ERRLEN];
     if (sop__redis_call(c->r, 5, argv, lens, &v, err, sizeof err) == 0)
         sop__rval_free(v);
 }
