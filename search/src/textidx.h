@@ -55,6 +55,9 @@ int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count);
 int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t *idx);
 /* 1 when @t is in the bag (before tx_bag_sort). */
 int tx_bag_has(const tx_bag *b, const char *t, size_t len);
+/* 1 and *idx (the term's index in b->terms) when @t is in the bag (before
+ * tx_bag_sort), else 0. */
+int tx_bag_find(const tx_bag *b, const char *t, size_t len, uint32_t *idx);
 /* Sets the terms' pointers (after the last put), in insertion order. */
 void tx_bag_seal(tx_bag *b);
 /* Sorts the terms in key order (bytes, shorter first); sets the pointers. */
@@ -156,6 +159,9 @@ int tx_out(sop_text *t, size_t n);
 /* Writes the pending counter deltas (before any read of the statistics,
  * and at commit). */
 int tx_flush(sop_text *t);
+/* Flushes the handles of index @name in @txn (a WRITE transaction):
+ * what they buffered reaches the stores, as before a query. */
+int tx_flush_txn(sop_txn *txn, const char *name);
 /* The corpus counters: documents and total length. */
 int tx_corpus(sop_text *t, uint64_t *docs, uint64_t *len);
 /* The document frequency of a stored term. */
