@@ -667,3 +667,111 @@ int sop_text_check(sop_txn *txn, const char *name, sop_check_fn fn, void *ctx,
                         (unsigned long long)k.problems);
     return SOP_OK;
 }
+
+/* ---- for knowledge bases (textidx.h) -------------------------------------- */
+
+int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg, void *ctx),
+                 void *ctx, uint64_t *problems)
+{
+    char s[300], s2[300], msg[700];
+    int rc = tx_analyze_doc(t, d);
+    size_t rlen;
+    if (!rc)
+        rc = dr_get(t, d->id, d->id_len, &rlen);
+    if (rc)
+        return rc;
+    show(s, d->id, d->id_len);
+    uint8_t *rec = sop__malloc(rlen ? rlen : 1);
+    if (!rec)
+        return -ENOMEM;
+    memcpy(rec, t->out, rlen);
+    const tx_bag *b = &t->bag;
+    size_t off = 0, listed = 0;
+    uint64_t dl, n;
+#define REPORT(...)                                                                                \
+    do {                                                                                           \
+        snprintf(msg, sizeof msg, __VA_ARGS__);                                                    \
+        ++*problems;                                                                               \
+        if (fn)                                                                                    \
+            fn(msg, ctx);                                                                          \
+    } while (0)
+    if (tx_get_varint(rec, rlen, &off, &dl) || tx_get_varint(rec, rlen, &off, &n)) {
+        REPORT("the record of document '%s' does not decode", s);
+        n = 0;
+    } else if (dl != b->tokens) {
+        REPORT("document '%s' has length %llu, its text %llu terms", s, (unsigned long long)dl,
+               (unsigned long long)b->tokens);
+    }
+    for (uint64_t i = 0; i < n; i++) { /* the record's terms are the text's */
+        uint64_t tl;
+        uint32_t x;
+        if (tx_get_varint(rec, rlen, &off, &tl) || tl > rlen - off)
+            break;
+        if (tx_bag_find(b, (const char *)rec + off, tl, &x))
+            listed++;
+        else
+            REPORT("the record of document '%s' lists term '%s', which its text does not hold", s,
+                   show(s2, rec + off, tl));
+        off += tl;
+    }
+    sop__free(rec);
+    pb_iter it;
+    memset(&it, 0, sizeof it); /* pb_iter_close() leaves it so */
+    for (size_t i = 0; i < b->n && !rc; i++) { /* each term's posting */
+        const tx_term *x = &b->terms[i];
+        if ((rc = pb_iter_open(&it, t, x->t, x->len)) ||
+            (rc = pb_iter_seek(&it, d->id, d->id_len))) {
+            pb_iter_close(&it);
+            break;
+        }
+        if (it.done || tx_id_cmp(it.id, it.idlen, d->id, d->id_len) != 0)
+            REPORT("document '%s' has no posting of term '%s' of its text", s,
+                   show(s2, x->t, x->len));
+        else if ((int64_t)it.tf != x->n)
+            REPORT("the posting of term '%s' for document '%s' has frequency %u, its text %lld",
+                   show(s2, x->t, x->len), s, it.tf, (long long)x->n);
+        pb_iter_close(&it);
+    }
+    if (!rc && listed != b->n)
+        REPORT("the record of document '%s' lists %zu of the %zu terms of its text", s, listed,
+               b->n);
+#undef REPORT
+    return rc;
+}
+
+int tx_doc_ids(sop_text *t, int (*fn)(const uint8_t *id, size_t len, void *ctx), void *ctx)
+{
+    sop_cursor *c;
+    int rc = sop_cursor_open(t->doc, &c);
+    if (rc)
+        return rc;
+    dr_cache dc = {0};
+    for (rc = sop_cursor_first(c); rc == 0; rc = sop_cursor_next(c)) {
+        sop_val key, val;
+        if ((rc = sop_cursor_get(c, &key, &val)))
+            break;
+        const uint8_t *kb = key.data;
+        if (key.size < 2 || kb[0] > DR_BLOCK)
+            continue;
+        if (kb[0] == DR_SINGLE) {
+            if ((rc = fn(kb + 1, key.size - 1, ctx)))
+                break;
+            continue;
+        }
+        if ((rc = dr_block_decode(&dc, &val)) == -1) {
+            rc = 0;
+            continue;
+        }
+        uint8_t id[SOP_TEXT_ID_MAX];
+        size_t off = 0, idl = 0, rl;
+        const uint8_t *rec;
+        for (uint32_t i = 0; i < dc.n && !rc; i++)
+            rc = dr_entry_next(dc.raw, dc.rawlen, &off, id, &idl, &rec, &rl) ? 0
+                                                                               : fn(id, idl, ctx);
+        if (rc)
+            break;
+    }
+    sop_cursor_close(c);
+    dr_cache_free(&dc);
+    return rc == SOP_ENOTFOUND ? 0 : rc;
+}

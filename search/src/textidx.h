@@ -175,6 +175,20 @@ int tx_analyze_doc(sop_text *t, const sop_text_doc *doc);
 /* Analyzes a query into t->bag (terms with their counts in the query). */
 int tx_analyze_query(sop_text *t, const char *q, size_t len);
 
+/* check.c, for sop_kb_check(): compares document @d (its text, as a
+ * knowledge base keeps it) with what the index holds for its id: its
+ * length, its terms and each term's frequency, recomputed from the text.
+ * Each difference goes to @fn (NULL: none) and is counted in *problems.
+ * 0, SOP_ENOTFOUND (no document has that id), or an error. Run it on an
+ * index sop_text_check() found clean (a damaged one may fail the
+ * transaction). */
+int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg, void *ctx),
+                 void *ctx, uint64_t *problems);
+/* Calls @fn with the id of every document record (singles and blocks;
+ * what does not decode is skipped); a non-zero return stops and is
+ * returned. */
+int tx_doc_ids(sop_text *t, int (*fn)(const uint8_t *id, size_t len, void *ctx), void *ctx);
+
 /* BM25 top-k (query.c); ids point into t->out. */
 int tx_search(sop_text *t, const sop_text_query *q, sop_text_hit *hits, uint32_t *nhits);
 
