@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sop/agent.h"
+#include "sop/search.h"
+#include "sop/vector.h"
 
 /* Counting a big store may take a while. */
 #define DB_READ_MAX_MS (24u * 3600u * 1000u)
@@ -220,6 +223,100 @@ int cmd_repair(const cli_command *self, int argc, char **argv)
     return rc ? rc : (r.unrecoverable ? CLI_EXIT_ERR : CLI_EXIT_OK);
 }
 
+/* Whether @name ends with @suffix; *base gets the part before it. */
+static int ends_with(const char *name, const char *suffix, size_t *base)
+{
+    size_t n = strlen(name), m = strlen(suffix);
+    if (n <= m || strcmp(name + n - m, suffix) != 0)
+        return 0;
+    *base = n - m;
+    return 1;
+}
+
+/* Whether the store @base[0..blen) @suffix is in @l. */
+static int listed(const store_list *l, const char *base, size_t blen, const char *suffix)
+{
+    char want[SOP_STORE_NAME_MAX + 64];
+    snprintf(want, sizeof want, "%.*s%s", (int)blen, base, suffix);
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->names[i], want))
+            return 1;
+    return 0;
+}
+
+enum { IX_KB, IX_VEC, IX_TEXT };
+static const char *const ix_kind[] = {"knowledge base", "vector store", "text index"};
+
+/* Checks every knowledge base, vector store and text index of @db (found
+ * by the names of their stores: "<kb>.kb" with "<kb>.kb.vec.vec.cfg" or
+ * "<kb>.kb.txt.txt.cfg"; "<v>.vec.cfg"; "<t>.txt.cfg"; the indexes of a
+ * knowledge base are checked by its check). Adds to *problems; returns 0
+ * or the exit status of an error. */
+static int check_indexes(sop_db *db, uint64_t *problems)
+{
+    sop_txn *txn = NULL;
+    store_list list = {NULL, 0, 0, 0};
+    int rc = 0, r = sop_txn_begin(db, SOP_TXN_READ, DB_READ_MAX_MS, &txn);
+    if (r != SOP_OK)
+        return cli_fail(db, r, "beginning a transaction");
+    r = sop_store_list(txn, collect_name, &list);
+    if (list.oom)
+        rc = cli_fail(NULL, -ENOMEM, "listing the stores");
+    else if (r != SOP_OK && r != SOP_ECORRUPT)
+        rc = cli_fail(db, r, "listing the stores");
+    for (int kind = IX_KB; kind <= IX_TEXT && rc == 0; kind++) {
+        for (size_t i = 0; i < list.n && rc == 0; i++) {
+            const char *name = list.names[i];
+            size_t bl;
+            char base[SOP_STORE_NAME_MAX + 1];
+            if (kind == IX_KB) {
+                if (!ends_with(name, ".kb", &bl) ||
+                    !(listed(&list, name, bl, ".kb.vec.vec.cfg") ||
+                      listed(&list, name, bl, ".kb.txt.txt.cfg")))
+                    continue;
+            } else if (!ends_with(name, kind == IX_VEC ? ".vec.cfg" : ".txt.cfg", &bl)) {
+                continue;
+            } else {
+                size_t kb;
+                memcpy(base, name, bl);
+                base[bl] = '\0';
+                /* an index of a knowledge base: checked with it */
+                if (ends_with(base, kind == IX_VEC ? ".kb.vec" : ".kb.txt", &kb) &&
+                    listed(&list, base, kb, ".kb"))
+                    continue;
+            }
+            memcpy(base, name, bl);
+            base[bl] = '\0';
+            uint64_t p = 0;
+            r = kind == IX_KB    ? sop_kb_check(txn, base, print_problem, NULL, &p)
+                : kind == IX_VEC ? sop_vstore_check(txn, base, print_problem, NULL, &p)
+                                 : sop_text_check(txn, base, print_problem, NULL, &p);
+            if (r == SOP_ETXNDONE && p) { /* damage failed the transaction: go on */
+                sop_txn_rollback(txn);
+                r = sop_txn_begin(db, SOP_TXN_READ, DB_READ_MAX_MS, &txn);
+                if (r != SOP_OK) {
+                    txn = NULL;
+                    rc = cli_fail(db, r, "beginning a transaction");
+                }
+                r = SOP_ECORRUPT;
+            }
+            *problems += p;
+            if (r == SOP_OK || (r == SOP_ECORRUPT && p) || rc)
+                continue;
+            if (r == SOP_ECORRUPT || r == SOP_EVERSION || r == SOP_ENOTFOUND) {
+                /* a store of its name that does not open as one */
+                printf("%s %s: %s\n", ix_kind[kind], base, sop_db_errmsg(db));
+                ++*problems;
+            } else {
+                rc = cli_fail(db, r, "checking %s %s", ix_kind[kind], base);
+            }
+        }
+    }
+    sop_txn_rollback(txn);
+    store_list_free(&list);
+    return rc;
+}
+
 enum { CK_NOPTS };
 
 int cmd_check(const cli_command *self, int argc, char **argv)
@@ -245,19 +342,24 @@ int cmd_check(const cli_command *self, int argc, char **argv)
     if (rc == 0) {
         uint64_t problems = 0;
         int r = sop_db_check(db, print_problem, NULL, &problems);
-        if (r == SOP_OK && problems == 0) {
-            puts("ok");
-            rc = cli_flush_stdout();
-        } else if (r == SOP_OK || r == SOP_ECORRUPT) {
-            if (problems == 0) {
-                problems = 1; /* corrupt but nothing counted: still not clean */
-            }
-            printf("%" PRIu64 " problem%s\n", problems, problems == 1 ? "" : "s");
-            cli_flush_stdout();
-            rc = CLI_EXIT_ERR;
+        if (r == SOP_ECORRUPT && problems == 0) {
+            problems = 1; /* corrupt but nothing counted: still not clean */
+        }
+        if (r == SOP_OK || r == SOP_ECORRUPT) {
+            /* the indexes against their stores (also on a damaged
+             * database: what can be read is checked) */
+            rc = check_indexes(db, &problems);
         } else {
             cli_flush_stdout();
             rc = cli_fail(db, r, "checking the database");
+        }
+        if (rc == 0 && problems == 0) {
+            puts("ok");
+            rc = cli_flush_stdout();
+        } else if (rc == 0) {
+            printf("%" PRIu64 " problem%s\n", problems, problems == 1 ? "" : "s");
+            cli_flush_stdout();
+            rc = CLI_EXIT_ERR;
         }
     }
     rc = cli_close_db(db, rc);

@@ -64,9 +64,11 @@ static const cli_command cli_top[] = {
      "Usage: sop check DB\n"
      "\n"
      "Checks every node image's CRC, key order, child links, item counts,\n"
-     "registry entries and space accounting. Prints each problem found, then\n"
-     "\"ok\" or the number of problems. Exit status 0 only when the database\n"
-     "is clean, 1 otherwise.\n",
+     "registry entries and space accounting; then every vector store, text\n"
+     "index and knowledge base against its own records (sop_vstore_check,\n"
+     "sop_text_check, sop_kb_check). Prints each problem found, then \"ok\"\n"
+     "or the number of problems. Exit status 0 only when the database is\n"
+     "clean, 1 otherwise.\n",
      NULL},
     {"help", cmd_help, "show the help of a command",
      "Usage: sop help [COMMAND [SUBCOMMAND]]\n", NULL},

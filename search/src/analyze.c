@@ -184,6 +184,17 @@ int tx_bag_has(const tx_bag *b, const char *t, size_t len)
     return found;
 }
 
+int tx_bag_find(const tx_bag *b, const char *t, size_t len, uint32_t *idx)
+{
+    if (!b->nslots)
+        return 0;
+    int found;
+    size_t j = probe(b, t, len, hash(t, len), &found);
+    if (found)
+        *idx = b->slots[j].idx1 - 1;
+    return found;
+}
+
 static int term_cmp(const void *pa, const void *pb)
 {
     const tx_term *a = pa, *b = pb;

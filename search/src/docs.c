@@ -56,13 +56,8 @@ static size_t ent_put(uint8_t *out, const uint8_t *prev, size_t prevlen, const u
 
 /* ---- blocks ----------------------------------------------------------- */
 
-/* Decodes block value @v into t->dc (raw entries), unless it holds that
- * value already. */
-static int load_block(sop_text *t, const sop_val *v)
+int dr_block_decode(dr_cache *dc, const sop_val *v)
 {
-    dr_cache *dc = &t->dc;
-    if (dc->vlen && dc->vlen == v->size && memcmp(dc->val, v->data, v->size) == 0)
-        return 0;
     dc->vlen = 0;
     const uint8_t *p = v->data;
     size_t off = 1;
@@ -70,7 +65,7 @@ static int load_block(sop_text *t, const sop_val *v)
     if (v->size < 1 || p[0] > M_DEFLATE || tx_get_varint(p, v->size, &off, &rawlen) ||
         tx_get_varint(p, v->size, &off, &n) || rawlen == 0 || rawlen > DR_RAW_MAX || n == 0 ||
         n > rawlen || (p[0] == M_STORED && rawlen != v->size - off))
-        return tx_corrupt(t, "a document block is malformed");
+        return -1;
     uint8_t *raw = sop__grow(dc->raw, &dc->rawcap, rawlen, 1, 16384);
     uint8_t *val = raw ? sop__grow(dc->val, &dc->vcap, v->size, 1, 8192) : NULL;
     if (raw)
@@ -83,13 +78,30 @@ static int load_block(sop_text *t, const sop_val *v)
     } else {
         int rc = tx_inflate(&dc->inflate, p + off, v->size - off, raw, rawlen);
         if (rc)
-            return rc == -1 ? tx_corrupt(t, "a document block does not inflate") : rc;
+            return rc;
     }
     memcpy(val, v->data, v->size);
     dc->vlen = v->size;
     dc->rawlen = rawlen;
     dc->n = (uint32_t)n;
     return 0;
+}
+
+int dr_entry_next(const uint8_t *raw, size_t len, size_t *off, uint8_t *id, size_t *idlen,
+                  const uint8_t **rec, size_t *reclen)
+{
+    return ent_next(raw, len, off, id, idlen, rec, reclen);
+}
+
+/* Decodes block value @v into t->dc (raw entries), unless it holds that
+ * value already. */
+static int load_block(sop_text *t, const sop_val *v)
+{
+    dr_cache *dc = &t->dc;
+    if (dc->vlen && dc->vlen == v->size && memcmp(dc->val, v->data, v->size) == 0)
+        return 0;
+    int rc = dr_block_decode(dc, v);
+    return rc == -1 ? tx_corrupt(t, "a document block is malformed or does not inflate") : rc;
 }
 
 /* Writes a block of raw[0..len) (@n entries, the first id @first) under

@@ -40,5 +40,13 @@ int dr_remove(sop_text *t, const void *id, size_t idlen);
  * blocks (see above). */
 int dr_write(sop_text *t, const dr_rec *r, size_t n);
 void dr_cache_free(dr_cache *dc);
+/* Decodes block value @v into @dc (its raw entries, dc->n of them): 0,
+ * -1 when malformed or it does not inflate, -ENOMEM. */
+int dr_block_decode(dr_cache *dc, const sop_val *v);
+/* Reads the entry at raw[*off..len): its id into id[] (SOP_TEXT_ID_MAX
+ * bytes, holding the previous id: *idlen bytes, 0 for the first) and its
+ * record (pointing into @raw). -1 when malformed. */
+int dr_entry_next(const uint8_t *raw, size_t len, size_t *off, uint8_t *id, size_t *idlen,
+                  const uint8_t **rec, size_t *reclen);
 
 #endif

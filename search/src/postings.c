@@ -74,8 +74,8 @@ static int blk_push(pb_block *b, const uint8_t *id, size_t idlen, uint32_t tf, u
     return 0;
 }
 
-#define BID(b, i) ((b)->ids + (b)->off[i])
-#define BLEN(b, i) ((size_t)((b)->off[(i) + 1] - (b)->off[i]))
+#define BID(b, i) PB_ID(b, i)
+#define BLEN(b, i) PB_IDLEN(b, i)
 
 /* Decodes a block value into @b. -1 when malformed. */
 static int blk_decode(pb_block *b, const uint8_t *v, size_t len)
@@ -100,6 +100,8 @@ static int blk_decode(pb_block *b, const uint8_t *v, size_t len)
     }
     return off == len ? 0 : -1;
 }
+
+int pb_block_decode(pb_block *b, const uint8_t *v, size_t len) { return blk_decode(b, v, len); }
 
 /* Encodes postings [from, to) of @b into t->buf; returns the length. */
 static int blk_encode(sop_text *t, const pb_block *b, uint32_t from, uint32_t to, size_t *len)

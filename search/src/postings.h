@@ -36,6 +36,12 @@ int pb_flush(sop_text *t);
 int pb_remove(sop_text *t, const char *term, size_t tlen, const void *id, size_t idlen);
 
 void pb_block_free(pb_block *b);
+/* Decodes a block value into @b: 0, -1 when malformed, -ENOMEM. The ids
+ * are not checked to be in order. */
+int pb_block_decode(pb_block *b, const uint8_t *v, size_t len);
+/* The id of posting @i of a decoded block, and its length. */
+#define PB_ID(b, i) ((b)->ids + (b)->off[i])
+#define PB_IDLEN(b, i) ((size_t)((b)->off[(i) + 1] - (b)->off[i]))
 
 /* Finds, in store @s, the block that starts at or before @key (kl bytes:
  * a prefix of @plen bytes, PB_BLOCK, an id) and the first id of the block

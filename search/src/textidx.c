@@ -90,6 +90,17 @@ static int ext_flush(sop__txn_ext *e)
     return tx_flush(t);
 }
 
+int tx_flush_txn(sop_txn *txn, const char *name)
+{
+    int rc = 0;
+    if (sop_txn_get_mode(txn) == SOP_TXN_READ)
+        return 0;
+    for (sop__txn_ext *e = txn->exts; e && !rc; e = e->next)
+        if (e->flush == ext_flush && !strcmp(((sop_text *)e)->name, name))
+            rc = ext_flush(e);
+    return rc;
+}
+
 static void ext_free(sop__txn_ext *e)
 {
     sop_text *t = (sop_text *)e;

@@ -55,6 +55,9 @@ int tx_bag_put(tx_bag *b, const char *t, size_t len, int64_t count);
 int tx_bag_put_idx(tx_bag *b, const char *t, size_t len, int64_t count, uint32_t *idx);
 /* 1 when @t is in the bag (before tx_bag_sort). */
 int tx_bag_has(const tx_bag *b, const char *t, size_t len);
+/* 1 and *idx (the term's index in b->terms) when @t is in the bag (before
+ * tx_bag_sort), else 0. */
+int tx_bag_find(const tx_bag *b, const char *t, size_t len, uint32_t *idx);
 /* Sets the terms' pointers (after the last put), in insertion order. */
 void tx_bag_seal(tx_bag *b);
 /* Sorts the terms in key order (bytes, shorter first); sets the pointers. */
@@ -156,6 +159,9 @@ int tx_out(sop_text *t, size_t n);
 /* Writes the pending counter deltas (before any read of the statistics,
  * and at commit). */
 int tx_flush(sop_text *t);
+/* Flushes the handles of index @name in @txn (a WRITE transaction):
+ * what they buffered reaches the stores, as before a query. */
+int tx_flush_txn(sop_txn *txn, const char *name);
 /* The corpus counters: documents and total length. */
 int tx_corpus(sop_text *t, uint64_t *docs, uint64_t *len);
 /* The document frequency of a stored term. */
@@ -168,6 +174,20 @@ int tx_check_write(sop_text *t);
 int tx_analyze_doc(sop_text *t, const sop_text_doc *doc);
 /* Analyzes a query into t->bag (terms with their counts in the query). */
 int tx_analyze_query(sop_text *t, const char *q, size_t len);
+
+/* check.c, for sop_kb_check(): compares document @d (its text, as a
+ * knowledge base keeps it) with what the index holds for its id: its
+ * length, its terms and each term's frequency, recomputed from the text.
+ * Each difference goes to @fn (NULL: none) and is counted in *problems.
+ * 0, SOP_ENOTFOUND (no document has that id), or an error. Run it on an
+ * index sop_text_check() found clean (a damaged one may fail the
+ * transaction). */
+int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg, void *ctx),
+                 void *ctx, uint64_t *problems);
+/* Calls @fn with the id of every document record (singles and blocks;
+ * what does not decode is skipped); a non-zero return stops and is
+ * returned. */
+int tx_doc_ids(sop_text *t, int (*fn)(const uint8_t *id, size_t len, void *ctx), void *ctx);
 
 /* BM25 top-k (query.c); ids point into t->out. */
 int tx_search(sop_text *t, const sop_text_query *q, sop_text_hit *hits, uint32_t *nhits);

@@ -209,6 +209,18 @@ OUT=$("$SOP" chat "$ADB" --offline --config "$CONFIG" </dev/null 2>"$TMP/stderr"
 
 run check "$ADB"
 check "the agent's database is clean after the chats" 0 "ok"
+# a knowledge base record removed behind its indexes' back
+cp -r "$ADB" "$TMP/adb-bad"
+ID=$("$SOP" kv scan "$ADB" nurse.kb | sed -n 2p | cut -f1)
+run kv del "$TMP/adb-bad" nurse.kb "$ID"
+check "kv del of a knowledge base's record" 0 ""
+run check "$TMP/adb-bad"
+if [ "$RC" = 1 ] &&
+    grep -q "^knowledge base nurse: its text index holds document '$ID', which is not a record\$" <<<"$OUT" &&
+    grep -q "^knowledge base nurse: its vector store holds '$ID', which is not a record\$" <<<"$OUT" &&
+    grep -Eq '^[0-9]+ problems$' <<<"$(tail -n 1 <<<"$OUT")"; then
+    pass "check reports a knowledge base whose stores disagree"
+else fail "check reports a knowledge base whose stores disagree" "rc=$RC" "$OUT" "$ERR"; fi
 
 # ---------------------------------------------------------------- a language model
 # The fake Ollama server of the tests (tests/support/fake_ollama.c, from

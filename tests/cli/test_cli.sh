@@ -324,5 +324,16 @@ run vector query "$VDB" v "$TMP/q37.fvecs" -k 1
 check "vector query after optimize" 0 "37"
 run check "$VDB"
 check "check a database with vector stores" 0 "ok"
+# an item's content record removed behind the vector store's back
+cp -r "$VDB" "$TMP/vdb-bad"
+run kv del "$TMP/vdb-bad" v.vec.content 37
+check "kv del of a vector store's own record" 0 ""
+run check "$TMP/vdb-bad"
+if [ "$RC" = 1 ] &&
+    grep -q "^vector store v: index entry of id '37' in version [0-9]* has no content record\$" <<<"$OUT" &&
+    grep -q "^vector store v: sop_vstore_count() says 200 items, the content store holds 199 live ones\$" <<<"$OUT" &&
+    grep -Eq '^[0-9]+ problems$' <<<"$(tail -n 1 <<<"$OUT")"; then
+    pass "check reports a damaged vector index"
+else fail "check reports a damaged vector index" "rc=$RC" "$OUT" "$ERR"; fi
 
 finish

@@ -286,4 +286,24 @@ check_err "drop of a missing index" 1 "no text index 'dup'"
 run check "$DB"
 check "check a database with text indexes" 0 "ok"
 
+# ---------------------------------------------------------------- damage
+run search index "$TMP/cdb" c "$TMP/corpus.jsonl"
+run check "$TMP/cdb"
+check "check a fresh text index" 0 "ok"
+cp -r "$TMP/cdb" "$TMP/cdb-bad"
+run kv del -e "$TMP/cdb-bad" c.txt.doc '\x00d1'
+check "kv del of a text index's document record" 0 ""
+run check "$TMP/cdb-bad"
+if [ "$RC" = 1 ] &&
+    grep -q "^text index c: posting of term 'fox' for document 'd1', which has no record\$" <<<"$OUT" &&
+    grep -q "^text index c: the document counter says 5, there are 4 document records\$" <<<"$OUT" &&
+    [ "$(tail -n 1 <<<"$OUT")" = "8 problems" ]; then
+    pass "check reports a document record removed from a text index"
+else fail "check reports a document record removed from a text index" "rc=$RC" "$OUT" "$ERR"; fi
+cp -r "$TMP/cdb" "$TMP/cdb-bad2"
+run kv put -e "$TMP/cdb-bad2" c.txt.cfg N '\x09\x00\x00\x00\x00\x00\x00\x00'
+run check "$TMP/cdb-bad2"
+check "check reports a wrong document counter" 1 \
+    "text index c: the document counter says 9, there are 5 document records${NL}1 problem"
+
 finish

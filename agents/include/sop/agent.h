@@ -269,6 +269,33 @@ SOP_API int sop_kb_delete(sop_kb *kb, const char *id);
  *  @return SOP_OK; common errors. */
 SOP_API int sop_kb_count(sop_kb *kb, uint64_t *count);
 
+/** @brief Checks knowledge base @p name: runs sop_vstore_check() on its
+ *  vector store and sop_text_check() on its text index, then checks that
+ *  the three stores agree: every record decodes (text, metadata that is a
+ *  JSON object) and is a document of the text index whose length, terms
+ *  and term frequencies are those of the record's text (re-analysed with
+ *  the index's tokenizer; when sop_text_check() found the index clean);
+ *  every record has a vector unless its vector was all zeros (known for
+ *  the built-in embedder, whose vectors the check recomputes; with another
+ *  embedder a missing vector is not reported); the text index and the
+ *  vector store hold no other id; the configuration record decodes and
+ *  names the vector store's embedder; the record count equals the text
+ *  index's document count. Each problem is reported through @p fn (one
+ *  line, starting "knowledge base NAME: ", or that of the index check).
+ *  Reads only (but flushes what handles of the base's text index buffered
+ *  in a WRITE @p txn, as a query does), in @p txn, any mode.
+ *  @param fn NULL, or receives each problem (valid during the call)
+ *  @param[out] problems the number of problems found (may be NULL)
+ *  @return SOP_OK (clean); SOP_ECORRUPT (problems were found, a missing
+ *          store of the three among them); SOP_ENOTFOUND (none of its
+ *          three stores exists); SOP_ENAME; -EINVAL (NULL or empty
+ *          arguments); SOP_EVERSION (an index of a newer format); -ENOMEM;
+ *          common errors (an I/O error ends the check: *problems then
+ *          counts those found before it).
+ *  Thread safety: that of @p txn. */
+SOP_API int sop_kb_check(sop_txn *txn, const char *name, sop_check_fn fn, void *ctx,
+                         uint64_t *problems);
+
 /** A result of sop_kb_search(). Strings are handle memory. */
 typedef struct sop_kb_hit {
     const char *id, *text;

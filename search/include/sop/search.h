@@ -180,6 +180,35 @@ SOP_API int sop_text_stats(sop_text *t, sop_text_stat *st);
  *          or more than one); common errors. */
 SOP_API int sop_text_df(sop_text *t, const char *word, size_t len, uint64_t *df);
 
+/** @brief Checks text index @p name: recomputes from its document
+ *  records (each document's length and distinct terms) the postings (term
+ *  to documents), the document frequency of every term, the number of
+ *  documents and the sum of their lengths, and compares them with what
+ *  the index stores: every missing or extra posting (single or in a
+ *  block), a posting whose document length is not its document's, term
+ *  frequencies of a document's plain terms that do not sum to its length
+ *  (the records keep no text: frequencies are checked against the length;
+ *  sop_kb_check() also recomputes them from a knowledge base's texts), a
+ *  document frequency or corpus counter that is off, a document with two
+ *  records or two postings of one term; and the structure: keys, records,
+ *  postings and blocks that do not decode, blocks that overlap or do not
+ *  start at their key's id, unknown config keys. Each problem is reported
+ *  through @p fn (one line, starting "text index NAME: "). Runs in @p txn
+ *  (any mode) and sees what it sees; in a WRITE transaction, what handles
+ *  of the index buffered is written first (as before a query). Reads the
+ *  index twice (more where it finds differences); memory grows with the
+ *  distinct terms and the documents, not with the postings.
+ *  @param fn NULL, or receives each problem (valid during the call)
+ *  @param[out] problems the number of problems found (may be NULL)
+ *  @return SOP_OK (clean); SOP_ECORRUPT (problems were found, also when
+ *          the index does not open because of them); SOP_ENOTFOUND (no
+ *          text index of that name); SOP_ENAME; SOP_EVERSION; -EINVAL
+ *          (NULL @p txn or @p name); common errors (an I/O error ends the
+ *          check: *problems then counts those found before it).
+ *  Thread safety: that of @p txn. */
+SOP_API int sop_text_check(sop_txn *txn, const char *name, sop_check_fn fn, void *ctx,
+                           uint64_t *problems);
+
 /** A query. Initialise with sop_text_query_init(). */
 typedef struct sop_text_query {
     uint32_t struct_size; /**< sizeof(sop_text_query), set by init */

@@ -270,6 +270,35 @@ SOP_API void sop_voptimize_options_init(sop_voptimize_options *o);
  *          common errors. Thread-safe on @p db. */
 SOP_API int sop_vstore_optimize(sop_db *db, const char *name, const sop_voptimize_options *o);
 
+/** @brief Checks vector store @p name against its own records, and
+ *  reports every problem found through @p fn (one line each, starting
+ *  "vector store NAME: "): an index entry whose cluster is not the
+ *  nearest centroid of its stored vector or whose distance is not its
+ *  distance to that centroid (both recomputed), that has no live content
+ *  record, or that is not where its record places it; an item of the
+ *  content store missing from the active index version, or placed in it
+ *  twice; during a migration (sop_vstore_optimize() running or
+ *  interrupted), an item the progress record has passed that is not in
+ *  the next version, or one placed there without its entry; a lookup
+ *  entry missing or naming another item; counts (sop_vstore_count(), the
+ *  next version's index, the lookup trees, the items moved) that disagree
+ *  with the records; config, progress and centroid records that do not
+ *  decode, or centroids in use that differ from the stored ones; stores
+ *  left over from a dead index version. Reads only, in @p txn (any mode),
+ *  and sees what @p txn sees. Reads every item of the store once, and
+ *  recomputes each item's nearest centroid (nlist x dims per item, in
+ *  blocks with BLAS).
+ *  @param fn NULL, or receives each problem (valid during the call)
+ *  @param[out] problems the number of problems found (may be NULL)
+ *  @return SOP_OK (clean); SOP_ECORRUPT (problems were found, also when
+ *          the store does not open because of them); SOP_ENOTFOUND (no
+ *          vector store of that name); SOP_ENAME; SOP_EVERSION; -EINVAL
+ *          (NULL @p txn or @p name); common errors (an I/O error ends the
+ *          check: *problems then counts those found before it).
+ *  Thread safety: that of @p txn. */
+SOP_API int sop_vstore_check(sop_txn *txn, const char *name, sop_check_fn fn, void *ctx,
+                             uint64_t *problems);
+
 #ifdef __cplusplus
 }
 #endif
