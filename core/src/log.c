@@ -185,6 +185,9 @@ void sop__log_close(sop__log *l)
 int sop__log_read(sop__log *l, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf,
                   const sop_db *db)
 {
+    if (off > (uint64_t)INT64_MAX - len) /* a damaged location: no file reaches there */
+        return sop__err(db, SOP_ECORRUPT, "segment %u: a record at offset %llu, past the end "
+                        "of any file", seg, (unsigned long long)off);
     sop_file *f = NULL;
     pthread_mutex_lock(&l->mu);
     int rc = seg_file(l, seg, &f, db);
