@@ -2,6 +2,7 @@
  * bounded and parsed, retries with backoff, errors with a message. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,10 @@
 #include "http.h"
 #include "llm.h"
 #include "mem.h"
+
+/* Doubles from this magnitude up round to an infinite float (as in
+ * fallback.c): FLT_MAX plus half its last unit. */
+#define FLT_ROUNDS_TO_INF ((double)FLT_MAX * (1.0 + 0x1p-24))
 
 struct sop_llm {
     char *url, *embed_model, *chat_model;
@@ -376,8 +381,10 @@ int sop_llm_embed(sop_llm *l, const char *const *texts, size_t n, uint32_t *dim,
             float *o = v + i * d;
             cJSON_ArrayForEach(x, row)
             {
-                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble)) {
-                    rc = fail(l, SOP_EFORMAT, "/api/embed: embedding %zu has a non-number", i);
+                /* finite once rounded to a float (a wider double is undefined to convert) */
+                if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) < FLT_ROUNDS_TO_INF)) {
+                    rc = fail(l, SOP_EFORMAT, "/api/embed: embedding %zu has a non-number or a "
+                              "number out of the range of a float", i);
                     break;
                 }
                 *o++ = (float)x->valuedouble;

@@ -70,9 +70,11 @@ static int ensure_slot(sop__log *l, uint32_t seg)
 {
     if (seg < l->nfiles)
         return 0;
-    uint32_t n = l->nfiles ? l->nfiles : 16;
+    uint64_t n = l->nfiles ? l->nfiles : 16;
     while (n <= seg)
         n *= 2;
+    if (n > UINT32_MAX) /* segment 2^31 or above: never made by the engine */
+        return -ENOMEM;
     sop_file **nf = sop__realloc(l->files, n * sizeof *nf);
     if (!nf)
         return -ENOMEM;
@@ -199,6 +201,9 @@ void sop__log_close(sop__log *l)
 int sop__log_read(sop__log *l, uint32_t seg, uint64_t off, uint32_t len, uint8_t *buf,
                   const sop_db *db)
 {
+    if (off > (uint64_t)INT64_MAX - len) /* a damaged location: no file reaches there */
+        return sop__err(db, SOP_ECORRUPT, "segment %u: a record at offset %llu, past the end "
+                        "of any file", seg, (unsigned long long)off);
     sop_file *f = NULL;
     pthread_mutex_lock(&l->mu);
     int rc = seg_file(l, seg, &f, db);
@@ -235,16 +240,22 @@ void sop__log_seek(sop__log *l, uint32_t seg, uint64_t off)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* Opens segment @seg if it exists: 0, -ENOENT, or an error. */
+/* Opens segment @seg if it exists: 0, -ENOENT, or an error. The slot in
+ * files[] (indexed by segment number) is made only for a segment that
+ * exists: a damaged handle or checkpoint naming segment 4 billion costs
+ * an open that fails, not the memory of 4 billion slots. */
 static int try_open(sop__log *l, uint32_t seg, const sop_db *db)
 {
     if (seg < l->nfiles && l->files[seg])
         return 0;
     char path[4096];
     seg_path(l, seg, path, sizeof path);
-    int rc = ensure_slot(l, seg);
+    sop_file *f = NULL;
+    int rc = l->vfs->open(l->vfs, path, SOP_O_RDWR, 0, &f);
+    if (!rc && (rc = ensure_slot(l, seg)) != 0)
+        l->vfs->close(l->vfs, f);
     if (!rc)
-        rc = l->vfs->open(l->vfs, path, SOP_O_RDWR, 0, &l->files[seg]);
+        l->files[seg] = f;
     if (rc && rc != -ENOENT)
         rc = sop__err(db, rc, "cannot open segment %s", path);
     return rc;

@@ -38,12 +38,15 @@ static int all_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
-/* 0 ok, SOP_ECORRUPT on a bad CRC or block number */
-static int block_decode(const uint8_t *in, uint64_t bno, sop__regblock *b)
+/* 0 ok, or SOP_ECORRUPT (*why says what) on a bad CRC or block number, or
+ * a handle without a version that is not all zero (every written handle
+ * has a version: next_id and the check only see those) */
+static int block_decode(const uint8_t *in, uint64_t bno, sop__regblock *b, const char **why)
 {
     memset(b, 0, sizeof *b);
     if (all_zero(in, SOP__REG_BLOCK))
         return 0;
+    *why = "checksum mismatch";
     if (sop__get32(in) != sop__crc32c(in + 4, SOP__REG_BLOCK - 4, 0) || sop__get32(in + 4) != (uint32_t)bno)
         return SOP_ECORRUPT;
     const uint8_t *p = in + 16;
@@ -54,6 +57,10 @@ static int block_decode(const uint8_t *in, uint64_t bno, sop__regblock *b)
         h->off = sop__get64(p + 8);
         h->version = sop__get64(p + 16);
         h->csn = sop__get64(p + 24);
+        if (!h->version && (h->seg || h->len || h->off || h->csn)) {
+            *why = "a handle without a version";
+            return SOP_ECORRUPT;
+        }
     }
     return 0;
 }
@@ -186,9 +193,10 @@ int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode
             rc = sop__err(db, rc, "cannot read registry block %llu", (unsigned long long)b);
             break;
         }
-        rc = block_decode(buf, b, r->blocks[b]);
+        const char *why = "";
+        rc = block_decode(buf, b, r->blocks[b], &why);
         if (rc)
-            rc = sop__err(db, rc, "registry block %llu: checksum mismatch", (unsigned long long)b);
+            rc = sop__err(db, rc, "registry block %llu: %s", (unsigned long long)b, why);
         for (int i = 0; !rc && i < SOP__REG_PER_BLOCK; i++) {
             const sop__handle *h = &r->blocks[b]->h[i];
             uint64_t id = b * SOP__REG_PER_BLOCK + (uint64_t)i;

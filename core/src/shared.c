@@ -48,8 +48,9 @@ int sop__apply_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t
         uint64_t id = sop__get64(e);
         sop__handle h = {sop__get32(e + 8), sop__get32(e + 12), sop__get64(e + 16),
                          sop__get64(e + 24), sop__get64(e + 32)};
-        if (!id)
-            return sop__err(db, SOP_ECORRUPT, "commit record with id 0");
+        if (!id || !h.version) /* every handle written has a version */
+            return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: commit record with %s", seg,
+                            (unsigned long long)off, id ? "a handle without a version" : "id 0");
         sop__handle cur = sop__reg_get(&db->reg, id);
         if (h.version >= cur.version) {
             int rc = sop__reg_set(&db->reg, id, &h);

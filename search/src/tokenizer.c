@@ -155,12 +155,13 @@ int sop__tokenize(const char *text, size_t len, const sop__tok_opts *o, sop__tok
                 if (!ascii_tok(c))
                     break;
                 char c1 = (char)(fold && c >= 'A' && c <= 'Z' ? c + 32 : c);
-                if (c1 < 'a' || c1 > 'z')
-                    ascii_az = 0;
-                if (tl < SOP__TERM_MAX)
+                if (!full && tl < SOP__TERM_MAX) {
                     term[tl++] = c1;
-                else
-                    full = 1;
+                    if (c1 < 'a' || c1 > 'z')
+                        ascii_az = 0;
+                } else {
+                    full = 1; /* cut: nothing after it counts, even a byte that fits */
+                }
                 i++;
                 continue;
             }

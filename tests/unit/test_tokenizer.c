@@ -178,6 +178,21 @@ static void test_tokenize(void **state)
     tok(lng, sizeof lng, 1, 0, 0, &g);
     assert_int_equal(g.n, 1);
     assert_int_equal(strlen(g.terms[0]), SOP__TERM_MAX);
+    /* ... at a code point boundary, and nothing after the cut comes back:
+     * 63 bytes, a 2-byte letter that does not fit, then ASCII */
+    memset(lng, 'q', 63);
+    memcpy(lng + 63, "\xc3\x9f" "cd", 4);
+    tok(lng, 67, 0, 0, 0, &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(strlen(g.terms[0]), 63);
+    assert_int_equal(strspn(g.terms[0], "q"), 63);
+    /* the term is what gets stemmed: digits after the cut do not stop it */
+    for (int i = 0; i < 60; i++)
+        lng[i] = "ab"[i % 2];
+    memcpy(lng + 60, "ings42", 6);
+    tok(lng, 66, 1, 0, 1, &g);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(strlen(g.terms[0]), 60); /* "...abings" stemmed to "...ab" */
     /* empty and separator-only text */
     tok("", 0, 1, 1, 1, &g);
     assert_int_equal(g.n, 0);
