@@ -6,6 +6,9 @@
 #   ioerr       EIO / ENOSPC / short I/O at every I/O operation of open,
 #               commits, checkpoint, compaction, close and check
 #   oom         the Nth allocation fails, for every N, in every layer
+#   fuzz        every libFuzzer target of tests/fuzz (scripts/fuzz.sh):
+#               10 s each with --quick, 600 s each in the full run
+#               (SOP_FUZZ_SECONDS overrides); a crash fails the run
 #   mutants     deliberately broken builds (SOP_TESTING switches) that the
 #               suite meant to catch them must catch: the commit sync
 #               removed (powerloss), CRC checks off (corrupt), conflict
@@ -47,6 +50,17 @@ sed -n 's/^oom: \([0-9]*\) cases, \([0-9]*\) failed$/oom: \1 cases, 0 acked, 0 l
     "$b/oom.log" >>"$out"
 grep -q '^oom: [0-9]* cases' "$out" || { echo "oom: no summary (see $b/oom.log)" >&2; status=1; }
 
+# fuzzing: its own clang build in build/fuzz; "fuzz <target>: <execs> execs, <crashes> crashes"
+if [ $quick = 1 ]; then fsecs=${SOP_FUZZ_SECONDS:-10}; else fsecs=${SOP_FUZZ_SECONDS:-600}; fi
+rm -f build/fuzz/fuzz.json
+scripts/fuzz.sh --seconds "$fsecs" >"$b/fuzz.log" 2>&1 || status=1
+[ -s build/fuzz/fuzz.json ] || { echo "fuzz: no report (see $b/fuzz.log)" >&2; status=1; }
+fuzz_lines=$(grep -E '^fuzz [a-z]+: [0-9]+ execs, [0-9]+ crashes$' "$b/fuzz.log" || true)
+fuzz_targets=$(printf '%s\n' "$fuzz_lines" | grep -c . || true)
+fuzz_execs=$(printf '%s\n' "$fuzz_lines" | awk '{s += $3} END {print s + 0}')
+fuzz_crashes=$(printf '%s\n' "$fuzz_lines" | awk '{s += $5} END {print s + 0}')
+[ "$fuzz_crashes" = 0 ] && [ "$fuzz_targets" -gt 0 ] || status=1
+
 # harness self-tests: each mutant must make its suite fail
 mutants_run=0 mutants_caught=0 mutant_list=""
 mutant() { # name, then the command that must fail
@@ -66,7 +80,8 @@ mutant novalidate env SOP_TEST_NO_VALIDATE=1 SOP_BANK_SECONDS=2 $b/tests/concurr
 mutant="$mutants_caught/$mutants_run caught"
 
 grep -E '^(kill|text-kill|powerloss|ioerr|oom): [0-9]+ cases' "$out" || true
-awk -v mutants="$mutant_list" -v caught=$mutants_caught -v run=$mutants_run '
+fuzzjs=$(cat build/fuzz/fuzz.json 2>/dev/null || echo null)
+awk -v mutants="$mutant_list" -v caught=$mutants_caught -v run=$mutants_run -v fuzz="$fuzzjs" '
   /^(kill|text-kill|powerloss|ioerr|oom): [0-9]+ cases/ {
     name=$1; sub(":","",name)
     for (i = 2; i <= NF; i++) { v=$i; gsub(",","",v); k=$(i+1); gsub(",","",k); if (v ~ /^[0-9]+$/) f[name,k]=v }
@@ -81,10 +96,13 @@ awk -v mutants="$mutant_list" -v caught=$mutants_caught -v run=$mutants_run '
     js = js "},\"mutants\":{"; sep = ""
     n = split(mutants, m, " ")
     for (i = 1; i <= n; i++) { split(m[i], kv, ":"); js = js sprintf("%s\"%s\":\"%s\"", sep, kv[1], kv[2]); sep = "," }
-    js = js sprintf("},\"mutants_caught\":%d,\"mutants_run\":%d,\"cases\":%d,\"lost\":%d,\"partial\":%d,\"corrupt\":%d}", caught, run, c, l, p, x)
+    js = js "},\"fuzz\":" fuzz
+    js = js sprintf(",\"mutants_caught\":%d,\"mutants_run\":%d,\"cases\":%d,\"lost\":%d,\"partial\":%d,\"corrupt\":%d}", caught, run, c, l, p, x)
     print js > "build/reliability.json"
     print c+0, l+0, p+0, x+0
   }' "$out" >$b/totals
+printf '%s\n' "$fuzz_lines"
+printf '%-28s %s\n' "fuzz:" "$fuzz_targets targets, $fuzz_execs execs, $fuzz_crashes crashes (${fsecs} s each)"
 printf '%-28s %s (%s)\n' "harness mutants:" "$mutant" "${mutant_list# }"
 [ "$mutants_caught" = "$mutants_run" ] || status=1
 set -- $(cat $b/totals)
