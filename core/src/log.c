@@ -415,6 +415,9 @@ int sop__log_follow(sop__log *l, uint32_t last, int mode, uint64_t csn, sop__log
             }
             if (nx != -ENOENT)
                 rc = nx;
+            else if (seg < last) /* segments are numbered without gaps */
+                rc = sop__err(db, SOP_ECORRUPT, "segment %u is missing (segment %u exists)",
+                              seg + 1, last);
             break;
         }
         if (seg < last) { /* sealed segments end at their last record */
