@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,8 +22,10 @@ static int have_server(void)
     return system("command -v redis-server >/dev/null 2>&1") == 0;
 }
 
-/* PING on the port: 1 when "+PONG" comes back. */
-static int ping(int port)
+/* Asks the server on the port for its process id (INFO server): the pid,
+ * 0 when nothing answers. A server of someone else's on a port we chose
+ * answers too, so spawn() compares the pid with its child's. */
+static long server_pid(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -31,15 +34,28 @@ static int ping(int port)
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
-        char buf[16] = {0};
+    long pid = 0;
+    static const char cmd[] = "INFO server\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, cmd, sizeof cmd - 1) > 0) {
+        char buf[4096];
+        size_t n = 0;
         struct timeval tv = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ok = read(fd, buf, sizeof buf - 1) > 0 && !strncmp(buf, "+PONG", 5);
+        while (n < sizeof buf - 1) {
+            ssize_t got = read(fd, buf + n, sizeof buf - 1 - n);
+            if (got <= 0)
+                break;
+            n += (size_t)got;
+            buf[n] = 0;
+            const char *p = strstr(buf, "process_id:");
+            if (p && strchr(p, '\n')) {
+                pid = strtol(p + 11, NULL, 10);
+                break;
+            }
+        }
     }
     close(fd);
-    return ok;
+    return pid;
 }
 
 static int spawn(tu_redis *r)
@@ -51,13 +67,14 @@ static int spawn(tu_redis *r)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no server left behind by a killed test */
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", r->dir, "--logfile", log, "--daemonize", "no",
                (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) { /* up to 5 s */
-        if (ping(r->port)) {
+        if (server_pid(r->port) == (long)pid) {
             r->pid = pid;
             return 0;
         }
@@ -81,7 +98,7 @@ int tu_redis_start(tu_redis *r, const char *name)
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid() * 2654435761u;
     for (int tries = 0; tries < 20; tries++) {
         r->port = 20000 + (int)(rand_r(&seed) % 30000);
-        if (ping(r->port))
+        if (server_pid(r->port))
             continue; /* someone else's */
         if (spawn(r) == 0) {
             snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
