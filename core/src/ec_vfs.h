@@ -92,8 +92,12 @@ struct sop_file {
     sop_file *base;           /* ec = 0 */
     sop__ec_vfs *v;
     char *name;               /* base name: seg-NNNNNNNN */
-    sop_file **sh;            /* [n] shard files, NULL when missing */
-    uint8_t *failed;          /* [n] a write, sync or open failed: not written any more */
+    sop_file **sh;            /* [n] shard files, NULL when absent (reopened when one
+                               * appears: sop__ec_refresh) or failed */
+    uint8_t *failed;          /* [n] drive down, or a write, sync or open failed: not
+                               * written, nor reopened, any more */
+    int oflags;               /* SOP_O_READ or SOP_O_RDWR: how shard files are (re)opened */
+    int rescan;               /* a shard file was opened since the last scan */
     pthread_mutex_t mu;       /* the index and the cache */
     sop__ec_stripe *st;
     size_t nst, cap;
@@ -114,14 +118,19 @@ void sop__ec_hdr_pack(const sop__ec_vfs *v, uint8_t *h, uint32_t idx, const sop_
 int sop__ec_hdr_parse(const sop__ec_vfs *v, const uint8_t *h, uint32_t idx, sop__ec_stripe *s,
                       uint32_t *scrc);
 
-/* Opens an EC file by base name without creating it: shard files that
- * are missing stay NULL. -ENOENT when no drive has it. */
+/* Opens an EC file by base name (creating it with SOP_O_CREATE: then at
+ * least k shard files must open). Shard files that do not exist stay NULL
+ * and are opened as soon as they appear (sop__ec_refresh, writes):
+ * another process may be creating the file one drive after another.
+ * -ENOENT when no drive has it. */
 int sop__ec_file_open(sop__ec_vfs *v, const char *name, int flags, sop_file **out);
 int sop__ec_file_close(sop__ec_vfs *v, sop_file *f);
-/* Brings the index up to date (stripes other processes appended, a
- * truncation another process made). f->mu held. -EIO when the file is
- * damaged: sealed, and bytes past its last decodable stripe (the index
- * then holds the stripes before them). */
+/* Opens the shard files that appeared since the file was opened, then
+ * brings the index up to date (stripes other processes appended, a
+ * truncation another process made; rebuilt from the start when a shard
+ * file was opened). f->mu held. -EIO when the file is damaged: sealed, and
+ * bytes past its last decodable stripe (the index then holds the stripes
+ * before them). */
 int sop__ec_refresh(sop_file *f);
 /* Reads shard @idx of stripe @s (header and S bytes) into @buf (40 + S
  * bytes): 0 when it is valid and belongs to @s, -1 when it is missing or

@@ -22,6 +22,12 @@
  *    writing it, or died in the middle), else the file ends before them.
  *  - truncate(L) drops the stripes past L; a stripe holding L is dropped
  *    too and its first bytes re-appended (crash-safe: see the design).
+ *  - A shard file that does not exist when the file is opened is opened
+ *    when it appears (refresh, write): files are created one drive after
+ *    another, and a follower may open one in between. Nothing is appended
+ *    with fewer than k shard files (the end would be unknown); an empty
+ *    file whose creator died between its shard files gets the missing
+ *    ones at its first append.
  *  - A drive folder that disappears while a shard file is open keeps
  *    receiving that file's writes in the deleted inode; the folder is not
  *    recreated here (a vanished mount point must not fill its parent):
@@ -332,9 +338,49 @@ static int check_beyond(sop_file *f)
     return f->damaged ? -EIO : 0;
 }
 
-int sop__ec_refresh(sop_file *f)
+/* Opens the shard files this handle lacks that exist now (with @create,
+ * creates them). A file is created one drive after another, and another
+ * process may open it in between (it follows the log into the new
+ * segment): without this it would keep the shard files of the first
+ * drives only, for good: with fewer than k it sees no stripe at all (a
+ * stale read, and an append there would land at physical offset 0, over
+ * stripes written since), with fewer than n it writes degraded stripes.
+ * A repair pass may also put back a missing shard file. Drives down or
+ * failed for this file are not retried. The number opened, or -ENOMEM.
+ * f->mu held. */
+static int reopen_absent(sop_file *f, int create)
 {
-    int full = !f->scanned;
+    sop__ec_vfs *v = f->v;
+    int got = 0;
+    for (uint32_t d = 0; d < v->n; d++) {
+        if (f->sh[d] || f->failed[d])
+            continue;
+        char *p = sop__ec_drive_path(v, d, f->name);
+        if (!p)
+            return -ENOMEM;
+        int rc = v->base->open(v->base, p, f->oflags | (create ? SOP_O_CREATE : 0), v->mode,
+                               &f->sh[d]);
+        sop__free(p);
+        if (rc == 0) {
+            got++;
+            continue;
+        }
+        f->sh[d] = NULL;
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc != -ENOENT)
+            f->failed[d] = 1; /* it exists but cannot be opened: a failed drive */
+    }
+    if (got)
+        f->rescan = 1; /* the index is rebuilt with their votes */
+    return got;
+}
+
+/* sop__ec_refresh() without looking for new shard files. */
+static int scan(sop_file *f)
+{
+    int full = !f->scanned || f->rescan;
+    f->rescan = 0;
     if (f->scanned && f->nst && !still_there(f, &f->st[f->nst - 1]))
         full = 1; /* another process truncated the file: rebuild the index */
     if (full)
@@ -360,6 +406,12 @@ int sop__ec_refresh(sop_file *f)
     }
     f->scanned = 1;
     return full ? check_beyond(f) : f->damaged ? -EIO : 0;
+}
+
+int sop__ec_refresh(sop_file *f)
+{
+    int rc = reopen_absent(f, 0);
+    return rc < 0 ? rc : scan(f);
 }
 
 /* Index of the stripe holding logical offset @off (< f->size). */
@@ -401,6 +453,10 @@ static int append(sop_file *f, const uint8_t *buf, size_t n)
 {
     sop__ec_vfs *v = f->v;
     uint32_t k = v->k, m = v->m;
+    /* with fewer than k shard files the index cannot know the file's end:
+     * nothing is written (not even to the drives at hand) */
+    if (usable(f) < k)
+        return -EIO;
     size_t smax = (size_t)k * SOP__EC_SHARD_MAX;
     size_t ns = (n + smax - 1) / smax;
     uint32_t last_len = (uint32_t)(n - (ns - 1) * smax);
@@ -471,6 +527,38 @@ done:
     return rc;
 }
 
+/* Before the first append to a file without stripes that lacks shard
+ * files (its creator died between them, or a drive folder was missing
+ * then): creates the missing ones, so that the file is written on every
+ * drive it can be (and at all when fewer than k were made). Only when
+ * every shard file present is empty: then nothing can be written over.
+ * Appends are made under the engine's commit lock, as the creation was:
+ * no creation is in progress. f->mu held. */
+static int complete_creation(sop_file *f)
+{
+    sop__ec_vfs *v = f->v;
+    uint8_t had[SOP__EC_MAXN];
+    uint32_t absent = 0;
+    for (uint32_t d = 0; d < v->n; d++) {
+        had[d] = f->sh[d] != NULL;
+        uint64_t sz;
+        if (f->sh[d] && (v->base->size(v->base, f->sh[d], &sz) != 0 || sz != 0))
+            return 0; /* bytes of some stripe: not a file being created */
+        absent += !f->sh[d] && !f->failed[d];
+    }
+    if (!absent)
+        return 0;
+    int rc = reopen_absent(f, 1);
+    if (rc <= 0)
+        return rc;
+    f->rescan = 0; /* they are empty: the (empty) index stands */
+    /* their names must last as long as the stripes written to them */
+    for (uint32_t d = 0; d < v->n; d++)
+        if (!had[d] && f->sh[d] && v->base->sync_dir(v->base, v->drives[d]) != 0)
+            fail_drive(f, d);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* The VFS table                                                       */
 /* ------------------------------------------------------------------ */
@@ -496,6 +584,7 @@ int sop__ec_file_open(sop__ec_vfs *v, const char *name, int flags, sop_file **ou
     f->name = sop__strdup(name);
     f->sh = sop__calloc(v->n, sizeof *f->sh);
     f->failed = sop__calloc(v->n, 1);
+    f->oflags = flags & (SOP_O_READ | SOP_O_RDWR);
     if (!f->name || !f->sh || !f->failed) {
         sop__ec_file_close(v, f);
         return -ENOMEM;
@@ -522,7 +611,10 @@ int sop__ec_file_open(sop__ec_vfs *v, const char *name, int flags, sop_file **ou
             err = rc;
         if (rc) {
             f->sh[d] = NULL;
-            f->failed[d] = 1;
+            /* a shard file that does not exist may be about to (another
+             * process is creating the file) or come back (repair): it is
+             * opened when it appears; one that cannot be opened is failed */
+            f->failed[d] = rc != -ENOENT;
         }
         if (rc == -EEXIST) {
             sop__ec_file_close(v, f);
@@ -622,12 +714,18 @@ static int ec_write(sop_vfs *vfs, sop_file *f, const void *buf, size_t n, uint64
     sop__ec_vfs *v = EC(vfs);
     if (!f->ec)
         return v->base->write(v->base, f->base, buf, n, off);
-    int rc = 0;
     pthread_mutex_lock(&f->mu);
-    if (!f->scanned || off != f->size)
-        rc = sop__ec_refresh(f);
+    /* the shard files that appeared since are written too (and their
+     * stripes counted before the end is trusted) */
+    int rc = reopen_absent(f, 0);
+    if (rc > 0)
+        rc = 0;
+    if (!rc && (!f->scanned || f->rescan || off != f->size))
+        rc = scan(f);
     if (!rc && off != f->size)
         rc = -EINVAL; /* append-only */
+    if (!rc && n && !f->nst)
+        rc = complete_creation(f);
     if (!rc && n)
         rc = append(f, buf, n);
     pthread_mutex_unlock(&f->mu);
@@ -704,6 +802,10 @@ static int ec_truncate(sop_vfs *vfs, sop_file *f, uint64_t len)
         rc = -EINVAL; /* segments never grow by truncation */
     if (rc || len == f->size)
         goto out;
+    if (usable(f) < v->k) {
+        rc = -EIO; /* it could not be re-appended: cut nothing */
+        goto out;
+    }
     size_t j = find_stripe(f, len);
     sop__ec_stripe s = f->st[j];
     nkeep = (uint32_t)(len - s.off);

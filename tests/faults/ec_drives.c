@@ -13,7 +13,11 @@
  *     with a clear message;
  *   - a writer killed between the shard writes of a stripe (kill point
  *     "ec:shard"): recovery keeps a prefix of the commits;
- *   - two processes committing to one EC database at once.
+ *   - two processes committing to one EC database at once;
+ *   - a handle (in this process or another) following the log while the
+ *     writer is creating the next segment's shard files, some drives
+ *     done and others not: no stale read, its commits land on every
+ *     drive; and a writer killed in the middle of that creation.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -502,6 +506,275 @@ static void test_two_processes(void **st)
     assert_int_equal(sop_db_close(db), 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* A follower while the next segment's shard files are being created   */
+/* ------------------------------------------------------------------ */
+
+/* How many of keys [0, upto) are present with their values; -1 on an
+ * error. No cmocka assertion: it also runs in forked followers and in the
+ * writer's VFS hook. */
+static long seen_keys(sop_db *db, unsigned upto)
+{
+    static uint8_t want[40000], got[40000];
+    sop_txn *t;
+    if (sop_txn_begin(db, SOP_TXN_READ, 0, &t))
+        return -1;
+    sop_store *s;
+    long cnt = 0;
+    int rc = sop_store_open(t, "kv", &s);
+    for (unsigned i = 0; !rc && i < upto; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "key%08u", i);
+        size_t len = 0;
+        int g = sop_get_copy(s, &(sop_val){k, strlen(k)}, got, sizeof got, &len);
+        if (g == SOP_ENOTFOUND)
+            continue;
+        size_t n = val_len(i);
+        mkval(want, n, i);
+        if (g || len != n || memcmp(got, want, n) != 0)
+            rc = g ? g : -1;
+        else
+            cnt++;
+    }
+    sop_txn_rollback(t);
+    return rc ? -1 : cnt;
+}
+
+/* The other handle: in this process (db), or a forked process (pid) that
+ * runs the commands it is sent. */
+typedef struct follower {
+    sop_db *db;
+    pid_t pid;
+    int cmd, res; /* pipes to and from the process */
+} follower;
+
+typedef struct fl_msg {
+    char op; /* 'S' seen_keys(n), 'P' put_range(n, to, 1), 'Q' quit */
+    unsigned n, to;
+} fl_msg;
+
+static long fl_call(follower *f, char op, unsigned n, unsigned to)
+{
+    if (f->db)
+        return op == 'S' ? seen_keys(f->db, n) : put_range(f->db, n, to, 1);
+    fl_msg m = {op, n, to};
+    long r = -99;
+    if (write(f->cmd, &m, sizeof m) != (ssize_t)sizeof m ||
+        read(f->res, &r, sizeof r) != (ssize_t)sizeof r)
+        return -99;
+    return r;
+}
+
+static void fl_child(fx *x, int cmd, int res)
+{
+    sop_db_options o = fx_opts(x, NULL);
+    sop_db *db;
+    if (sop_db_open(x->db, &o, &db))
+        _exit(3);
+    fl_msg m;
+    while (read(cmd, &m, sizeof m) == (ssize_t)sizeof m && m.op != 'Q') {
+        long r = m.op == 'S' ? seen_keys(db, m.n) : put_range(db, m.n, m.to, 1);
+        if (write(res, &r, sizeof r) != (ssize_t)sizeof r)
+            _exit(4);
+    }
+    _exit(sop_db_close(db) ? 5 : 0);
+}
+
+static void fl_start(follower *f, fx *x, int forked)
+{
+    memset(f, 0, sizeof *f);
+    if (!forked) {
+        f->db = fx_open(x, NULL);
+        return;
+    }
+    int c[2], r[2];
+    assert_int_equal(pipe(c), 0);
+    assert_int_equal(pipe(r), 0);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        close(c[1]);
+        close(r[0]);
+        fl_child(x, c[0], r[1]);
+    }
+    close(c[0]);
+    close(r[1]);
+    f->cmd = c[1];
+    f->res = r[0];
+}
+
+static void fl_stop(follower *f)
+{
+    if (f->db) {
+        assert_int_equal(sop_db_close(f->db), 0);
+        return;
+    }
+    fl_msg m = {'Q', 0, 0};
+    assert_int_equal(write(f->cmd, &m, sizeof m), (ssize_t)sizeof m);
+    int status;
+    waitpid(f->pid, &status, 0);
+    close(f->cmd);
+    close(f->res);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The writer's VFS: posix, but its creation of segment 2's shard file on
+ * drive g_hook_drive (after those of drives 0 .. g_hook_drive - 1: the
+ * order of vfs_ec.c) first runs g_hook: the moment another handle that
+ * follows the log finds some shard files of the new segment and not
+ * others. */
+static sop_vfs g_hook_vfs;
+static int g_hook_drive;
+static void (*g_hook)(void);
+static follower *g_hook_fl;
+
+static int hook_open(sop_vfs *v, const char *path, int flags, unsigned mode, sop_file **out)
+{
+    (void)v;
+    char pat[32];
+    snprintf(pat, sizeof pat, "/drive%d/seg-00000002", g_hook_drive);
+    size_t pl = strlen(path), ql = strlen(pat);
+    if ((flags & SOP_O_CREATE) && g_hook && pl >= ql && strcmp(path + pl - ql, pat) == 0) {
+        void (*h)(void) = g_hook;
+        g_hook = NULL;
+        h();
+    }
+    return sop_vfs_posix()->open(sop_vfs_posix(), path, flags, mode, out);
+}
+
+static void hook_follow(void) { fl_call(g_hook_fl, 'S', 1, 0); } /* follows the log */
+
+static int shard_exists(const fx *x, uint32_t d, const char *name)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", x->drv[d], name);
+    return access(p, F_OK) == 0;
+}
+
+/* Writer and follower on one database (4 drives, parity 2). The writer
+ * rotates into segment 2; while it has created that segment's shard files
+ * on drives 0 .. @drive - 1 only, the follower follows the log. Then the
+ * follower must see every commit made in segment 2 afterwards (with fewer
+ * than k shard files open it saw none: a stale read), its own commits must
+ * succeed (it wrote over drive 0's first stripe and failed with EIO) and
+ * land on every drive (with k it wrote degraded stripes, skipping the
+ * drives it had not opened), and a repair afterwards finds nothing bad. */
+static void race_scenario(const char *name, int drive, int forked)
+{
+    fx x;
+    fx_init(&x, name, 4, 2);
+    g_hook_vfs = *sop_vfs_posix();
+    g_hook_vfs.open = hook_open;
+    g_hook_drive = drive;
+    follower fl;
+    fl_start(&fl, &x, forked); /* a forked one opens the database first */
+    sop_db *a = fx_open(&x, &g_hook_vfs);
+    assert_int_equal(put_range(a, 0, 10, 5), 0);
+    assert_int_equal(fl_call(&fl, 'S', 10, 0), 10);
+    g_hook_fl = &fl;
+    g_hook = hook_follow;
+    unsigned n = 10;
+    while (!shard_exists(&x, 3, "seg-00000002") && n < 5000) {
+        assert_int_equal(put_range(a, n, n + 25, 5), 0);
+        n += 25;
+    }
+    assert_int_equal(put_range(a, n, n + 25, 5), 0); /* commits in segment 2 */
+    n += 25;
+    assert_null(g_hook); /* it ran */
+    assert_int_equal(fl_call(&fl, 'S', n, 0), n); /* no stale read */
+    assert_int_equal(fl_call(&fl, 'P', n, n + 5), 0); /* its commits, in segment 2 */
+    n += 5;
+    assert_int_equal(seen_keys(a, n), n);
+    assert_int_equal(put_range(a, n, n + 25, 5), 0);
+    n += 25;
+    assert_int_equal(fl_call(&fl, 'S', n, 0), n);
+    fl_stop(&fl);
+    assert_int_equal(sop_db_close(a), 0);
+    sop_repair_report r = repair(&x);
+    assert_int_equal(r.bad_shards, 0); /* nothing written over, no degraded stripe */
+    assert_int_equal(r.unrecoverable, 0);
+    assert_true(r.segments >= 2);
+    sop_db *db = fx_open(&x, NULL);
+    assert_int_equal(count_keys(db, n, NULL), n);
+    check_clean(db);
+    assert_int_equal(sop_db_close(db), 0);
+}
+
+/* Standalone, two handles in this process: the follower got drive 0's
+ * shard file only (fewer than k = 2), or drives 0 and 1 (k, not n). */
+static void test_follow_during_creation(void **st)
+{
+    (void)st;
+    race_scenario("race1", 1, 0);
+    race_scenario("race2", 2, 0);
+    race_scenario("race3", 3, 0);
+}
+
+/* The same with the follower in another process. */
+static void test_follow_during_creation_2proc(void **st)
+{
+    (void)st;
+    race_scenario("race1p", 1, 1);
+    race_scenario("race2p", 2, 1);
+}
+
+static void hook_kill(void) { raise(SIGKILL); }
+
+/* A writer killed while it creates segment 2's shard files (after
+ * drive @drive - 1's): the next writer appends to that segment, which
+ * then has fewer than n shard files (fewer than k with @drive = 1). Its
+ * commits must work, and land on every drive. */
+static void killed_creator(const char *name, int drive)
+{
+    fx x;
+    fx_init(&x, name, 4, 2);
+    sop_db *db = fx_open(&x, NULL);
+    assert_int_equal(put_range(db, 0, 10, 5), 0);
+    assert_int_equal(sop_db_close(db), 0);
+    g_hook_vfs = *sop_vfs_posix();
+    g_hook_vfs.open = hook_open;
+    g_hook_drive = drive;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        g_hook = hook_kill;
+        sop_db_options o = fx_opts(&x, &g_hook_vfs);
+        sop_db *cdb;
+        if (sop_db_open(x.db, &o, &cdb))
+            _exit(3);
+        put_range(cdb, 10, 5000, 5);
+        _exit(4); /* not killed */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(shard_exists(&x, (uint32_t)drive - 1, "seg-00000002"));
+    assert_false(shard_exists(&x, (uint32_t)drive, "seg-00000002"));
+    db = fx_open(&x, NULL);
+    unsigned prefix, cnt = count_keys(db, 5000, &prefix);
+    assert_int_equal(cnt, prefix);
+    assert_true(prefix >= 10);
+    assert_int_equal(put_range(db, prefix, prefix + 50, 5), 0);
+    assert_int_equal(sop_db_close(db), 0);
+    db = fx_open(&x, NULL);
+    assert_int_equal(count_keys(db, prefix + 50, NULL), prefix + 50);
+    check_clean(db);
+    assert_int_equal(sop_db_close(db), 0);
+    for (uint32_t d = 0; d < 4; d++)
+        assert_true(shard_exists(&x, d, "seg-00000002"));
+    sop_repair_report r = repair(&x);
+    assert_int_equal(r.bad_shards, 0);
+    assert_int_equal(r.unrecoverable, 0);
+}
+
+static void test_killed_creator(void **st)
+{
+    (void)st;
+    killed_creator("kcreate1", 1);
+    killed_creator("kcreate3", 3);
+}
+
 int main(int argc, char **argv)
 {
     g_argc = argc;
@@ -515,6 +788,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_open_refusals),
         cmocka_unit_test(test_killed_writer),
         cmocka_unit_test(test_two_processes),
+        cmocka_unit_test(test_follow_during_creation),
+        cmocka_unit_test(test_follow_during_creation_2proc),
+        cmocka_unit_test(test_killed_creator),
     };
     tu_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);

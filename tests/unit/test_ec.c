@@ -1,7 +1,8 @@
 /* test_ec.c - erasure coding: the Reed-Solomon codec (every erasure
  * pattern up to m, detection of more) and the EC VFS layer (stripes,
  * reads from data shards, reconstruction of missing and bit-flipped
- * shards, append-only writes, truncation, listing, identity files). */
+ * shards, append-only writes, truncation, listing, identity files,
+ * shard files that appear after the file was opened). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -541,6 +542,108 @@ static void test_vfs_identity(void **st)
                      -EIO);
 }
 
+static void touch(const char *path)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fclose(fp);
+}
+
+/* Shard files that appear after the file was opened (another process was
+ * creating it, one drive after another): they are opened and counted by
+ * the next size() and write(), so the stripes written there are seen and
+ * appends reach every drive. A file with stripes but fewer than k shard
+ * files takes no append (its end is unknown: nothing is written over); an
+ * empty one gets the shard files it lacks (its creator died between
+ * them). */
+static void test_vfs_late_shards(void **st)
+{
+    (void)st;
+    ecfix x;
+    fix_open(&x, "late", 4, 2);
+    sop_file *f = seg_open(&x, 1); /* the database id */
+    x.v->close(x.v, f);
+    char sp[4][700], lp[600];
+    for (uint32_t d = 0; d < 4; d++)
+        snprintf(sp[d], sizeof sp[d], "%s/seg-00000002", x.drv[d]);
+    snprintf(lp, sizeof lp, "%s/seg-00000002", x.db);
+    size_t total = 150000;
+    uint8_t *want = malloc(total), *got = malloc(total);
+    fill(want, total, 21);
+    /* another instance opens the file while only drive 0's shard exists */
+    touch(sp[0]);
+    sop_vfs *v2;
+    assert_int_equal(
+        sop__vfs_ec_new(sop_vfs_posix(), x.db, x.drives, x.n, x.m, 0600, NULL, &v2), 0);
+    sop_file *b;
+    assert_int_equal(v2->open(v2, lp, SOP_O_RDWR, 0, &b), 0);
+    uint64_t size = 1;
+    assert_int_equal(v2->size(v2, b, &size), 0);
+    assert_int_equal(size, 0);
+    /* the creator makes the others and appends */
+    for (uint32_t d = 1; d < 4; d++)
+        touch(sp[d]);
+    sop_file *a;
+    assert_int_equal(x.v->open(x.v, lp, SOP_O_RDWR, 0, &a), 0);
+    assert_int_equal(x.v->write(x.v, a, want, 100000, 0), 0);
+    /* the early handle sees it all, and appends to every drive */
+    size_t g = 0;
+    assert_int_equal(v2->size(v2, b, &size), 0);
+    assert_int_equal(size, 100000);
+    assert_int_equal(v2->read(v2, b, got, 100000, 0, &g), 0);
+    assert_int_equal(g, 100000);
+    assert_memory_equal(got, want, 100000);
+    assert_int_equal(v2->write(v2, b, want + 100000, total - 100000, 100000), 0);
+    for (uint32_t d = 1; d < 4; d++)
+        assert_int_equal(file_size(sp[d]), file_size(sp[0]));
+    check_content(&x, a, want, total);
+    x.v->close(x.v, a);
+    v2->close(v2, b);
+    /* more than m shard files gone (this last segment is not sealed: its
+     * stripes cannot be seen): an append is refused, drive 0's untouched */
+    for (uint32_t d = 1; d < 4; d++)
+        assert_int_equal(unlink(sp[d]), 0);
+    uint64_t before = file_size(sp[0]);
+    uint8_t head[64], head2[64];
+    FILE *fp = fopen(sp[0], "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(head, 1, sizeof head, fp), sizeof head);
+    fclose(fp);
+    assert_int_equal(v2->open(v2, lp, SOP_O_RDWR, 0, &b), 0);
+    assert_int_equal(v2->size(v2, b, &size), 0);
+    assert_int_equal(size, 0);
+    assert_int_equal(v2->write(v2, b, want, 1000, 0), -EIO);
+    v2->close(v2, b);
+    assert_int_equal(file_size(sp[0]), before);
+    fp = fopen(sp[0], "rb");
+    assert_non_null(fp);
+    assert_int_equal(fread(head2, 1, sizeof head2, fp), sizeof head2);
+    fclose(fp);
+    assert_memory_equal(head, head2, sizeof head);
+    /* an empty file with drive 0's shard file only: completed at the first
+     * append (drive 3's folder is gone: skipped, degraded) */
+    char s3[4][700], l3[600];
+    for (uint32_t d = 0; d < 4; d++)
+        snprintf(s3[d], sizeof s3[d], "%s/seg-00000003", x.drv[d]);
+    snprintf(l3, sizeof l3, "%s/seg-00000003", x.db);
+    touch(s3[0]);
+    tu_rmtree(x.drv[3]);
+    assert_int_equal(v2->open(v2, l3, SOP_O_RDWR, 0, &b), 0);
+    assert_int_equal(v2->write(v2, b, want, 50000, 0), 0);
+    v2->close(v2, b);
+    for (uint32_t d = 1; d < 3; d++)
+        assert_int_equal(file_size(s3[d]), file_size(s3[0]));
+    assert_true(file_size(s3[0]) > 0);
+    assert_int_equal(access(x.drv[3], F_OK), -1); /* not recreated */
+    assert_int_equal(x.v->open(x.v, l3, SOP_O_RDWR, 0, &a), 0);
+    check_content(&x, a, want, 50000);
+    x.v->close(x.v, a);
+    sop__vfs_ec_free(v2);
+    free(want);
+    free(got);
+    sop__vfs_ec_free(x.v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_vfs_truncate),
         cmocka_unit_test(test_vfs_torn_tail),
         cmocka_unit_test(test_vfs_identity),
+        cmocka_unit_test(test_vfs_late_shards),
     };
     tu_seed();
     return cmocka_run_group_tests(tests, NULL, NULL);
