@@ -5,6 +5,9 @@
 #   powerloss   simulated power loss at every I/O operation of a workload
 #   ioerr       EIO / ENOSPC / short I/O at every I/O operation of open,
 #               commits, checkpoint, compaction, close and check
+#   ioerr-layers  the same faults in the vector store (add, optimize,
+#               delete, search), the text index (add, bulk add, replace,
+#               delete, search) and the knowledge-base load
 #   oom         the Nth allocation fails, for every N, in every layer
 #   fuzz        every libFuzzer target of tests/fuzz (scripts/fuzz.sh):
 #               10 s each with --quick, 600 s each in the full run
@@ -26,7 +29,7 @@ scripts/deps.sh build-essential cmake pkg-config libisal-dev libhiredis-dev libo
 
 b=build/reliability
 cmake -S . -B $b -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOP_TESTING=ON -DSOP_WERROR=ON >/dev/null
-cmake --build $b -j"$(nproc)" --target crash_kill crash_text crash_powerloss ioerr oom corrupt bank \
+cmake --build $b -j"$(nproc)" --target crash_kill crash_text crash_powerloss ioerr ioerr_layers oom corrupt bank \
     >/dev/null
 export SOP_TEST_TMP=$PWD/$b/testtmp
 if [ $quick = 1 ]; then kills=${SOP_KILL_ITERS:-80}; seeds=2; else kills=${SOP_KILL_ITERS:-2000}; seeds=16; fi
@@ -44,6 +47,12 @@ $b/tests/faults/ioerr >"$b/ioerr.log" 2>&1 || status=1
 sed -n 's/^ioerr: \([0-9]*\) injection points, \([0-9]*\) bad$/ioerr: \1 cases, 0 acked, 0 lost, 0 partial, \2 corrupt/p' \
     "$b/ioerr.log" >>"$out"
 grep -q '^ioerr: [0-9]* cases' "$out" || { echo "ioerr: no summary (see $b/ioerr.log)" >&2; status=1; }
+$b/tests/faults/ioerr_layers >"$b/ioerr_layers.log" 2>&1 || status=1
+# "ioerr-layers: <points> injection points, <bad> bad" -> the common summary shape
+sed -n 's/^ioerr-layers: \([0-9]*\) injection points, \([0-9]*\) bad$/ioerr-layers: \1 cases, 0 acked, 0 lost, 0 partial, \2 corrupt/p' \
+    "$b/ioerr_layers.log" >>"$out"
+grep -q '^ioerr-layers: [0-9]* cases' "$out" ||
+    { echo "ioerr-layers: no summary (see $b/ioerr_layers.log)" >&2; status=1; }
 $b/tests/faults/oom >"$b/oom.log" 2>&1 || status=1
 # "oom: <cases> cases, <failed> failed" -> the common summary shape
 sed -n 's/^oom: \([0-9]*\) cases, \([0-9]*\) failed$/oom: \1 cases, 0 acked, 0 lost, 0 partial, \2 corrupt/p' \
@@ -79,10 +88,10 @@ mutant nocrc env SOP_TEST_NO_CRC=1 $b/tests/faults/corrupt
 mutant novalidate env SOP_TEST_NO_VALIDATE=1 SOP_BANK_SECONDS=2 $b/tests/concurrency/bank
 mutant="$mutants_caught/$mutants_run caught"
 
-grep -E '^(kill|text-kill|powerloss|ioerr|oom): [0-9]+ cases' "$out" || true
+grep -E '^(kill|text-kill|powerloss|ioerr|ioerr-layers|oom): [0-9]+ cases' "$out" || true
 fuzzjs=$(cat build/fuzz/fuzz.json 2>/dev/null || echo null)
 awk -v mutants="$mutant_list" -v caught=$mutants_caught -v run=$mutants_run -v fuzz="$fuzzjs" '
-  /^(kill|text-kill|powerloss|ioerr|oom): [0-9]+ cases/ {
+  /^(kill|text-kill|powerloss|ioerr|ioerr-layers|oom): [0-9]+ cases/ {
     name=$1; sub(":","",name)
     for (i = 2; i <= NF; i++) { v=$i; gsub(",","",v); k=$(i+1); gsub(",","",k); if (v ~ /^[0-9]+$/) f[name,k]=v }
     names[name]=1

@@ -734,6 +734,15 @@ static void test_search_bad_input(void **state)
     sop_text_options_init(&o);
     o.node_bytes = 100;
     assert_int_equal(sop_text_create(txn, "x", &o, &t), -EINVAL);
+    /* node_bytes: 2048..65536, as search.h says (it said 1024 once) */
+    o.node_bytes = 2047;
+    assert_int_equal(sop_text_create(txn, "x", &o, &t), -EINVAL);
+    o.node_bytes = 65537;
+    assert_int_equal(sop_text_create(txn, "x", &o, &t), -EINVAL);
+    o.node_bytes = 2048;
+    assert_int_equal(sop_text_create(txn, "n2048", &o, &t), 0);
+    o.node_bytes = 65536;
+    assert_int_equal(sop_text_create(txn, "n65536", &o, &t), 0);
     t = text(txn, "docs");
     assert_int_equal(sop_text_create(txn, "docs", NULL, &t), SOP_EEXISTS);
     t = text(txn, "docs");

@@ -81,8 +81,8 @@ typedef struct sop_text_options {
     int stem;             /**< 1 (default): Porter stemming; 0: off */
     int stopwords;        /**< 1 (default): drop English stop words */
     int fold;             /**< 1 (default): case and diacritics folding */
-    uint32_t node_bytes;  /**< node size of the postings B-tree, 1024..65536
-                               (default 16384) */
+    uint32_t node_bytes;  /**< node size of the postings B-tree, 2048..65536
+                               (0: the default, 16384); -EINVAL outside */
 } sop_text_options;
 
 /** @brief Fills @p o with the defaults. */
