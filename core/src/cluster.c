@@ -30,6 +30,7 @@
 #include "cluster.h"
 #include "internal.h"
 #include "mem.h"
+#include "mirror.h"
 #include "redis.h"
 #include "vfs_file.h"
 
@@ -51,6 +52,7 @@ struct sop__cluster {
     uint64_t seq_lo, seq_hi;
     pthread_t hb;
     int hb_running;
+    int present;       /* this process is (or may be) in "procs" */
     pthread_mutex_t hb_mu;
     pthread_cond_t hb_cv;
     int hb_stop;
@@ -77,7 +79,13 @@ static int rerr(sop_db *db, int rc, const char *what, const char *err)
 
 static const char ACQUIRE[] =
     "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end\n"
-    "return redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id')\n";
+    "return redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id', 'mgen')\n";
+
+/* The replica state's generation (mirror_gen of shared.h): only raised. */
+static const char MGEN[] =
+    "local c = tonumber(redis.call('HGET', KEYS[1], 'mgen') or '0')\n"
+    "if tonumber(ARGV[1]) > c then redis.call('HSET', KEYS[1], 'mgen', ARGV[1]) end\n"
+    "return 1\n";
 
 static const char RELEASE[] =
     "if redis.call('HGET', KEYS[2], 'epoch') == ARGV[2] then\n"
@@ -100,9 +108,12 @@ static const char ALLOC[] =
     "return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])\n";
 
 static const char INIT[] =
+    "local m = tonumber(redis.call('HGET', KEYS[1], 'mgen') or '0')\n"
+    "if tonumber(ARGV[6]) > m then m = tonumber(ARGV[6]) end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'run_id', ARGV[2], 'base_id', ARGV[3],\n"
-    "           'next_id', ARGV[3], 'csn', ARGV[4], 'durable', ARGV[4], 'next_seq', ARGV[5])\n"
+    "           'next_id', ARGV[3], 'csn', ARGV[4], 'durable', ARGV[4], 'next_seq', ARGV[5],\n"
+    "           'mgen', string.format('%d', m))\n"
     "return 1\n";
 
 static const char HEARTBEAT[] =
@@ -301,6 +312,8 @@ void sop__cl_close(sop_db *db)
         pthread_cond_signal(&c->hb_cv);
         pthread_mutex_unlock(&c->hb_mu);
         pthread_join(c->hb, NULL);
+    }
+    if (c->present) {
         sop__rval *v;
         if (sop__redis_callv(c->r, &v, err, sizeof err, 3, "HDEL", c->k_procs, c->proc) == 0)
             sop__rval_free(v);
@@ -315,10 +328,11 @@ void sop__cl_close(sop_db *db)
 
 /* ---- this process's presence: what it may still read ---- */
 
-static void publish_presence(sop_db *db)
+static int publish_presence(sop_db *db)
 {
     char err[ERRLEN];
     sop__cluster *c = db->cl;
+    c->present = 1;
     /* a lower bound of every snapshot this process has or will take until
      * the next heartbeat: its oldest open one, or what it has applied */
     uint64_t snap = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
@@ -336,9 +350,14 @@ static void publish_presence(sop_db *db)
     const char *keys[] = {c->k_procs};
     const char *args[] = {c->proc, val, ttl};
     sop__rval *v;
-    if (eval(c, err, &v, HEARTBEAT, 1, keys, 3, args) == 0)
-        sop__rval_free(v);
+    int rc = eval(c, err, &v, HEARTBEAT, 1, keys, 3, args);
+    if (rc)
+        return rerr(db, rc, "cannot register this process with the cluster", err);
+    sop__rval_free(v);
+    return 0;
 }
+
+int sop__cl_register(sop_db *db) { return publish_presence(db); }
 
 static void *heartbeat(void *arg)
 {
@@ -421,8 +440,11 @@ int sop__cl_lock(sop_db *db)
         int rc = eval(c, err, &v, ACQUIRE, 2, keys, 2, args);
         if (rc)
             return rerr(db, rc, "cannot take the commit lock", err);
-        if (v->type == SOP__R_ARR && v->n == 3) {
+        if (v->type == SOP__R_ARR && v->n == 4) {
             c->deadline = t0 + c->lease_ns;
+            /* a failover published before the last commit this process is
+             * about to follow: adopted before the log is read */
+            sop__atomic_max(&db->shm->mirror_gen, rval_u64(&v->a[3]));
             char run_id[48];
             sop__redis_run_id(c->r, run_id);
             uint64_t epoch = v->a[0].type == SOP__R_STR ? rval_u64(&v->a[0]) : 0;
@@ -503,16 +525,20 @@ static int publish_epoch(sop_db *db)
     uint64_t base = atomic_load(&db->shm->next_id);
     if (base < sop__reg_next_id(&db->reg))
         base = sop__reg_next_id(&db->reg);
-    char run_id[48], e[24], b[24], cs[24], sq[24];
+    /* Redis may have lost the replica state's generation too: the files
+     * say it (INIT keeps a higher one a failover published meanwhile) */
+    uint64_t mgen = sop__db_mirror_reread(db);
+    char run_id[48], e[24], b[24], cs[24], sq[24], mg[24];
     sop__redis_run_id(c->r, run_id);
     snprintf(e, sizeof e, "%" PRIu64, epoch);
     snprintf(b, sizeof b, "%" PRIu64, base);
     snprintf(cs, sizeof cs, "%" PRIu64, csn);
     snprintf(sq, sizeof sq, "%" PRIu64, atomic_load(&db->shm->next_seq));
+    snprintf(mg, sizeof mg, "%" PRIu64, mgen);
     const char *keys[] = {c->k_state};
-    const char *args[] = {e, run_id, b, cs, sq};
+    const char *args[] = {e, run_id, b, cs, sq, mg};
     sop__rval *v;
-    rc = eval(c, err, &v, INIT, 1, keys, 5, args);
+    rc = eval(c, err, &v, INIT, 1, keys, 6, args);
     if (rc)
         return rerr(db, rc, "cannot publish the cluster's state", err);
     sop__rval_free(v);
@@ -559,20 +585,41 @@ int sop__cl_peek(sop_db *db, uint64_t *csn, uint64_t *durable)
     char err[ERRLEN];
     sop__cluster *c = db->cl;
     sop__rval *v;
-    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 5, "HMGET", c->k_state, "csn",
-                              "durable", "epoch");
+    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 6, "HMGET", c->k_state, "csn",
+                              "durable", "epoch", "mgen");
     if (rc)
         return rerr(db, rc, "cannot read the cluster's state", err);
     *csn = *durable = 0;
-    if (v->type == SOP__R_ARR && v->n == 3) {
+    if (v->type == SOP__R_ARR && v->n == 4) {
         *csn = rval_u64(&v->a[0]);
         *durable = rval_u64(&v->a[1]);
+        /* read with csn: a commit learned here was made after every
+         * failover published before it, and the mirror layer adopts those
+         * before the log is read */
+        sop__atomic_max(&db->shm->mirror_gen, rval_u64(&v->a[3]));
     }
     sop__rval_free(v);
     return 0;
 }
 
 uint64_t sop__cl_epoch(sop_db *db) { return atomic_load(&db->cl->epoch); }
+
+int sop__cl_mgen(sop_db *db, uint64_t gen)
+{
+    char err[ERRLEN], g[24];
+    sop__cluster *c = db->cl;
+    if (!c)
+        return 0;
+    u64s(g, gen);
+    const char *keys[] = {c->k_state};
+    const char *args[] = {g};
+    sop__rval *v;
+    int rc = eval(c, err, &v, MGEN, 1, keys, 1, args);
+    if (rc)
+        return rerr(db, rc, "cannot publish the replica state to the cluster", err);
+    sop__rval_free(v);
+    return 0;
+}
 
 void sop__cl_durable(sop_db *db, uint64_t csn)
 {

@@ -17,6 +17,7 @@
 #include "cluster.h"
 #include "internal.h"
 #include "mem.h"
+#include "mirror.h"
 
 /* ---- applying commit records ----
  *
@@ -282,6 +283,8 @@ int sop__learn(sop_db *db)
         int down = sop__cl_peek(db, &csn, &durable) != 0;
         if (!down)
             sop__atomic_max(&db->shm->durable_csn, durable);
+        else
+            sop__db_mirror_reread(db); /* a failover Redis could not tell */
         if (!down && csn <= atomic_load(&db->csn))
             return 0;
     } else if (atomic_load(&db->shm->tail) == atomic_load(&db->applied_tail)) {
