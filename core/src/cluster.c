@@ -45,6 +45,7 @@ struct sop__cluster {
     int held;          /* the commit lock is taken (sop__cl_lock .. unlock) */
     uint64_t deadline; /* of its lease, CLOCK_MONOTONIC ns; 0: lost */
     int lost;          /* the lock was taken in a state Redis had lost */
+    int died;          /* the previous holder did not release it (died, lease lost) */
     atomic_uint_fast64_t epoch;
     uint64_t base_id;  /* first id of the current epoch */
     char run_id[48];   /* of the server the epoch was published on */
@@ -77,9 +78,16 @@ static int rerr(sop_db *db, int rc, const char *what, const char *err)
 
 /* ---- scripts ---- */
 
+/* Also records the holder in "state" (field holder, cleared by RELEASE)
+ * and returns the previous one: set, it died or lost its lease holding
+ * the lock, possibly half-way through a write. */
 static const char ACQUIRE[] =
     "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end\n"
-    "return redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id', 'mgen')\n";
+    "local prev = redis.call('HGET', KEYS[2], 'holder')\n"
+    "redis.call('HSET', KEYS[2], 'holder', ARGV[1])\n"
+    "local r = redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id', 'mgen')\n"
+    "r[5] = prev or ''\n"
+    "return r\n";
 
 /* The replica state's generation (mirror_gen of shared.h): only raised. */
 static const char MGEN[] =
@@ -94,6 +102,8 @@ static const char RELEASE[] =
     "    if tonumber(ARGV[i+1]) > c then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end\n"
     "  end\n"
     "end\n"
+    "if KEYS[1] ~= '' and redis.call('HGET', KEYS[2], 'holder') == ARGV[1] then\n"
+    "  redis.call('HDEL', KEYS[2], 'holder') end\n"
     "if KEYS[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[1]) return 1 end\n"
     "return 0\n";
@@ -440,8 +450,9 @@ int sop__cl_lock(sop_db *db)
         int rc = eval(c, err, &v, ACQUIRE, 2, keys, 2, args);
         if (rc)
             return rerr(db, rc, "cannot take the commit lock", err);
-        if (v->type == SOP__R_ARR && v->n == 4) {
+        if (v->type == SOP__R_ARR && v->n == 5) {
             c->deadline = t0 + c->lease_ns;
+            c->died = v->a[4].type == SOP__R_STR && v->a[4].len > 0;
             /* a failover published before the last commit this process is
              * about to follow: adopted before the log is read */
             sop__atomic_max(&db->shm->mirror_gen, rval_u64(&v->a[3]));
@@ -459,6 +470,7 @@ int sop__cl_lock(sop_db *db)
                 pthread_mutex_unlock(&c->mu);
                 atomic_store(&c->epoch, epoch);
             }
+            c->died |= c->lost; /* whoever held the lost lock may have died too */
             sop__rval_free(v);
             c->held = 1;
             return c->lost ? wait_out(db) : 0;
@@ -555,6 +567,8 @@ static int publish_epoch(sop_db *db)
 }
 
 int sop__cl_locked(sop_db *db) { return db->cl->lost ? publish_epoch(db) : 0; }
+
+int sop__cl_holder_died(sop_db *db) { return db->cl && db->cl->held && db->cl->died; }
 
 static void u64s(char *buf, uint64_t v) { snprintf(buf, 24, "%" PRIu64, v); }
 

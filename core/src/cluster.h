@@ -10,7 +10,8 @@
  *   lock   the commit lock: SET token NX PX lease, released by a
  *          compare-and-delete script; never given a TTL-less value
  *   state  hash: epoch, run_id, base_id, csn, durable, next_id, next_seq,
- *          mgen (the replica state's generation, docs/design/replication.md)
+ *          mgen (the replica state's generation, docs/design/replication.md),
+ *          holder (the token of the lock's holder until it releases it)
  *   procs  hash: process id -> "snapshot segment expiry_ms"
  *   n:<seg>:<off>     image records (the L2 cache), with a TTL
  * Redis holds no data: everything in "state" is derived from the log and
@@ -38,6 +39,9 @@ int sop__cl_register(sop_db *db);
 /* Takes the commit lock (commit_mu held). SOP_EBUSY after waiting
  * 3 leases; SOP_EREDIS. */
 int sop__cl_lock(sop_db *db);
+/* Whether the lock just taken was left by a holder that never released it
+ * (it died or lost its lease, maybe between two writes of one call). */
+int sop__cl_holder_died(sop_db *db);
 /* After following the log under the lock: when Redis lost its state,
  * waits out every earlier lease and publishes a new epoch. */
 int sop__cl_locked(sop_db *db);

@@ -179,6 +179,8 @@ static int ckpt_write(sop_db *db)
     atomic_store(&db->shm->ckpt_no, no);
     atomic_store(&db->shm->ckpt_seg, l->cur);
     sop__atomic_max(&db->shm->durable_csn, atomic_load(&db->csn)); /* all synced */
+    if (db->cl) /* the others too: commits recovered here were never published durable */
+        sop__cl_durable(db, atomic_load(&db->csn));
     atomic_store(&db->since_ckpt, 0);
     atomic_fetch_add(&db->st_ckpts, 1);
     return 0;
@@ -417,6 +419,8 @@ static int open_clustered(sop_db *db, int create)
     rc = sop__cl_oldest(db, &snap, &seg, &others);
     if (!rc && !others)
         sop__db_mirror_open_pass(db, 0);
+    else if (!rc && sop__cl_holder_died(db))
+        sop__db_mirror_open_pass(db, 1);
     else if (!rc)
         sop__db_mirror_reread(db);
     if (!rc && create)

@@ -68,6 +68,8 @@ typedef struct sop__mplan {
     int use_ckpt;             /* segments before the checkpoint are identical */
     uint32_t ckpt_seg;
     uint64_t ckpt_off;
+    int (*go_on)(void *);     /* NULL, or asked before each chunk: non-zero stops */
+    void *go_arg;
 } sop__mplan;
 
 typedef struct sop__mcopy_stat {
@@ -112,9 +114,12 @@ uint64_t sop__mirror_reread(sop__mirror *m);
 /* The pass the engine's first opener triggers with its exclusive open lock
  * (crash reconcile of an in-sync passive, or reinstatement of a stale
  * one), for openers that coordinate otherwise (clustered mode: the commit
- * lease, no other live process). Runs once per layer; @again: run the
- * crash reconcile even if it ran (a dead writer's log was recovered). */
-void sop__mirror_open_pass(sop__mirror *m, int again);
+ * lease, no other live process); it runs once per layer. With
+ * @reconcile_only, the crash reconcile alone, every time (a writer died
+ * holding the commit lock while others have the database open). @go_on
+ * (may be NULL) is asked before each MiB copied or compared: non-zero
+ * stops the pass (the lease that keeps others out is lost). */
+void sop__mirror_open_pass(sop__mirror *m, int reconcile_only, int (*go_on)(void *), void *arg);
 
 /* ---- mirror_api.c (for db.c, shared.c, cluster.c) ---- */
 /* Connects the layer of @db (if it has a replica folder) to the other
@@ -123,8 +128,9 @@ int sop__db_mirror_attach(sop_db *db);
 void sop__db_mirror_detach(sop_db *db);
 /* sop__mirror_reread() of @db's layer; 0 without a replica folder. */
 uint64_t sop__db_mirror_reread(sop_db *db);
-/* sop__mirror_open_pass() of @db's layer, if any. */
-void sop__db_mirror_open_pass(sop_db *db, int again);
+/* sop__mirror_open_pass() of @db's layer, if any, under the commit lock
+ * (in clustered mode the pass stops if the lease is lost). */
+void sop__db_mirror_open_pass(sop_db *db, int reconcile_only);
 /* Details of the last setup or reinstatement failure of the calling
  * thread ("" if none). */
 const char *sop__mirror_why(void);

@@ -45,10 +45,12 @@ void sop__db_mirror_detach(sop_db *db)
 
 uint64_t sop__db_mirror_reread(sop_db *db) { return layer(db) ? sop__mirror_reread(layer(db)) : 0; }
 
-void sop__db_mirror_open_pass(sop_db *db, int again)
+static int lease_ok(void *arg) { return sop__cl_lease_ok(arg); } /* renews it */
+
+void sop__db_mirror_open_pass(sop_db *db, int reconcile_only)
 {
     if (layer(db))
-        sop__mirror_open_pass(layer(db), again);
+        sop__mirror_open_pass(layer(db), reconcile_only, db->cl ? lease_ok : NULL, db);
 }
 
 /* ---- reinstatement ---- */

@@ -252,6 +252,11 @@ int sop__commit_lock(sop_db *db)
             return sop__err(db, rc, "cannot take the commit lock");
         }
     }
+    /* a writer that died holding the lock may have left a write in one
+     * folder of the replica only: level them before the log is followed
+     * (replication.md, "Crash reconcile") */
+    if (db->cl && sop__cl_holder_died(db))
+        sop__db_mirror_open_pass(db, 1);
     rc = sop__follow(db, 1);
     if (!rc && db->cl)
         rc = sop__cl_locked(db);

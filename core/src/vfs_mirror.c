@@ -861,7 +861,8 @@ static int mv_list(sop_vfs *v, const char *dir, int (*fn)(const char *name, void
 
 /* ---- locks and shared memory ---- */
 
-static void at_exclusive_open(sop__mirror *m, int reconcile_only);
+static void at_exclusive_open(sop__mirror *m, int reconcile_only, int (*go_on)(void *),
+                              void *arg);
 
 static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mode, int wait)
 {
@@ -875,7 +876,7 @@ static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mod
     if (mode == SOP_LOCK_EX) {
         /* the engine's first opener, alone, before recovery (shared.h) */
         m->open_done = 1;
-        at_exclusive_open(m, 0);
+        at_exclusive_open(m, 0, NULL, NULL);
     } else if (mode == SOP_LOCK_SH) {
         /* joining processes that have it open: the first opener may have
          * reconciled or reinstated since this layer read the state */
@@ -935,7 +936,8 @@ static void table_from_ckpt(sop__mirror *m, sop__mstate *n)
 /* The first opener, alone (or, with @reconcile_only, a process that
  * recovered a dead writer's log under the commit lock while others may be
  * open): reconciles an in-sync passive, reinstates a stale one. */
-static void at_exclusive_open(sop__mirror *m, int reconcile_only)
+static void at_exclusive_open(sop__mirror *m, int reconcile_only, int (*go_on)(void *),
+                              void *arg)
 {
     begin_change(m); /* the state another process left since this layer read it */
     if (reconcile_only && !m->st.insync) {
@@ -948,7 +950,7 @@ static void at_exclusive_open(sop__mirror *m, int reconcile_only)
     if (m->st.insync) {
         /* writes a crash let reach one folder only lie after the newest
          * checkpoint: compare from there, copy what differs */
-        sop__mplan plan = {.compare = 1, .use_ckpt = 1};
+        sop__mplan plan = {.compare = 1, .use_ckpt = 1, .go_on = go_on, .go_arg = arg};
         if (sop__mirror_ckpt(m->base, m->dir[a], &plan.ckpt_seg, &plan.ckpt_off) != 0)
             plan.ckpt_seg = 0, plan.ckpt_off = 0;
         int rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan, m->mode, &cs, &failed);
@@ -965,7 +967,7 @@ static void at_exclusive_open(sop__mirror *m, int reconcile_only)
         }
         /* a failing active folder shows in the engine's own reads next */
     } else {
-        sop__mplan plan = {.table = &m->st};
+        sop__mplan plan = {.table = &m->st, .go_on = go_on, .go_arg = arg};
         int rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan, m->mode, &cs, &failed);
         if (!rc) {
             sop__mstate n = m->st;
@@ -988,13 +990,14 @@ static void at_exclusive_open(sop__mirror *m, int reconcile_only)
     end_change(m);
 }
 
-void sop__mirror_open_pass(sop__mirror *m, int again)
+void sop__mirror_open_pass(sop__mirror *m, int reconcile_only, int (*go_on)(void *), void *arg)
 {
-    if (m->open_done && !again)
-        return;
-    int reconcile_only = m->open_done;
-    m->open_done = 1;
-    at_exclusive_open(m, reconcile_only);
+    if (!reconcile_only) {
+        if (m->open_done)
+            return;
+        m->open_done = 1;
+    }
+    at_exclusive_open(m, reconcile_only, go_on, arg);
 }
 
 uint64_t sop__mirror_reread(sop__mirror *m)
