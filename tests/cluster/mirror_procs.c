@@ -23,6 +23,10 @@
  *  dead-writer     the same while another process stays open: the next
  *                  process that takes the commit lock after the dead
  *                  writer reconciles the folders.
+ *  redis-down      a failover (on a read) while Redis is down cannot be
+ *                  told to the others: the read fails, and so does every
+ *                  read after it until Redis is back; then they are served
+ *                  by the replica. (Restarts Redis: runs last.)
  *
  * Usage: cluster_mirror_procs [case]. Exit 0 when every case passed, 1
  * otherwise, 77 when redis-server is not installed.
@@ -525,6 +529,48 @@ static void dead_writer(void)
     check_after(&x, n, what);
 }
 
+static void redis_down(void)
+{
+    const char *what = "redis-down";
+    fx x;
+    fx_init(&x, what, 0);
+    sop_vfs *pf = pfx_vfs_new(NULL);
+    sop_db_options o;
+    opts(&x, pf, &o);
+    o.cache_bytes = 4096; /* reads go to the segments */
+    sop_db *a = NULL;
+    int rc = sop_db_open(x.db, &o, &a);
+    if (rc || put(a, 0, 100, 10)) {
+        fprintf(stderr, "%s: setup: %s\n", what, sop_db_errmsg(a));
+        g_fail++;
+        sop_db_close(a);
+        pfx_vfs_free(pf);
+        return;
+    }
+    tu_redis_kill(&g_redis);
+    pfx_vfs_arm(pf, 0, x.prefix, PF_READ, 0, -EIO);
+    int n = seen(a, 100);
+    CHECK(n < 100, "%s: %d keys read after a failover Redis was not told", what, n);
+    sop__mstate s1;
+    CHECK(sop__mstate_read(sop_vfs_posix(), x.rep, 1, &s1) == 0 && s1.active == 1,
+          "%s: the failover is not persisted", what);
+    n = seen(a, 100);
+    CHECK(n < 100, "%s: %d keys read on a second try, Redis still down", what, n);
+    CHECK(tu_redis_restart(&g_redis) == 0, "%s: cannot restart redis-server", what);
+    n = seen(a, 100);
+    CHECK(n == 100, "%s: Redis back: %d of 100 keys", what, n);
+    sop_replica_status st = status(a);
+    CHECK(st.active == 1 && !st.in_sync, "%s: active %d, in sync %d", what, st.active,
+          st.in_sync);
+    /* the first write transaction may span the new epoch: "retry it" */
+    for (int tries = 0; (rc = put(a, 100, 120, 10)) == SOP_EREDIS && tries < 3; tries++)
+        ;
+    CHECK(rc == 0, "%s: commits: %s (%s)", what, sop_strerror(rc), sop_db_errmsg(a));
+    sop_db_close(a);
+    pfx_vfs_free(pf);
+    check_after(&x, 120, what);
+}
+
 int main(int argc, char **argv)
 {
     int rc = tu_redis_start(&g_redis, "redis");
@@ -547,6 +593,8 @@ int main(int argc, char **argv)
         open_reconcile();
     if (!only || !strcmp(only, "dead-writer"))
         dead_writer();
+    if (!only || !strcmp(only, "redis-down"))
+        redis_down();
     tu_redis_kill(&g_redis);
     fprintf(stderr, "mirror_procs: %s\n", g_fail ? "FAILED" : "ok");
     return g_fail ? 1 : 0;
