@@ -30,6 +30,7 @@
 #include "cluster.h"
 #include "internal.h"
 #include "mem.h"
+#include "mirror.h"
 #include "redis.h"
 #include "vfs_file.h"
 
@@ -44,6 +45,7 @@ struct sop__cluster {
     int held;          /* the commit lock is taken (sop__cl_lock .. unlock) */
     uint64_t deadline; /* of its lease, CLOCK_MONOTONIC ns; 0: lost */
     int lost;          /* the lock was taken in a state Redis had lost */
+    int died;          /* the previous holder did not release it (died, lease lost) */
     atomic_uint_fast64_t epoch;
     uint64_t base_id;  /* first id of the current epoch */
     char run_id[48];   /* of the server the epoch was published on */
@@ -51,6 +53,7 @@ struct sop__cluster {
     uint64_t seq_lo, seq_hi;
     pthread_t hb;
     int hb_running;
+    int present;       /* this process is (or may be) in "procs" */
     pthread_mutex_t hb_mu;
     pthread_cond_t hb_cv;
     int hb_stop;
@@ -75,9 +78,22 @@ static int rerr(sop_db *db, int rc, const char *what, const char *err)
 
 /* ---- scripts ---- */
 
+/* Also records the holder in "state" (field holder, cleared by RELEASE)
+ * and returns the previous one: set, it died or lost its lease holding
+ * the lock, possibly half-way through a write. */
 static const char ACQUIRE[] =
     "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end\n"
-    "return redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id')\n";
+    "local prev = redis.call('HGET', KEYS[2], 'holder')\n"
+    "redis.call('HSET', KEYS[2], 'holder', ARGV[1])\n"
+    "local r = redis.call('HMGET', KEYS[2], 'epoch', 'run_id', 'base_id', 'mgen')\n"
+    "r[5] = prev or ''\n"
+    "return r\n";
+
+/* The replica state's generation (mirror_gen of shared.h): only raised. */
+static const char MGEN[] =
+    "local c = tonumber(redis.call('HGET', KEYS[1], 'mgen') or '0')\n"
+    "if tonumber(ARGV[1]) > c then redis.call('HSET', KEYS[1], 'mgen', ARGV[1]) end\n"
+    "return 1\n";
 
 static const char RELEASE[] =
     "if redis.call('HGET', KEYS[2], 'epoch') == ARGV[2] then\n"
@@ -86,6 +102,8 @@ static const char RELEASE[] =
     "    if tonumber(ARGV[i+1]) > c then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end\n"
     "  end\n"
     "end\n"
+    "if KEYS[1] ~= '' and redis.call('HGET', KEYS[2], 'holder') == ARGV[1] then\n"
+    "  redis.call('HDEL', KEYS[2], 'holder') end\n"
     "if KEYS[1] ~= '' and redis.call('GET', KEYS[1]) == ARGV[1] then\n"
     "  redis.call('DEL', KEYS[1]) return 1 end\n"
     "return 0\n";
@@ -100,9 +118,12 @@ static const char ALLOC[] =
     "return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])\n";
 
 static const char INIT[] =
+    "local m = tonumber(redis.call('HGET', KEYS[1], 'mgen') or '0')\n"
+    "if tonumber(ARGV[6]) > m then m = tonumber(ARGV[6]) end\n"
     "redis.call('DEL', KEYS[1])\n"
     "redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'run_id', ARGV[2], 'base_id', ARGV[3],\n"
-    "           'next_id', ARGV[3], 'csn', ARGV[4], 'durable', ARGV[4], 'next_seq', ARGV[5])\n"
+    "           'next_id', ARGV[3], 'csn', ARGV[4], 'durable', ARGV[4], 'next_seq', ARGV[5],\n"
+    "           'mgen', string.format('%d', m))\n"
     "return 1\n";
 
 static const char HEARTBEAT[] =
@@ -301,6 +322,8 @@ void sop__cl_close(sop_db *db)
         pthread_cond_signal(&c->hb_cv);
         pthread_mutex_unlock(&c->hb_mu);
         pthread_join(c->hb, NULL);
+    }
+    if (c->present) {
         sop__rval *v;
         if (sop__redis_callv(c->r, &v, err, sizeof err, 3, "HDEL", c->k_procs, c->proc) == 0)
             sop__rval_free(v);
@@ -315,10 +338,11 @@ void sop__cl_close(sop_db *db)
 
 /* ---- this process's presence: what it may still read ---- */
 
-static void publish_presence(sop_db *db)
+static int publish_presence(sop_db *db)
 {
     char err[ERRLEN];
     sop__cluster *c = db->cl;
+    c->present = 1;
     /* a lower bound of every snapshot this process has or will take until
      * the next heartbeat: its oldest open one, or what it has applied */
     uint64_t snap = atomic_load(&db->csn), durable = atomic_load(&db->shm->durable_csn);
@@ -336,9 +360,14 @@ static void publish_presence(sop_db *db)
     const char *keys[] = {c->k_procs};
     const char *args[] = {c->proc, val, ttl};
     sop__rval *v;
-    if (eval(c, err, &v, HEARTBEAT, 1, keys, 3, args) == 0)
-        sop__rval_free(v);
+    int rc = eval(c, err, &v, HEARTBEAT, 1, keys, 3, args);
+    if (rc)
+        return rerr(db, rc, "cannot register this process with the cluster", err);
+    sop__rval_free(v);
+    return 0;
 }
+
+int sop__cl_register(sop_db *db) { return publish_presence(db); }
 
 static void *heartbeat(void *arg)
 {
@@ -421,8 +450,12 @@ int sop__cl_lock(sop_db *db)
         int rc = eval(c, err, &v, ACQUIRE, 2, keys, 2, args);
         if (rc)
             return rerr(db, rc, "cannot take the commit lock", err);
-        if (v->type == SOP__R_ARR && v->n == 3) {
+        if (v->type == SOP__R_ARR && v->n == 5) {
             c->deadline = t0 + c->lease_ns;
+            c->died = v->a[4].type == SOP__R_STR && v->a[4].len > 0;
+            /* a failover published before the last commit this process is
+             * about to follow: adopted before the log is read */
+            sop__atomic_max(&db->shm->mirror_gen, rval_u64(&v->a[3]));
             char run_id[48];
             sop__redis_run_id(c->r, run_id);
             uint64_t epoch = v->a[0].type == SOP__R_STR ? rval_u64(&v->a[0]) : 0;
@@ -437,6 +470,7 @@ int sop__cl_lock(sop_db *db)
                 pthread_mutex_unlock(&c->mu);
                 atomic_store(&c->epoch, epoch);
             }
+            c->died |= c->lost; /* whoever held the lost lock may have died too */
             sop__rval_free(v);
             c->held = 1;
             return c->lost ? wait_out(db) : 0;
@@ -503,16 +537,20 @@ static int publish_epoch(sop_db *db)
     uint64_t base = atomic_load(&db->shm->next_id);
     if (base < sop__reg_next_id(&db->reg))
         base = sop__reg_next_id(&db->reg);
-    char run_id[48], e[24], b[24], cs[24], sq[24];
+    /* Redis may have lost the replica state's generation too: the files
+     * say it (INIT keeps a higher one a failover published meanwhile) */
+    uint64_t mgen = sop__db_mirror_reread(db);
+    char run_id[48], e[24], b[24], cs[24], sq[24], mg[24];
     sop__redis_run_id(c->r, run_id);
     snprintf(e, sizeof e, "%" PRIu64, epoch);
     snprintf(b, sizeof b, "%" PRIu64, base);
     snprintf(cs, sizeof cs, "%" PRIu64, csn);
     snprintf(sq, sizeof sq, "%" PRIu64, atomic_load(&db->shm->next_seq));
+    snprintf(mg, sizeof mg, "%" PRIu64, mgen);
     const char *keys[] = {c->k_state};
-    const char *args[] = {e, run_id, b, cs, sq};
+    const char *args[] = {e, run_id, b, cs, sq, mg};
     sop__rval *v;
-    rc = eval(c, err, &v, INIT, 1, keys, 5, args);
+    rc = eval(c, err, &v, INIT, 1, keys, 6, args);
     if (rc)
         return rerr(db, rc, "cannot publish the cluster's state", err);
     sop__rval_free(v);
@@ -529,6 +567,8 @@ static int publish_epoch(sop_db *db)
 }
 
 int sop__cl_locked(sop_db *db) { return db->cl->lost ? publish_epoch(db) : 0; }
+
+int sop__cl_holder_died(sop_db *db) { return db->cl && db->cl->held && db->cl->died; }
 
 static void u64s(char *buf, uint64_t v) { snprintf(buf, 24, "%" PRIu64, v); }
 
@@ -559,20 +599,41 @@ int sop__cl_peek(sop_db *db, uint64_t *csn, uint64_t *durable)
     char err[ERRLEN];
     sop__cluster *c = db->cl;
     sop__rval *v;
-    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 5, "HMGET", c->k_state, "csn",
-                              "durable", "epoch");
+    int rc = sop__redis_callv(c->r, &v, err, sizeof err, 6, "HMGET", c->k_state, "csn",
+                              "durable", "epoch", "mgen");
     if (rc)
         return rerr(db, rc, "cannot read the cluster's state", err);
     *csn = *durable = 0;
-    if (v->type == SOP__R_ARR && v->n == 3) {
+    if (v->type == SOP__R_ARR && v->n == 4) {
         *csn = rval_u64(&v->a[0]);
         *durable = rval_u64(&v->a[1]);
+        /* read with csn: a commit learned here was made after every
+         * failover published before it, and the mirror layer adopts those
+         * before the log is read */
+        sop__atomic_max(&db->shm->mirror_gen, rval_u64(&v->a[3]));
     }
     sop__rval_free(v);
     return 0;
 }
 
 uint64_t sop__cl_epoch(sop_db *db) { return atomic_load(&db->cl->epoch); }
+
+int sop__cl_mgen(sop_db *db, uint64_t gen)
+{
+    char err[ERRLEN], g[24];
+    sop__cluster *c = db->cl;
+    if (!c)
+        return 0;
+    u64s(g, gen);
+    const char *keys[] = {c->k_state};
+    const char *args[] = {g};
+    sop__rval *v;
+    int rc = eval(c, err, &v, MGEN, 1, keys, 1, args);
+    if (rc)
+        return rerr(db, rc, "cannot publish the replica state to the cluster", err);
+    sop__rval_free(v);
+    return 0;
+}
 
 void sop__cl_durable(sop_db *db, uint64_t csn)
 {

@@ -9,7 +9,9 @@
  * Redis and one database can be mounted at different paths):
  *   lock   the commit lock: SET token NX PX lease, released by a
  *          compare-and-delete script; never given a TTL-less value
- *   state  hash: epoch, run_id, base_id, csn, durable, next_id, next_seq
+ *   state  hash: epoch, run_id, base_id, csn, durable, next_id, next_seq,
+ *          mgen (the replica state's generation, docs/design/replication.md),
+ *          holder (the token of the lock's holder until it releases it)
  *   procs  hash: process id -> "snapshot segment expiry_ms"
  *   n:<seg>:<off>     image records (the L2 cache), with a TTL
  * Redis holds no data: everything in "state" is derived from the log and
@@ -30,9 +32,16 @@ void sop__cl_close(sop_db *db);
 /* After the database is loaded: registers this process and starts its
  * heartbeat thread. */
 int sop__cl_start(sop_db *db);
+/* Registers this process in "procs" now (the heartbeat thread keeps it
+ * there): an opener does it under the commit lock, so that whoever takes
+ * the lock next sees it. */
+int sop__cl_register(sop_db *db);
 /* Takes the commit lock (commit_mu held). SOP_EBUSY after waiting
  * 3 leases; SOP_EREDIS. */
 int sop__cl_lock(sop_db *db);
+/* Whether the lock just taken was left by a holder that never released it
+ * (it died or lost its lease, maybe between two writes of one call). */
+int sop__cl_holder_died(sop_db *db);
 /* After following the log under the lock: when Redis lost its state,
  * waits out every earlier lease and publishes a new epoch. */
 int sop__cl_locked(sop_db *db);
@@ -43,6 +52,10 @@ void sop__cl_unlock(sop_db *db);
 int sop__cl_lease_ok(sop_db *db);
 /* Learns the last commit and the durable one (transaction begin). */
 int sop__cl_peek(sop_db *db, uint64_t *csn, uint64_t *durable);
+/* Raises the replica state's generation published in "state" (field
+ * mgen; sop__cl_lock and sop__cl_peek raise db->shm->mirror_gen from it).
+ * SOP_EREDIS. */
+int sop__cl_mgen(sop_db *db, uint64_t gen);
 /* The current epoch (a transaction records it at begin). */
 uint64_t sop__cl_epoch(sop_db *db);
 /* Publishes that commits up to @csn are durable. */

@@ -29,6 +29,7 @@
 #include "vfs_stack.h"
 #include "killpoint.h"
 #include "mem.h"
+#include "mirror.h"
 
 #define CKPT_MAGIC 0x43504F53u
 #define CKPT_FORMAT 1
@@ -178,6 +179,8 @@ static int ckpt_write(sop_db *db)
     atomic_store(&db->shm->ckpt_no, no);
     atomic_store(&db->shm->ckpt_seg, l->cur);
     sop__atomic_max(&db->shm->durable_csn, atomic_load(&db->csn)); /* all synced */
+    if (db->cl) /* the others too: commits recovered here were never published durable */
+        sop__cl_durable(db, atomic_load(&db->csn));
     atomic_store(&db->since_ckpt, 0);
     atomic_fetch_add(&db->st_ckpts, 1);
     return 0;
@@ -389,13 +392,19 @@ static int finish_open(sop_db *db)
 
 /* Clustered mode: no lock file locks and no shared memory; Redis
  * coordinates (cluster.c). Loads under the cluster's commit lock; when no
- * other live process is registered, recovers as a first opener would. */
+ * other live process is registered, recovers as a first opener would (and
+ * the replica layer reconciles or reinstates its folders, as it does when
+ * a standalone first opener takes the open lock exclusively). Registers
+ * itself before releasing the lock, so that the next lock holder (an
+ * opener, sop_db_reinstate) sees it. */
 static int open_clustered(sop_db *db, int create)
 {
     db->shm = &db->shm_priv;
     memset(db->shm, 0, sizeof *db->shm);
     db->slot = 0;
     int rc = sop__cl_open(db);
+    if (!rc)
+        rc = sop__db_mirror_attach(db);
     if (rc)
         return rc;
     pthread_mutex_lock(&db->commit_mu);
@@ -408,6 +417,12 @@ static int open_clustered(sop_db *db, int create)
     uint32_t seg;
     int others = 0;
     rc = sop__cl_oldest(db, &snap, &seg, &others);
+    if (!rc && !others)
+        sop__db_mirror_open_pass(db, 0);
+    else if (!rc && sop__cl_holder_died(db))
+        sop__db_mirror_open_pass(db, 1);
+    else if (!rc)
+        sop__db_mirror_reread(db);
     if (!rc && create)
         rc = create_files(db);
     if (!rc)
@@ -426,6 +441,8 @@ static int open_clustered(sop_db *db, int create)
     uint64_t csn, durable;
     if (!rc && !(rc = sop__cl_peek(db, &csn, &durable)))
         sop__atomic_max(&db->shm->durable_csn, durable);
+    if (!rc)
+        rc = sop__cl_register(db);
     sop__cl_unlock(db);
     pthread_mutex_unlock(&db->commit_mu);
     if (!rc)
@@ -488,6 +505,8 @@ static int do_open(sop_db *db, const char *path, const sop_db_options *opts)
         return open_clustered(db, create);
     int first;
     rc = sop__shm_attach(db, &first);
+    if (!rc)
+        rc = sop__db_mirror_attach(db);
     if (rc)
         return rc;
     if (create && first) {
@@ -547,6 +566,7 @@ int sop_db_close(sop_db *db)
         rc = sop__db_checkpoint_locked(db);
         sop__commit_unlock(db);
     }
+    sop__db_mirror_detach(db);
     sop__cl_close(db);
     sop__shm_detach(db);
     if (db->cache)

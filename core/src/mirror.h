@@ -68,6 +68,8 @@ typedef struct sop__mplan {
     int use_ckpt;             /* segments before the checkpoint are identical */
     uint32_t ckpt_seg;
     uint64_t ckpt_off;
+    int (*go_on)(void *);     /* NULL, or asked before each chunk: non-zero stops */
+    void *go_arg;
 } sop__mplan;
 
 typedef struct sop__mcopy_stat {
@@ -94,6 +96,41 @@ sop__mirror *sop__mirror_of(sop_vfs *vfs);
  * folders are (now) in sync. */
 int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(void *), void *arg);
 void sop__mirror_status(sop__mirror *m, sop_replica_status *st);
+/* Several processes (replication.md "Several processes"). @pub points at
+ * the state generation published to every process that has the database
+ * open (the shared area; in clustered mode a private copy that cluster.c
+ * raises from Redis). Before each call the layer compares it with the
+ * last one it acted on and, when it is newer, adopts the persisted state
+ * first. @tell (NULL: none needed, the memory is shared) makes a new
+ * generation known to the other processes; the layer calls it after every
+ * state change it persists, and after a failover it serves nothing (-EIO)
+ * until @tell succeeded. A failover this layer made while reading the
+ * state at open is told now: its error is returned. NULL @pub detaches. */
+int sop__mirror_share(sop__mirror *m, atomic_uint_fast64_t *pub, int (*tell)(void *, uint64_t),
+                      void *arg);
+/* Re-reads the persisted state (under the state lock), adopts it when it
+ * is newer, and returns the generation this process now follows. */
+uint64_t sop__mirror_reread(sop__mirror *m);
+/* The pass the engine's first opener triggers with its exclusive open lock
+ * (crash reconcile of an in-sync passive, or reinstatement of a stale
+ * one), for openers that coordinate otherwise (clustered mode: the commit
+ * lease, no other live process); it runs once per layer. With
+ * @reconcile_only, the crash reconcile alone, every time (a writer died
+ * holding the commit lock while others have the database open). @go_on
+ * (may be NULL) is asked before each MiB copied or compared: non-zero
+ * stops the pass (the lease that keeps others out is lost). */
+void sop__mirror_open_pass(sop__mirror *m, int reconcile_only, int (*go_on)(void *), void *arg);
+
+/* ---- mirror_api.c (for db.c, shared.c, cluster.c) ---- */
+/* Connects the layer of @db (if it has a replica folder) to the other
+ * processes: db->shm->mirror_gen, and in clustered mode Redis. */
+int sop__db_mirror_attach(sop_db *db);
+void sop__db_mirror_detach(sop_db *db);
+/* sop__mirror_reread() of @db's layer; 0 without a replica folder. */
+uint64_t sop__db_mirror_reread(sop_db *db);
+/* sop__mirror_open_pass() of @db's layer, if any, under the commit lock
+ * (in clustered mode the pass stops if the lease is lost). */
+void sop__db_mirror_open_pass(sop_db *db, int reconcile_only);
 /* Details of the last setup or reinstatement failure of the calling
  * thread ("" if none). */
 const char *sop__mirror_why(void);

@@ -158,6 +158,8 @@ static int copy_file(copier *c, const char *name)
         c->st->skipped += min64(from, ssize);
     for (uint64_t off = from; off < ssize;) {
         size_t n = (size_t)min64(CHUNK, ssize - off), got = 0;
+        if (c->plan->go_on && (rc = c->plan->go_on(c->plan->go_arg)) != 0)
+            goto out;
         rc = b->read(b, sf, c->buf, n, off, &got);
         if (rc) {
             (void)FAIL_SRC(rc);

@@ -17,6 +17,7 @@
 #include "cluster.h"
 #include "internal.h"
 #include "mem.h"
+#include "mirror.h"
 
 /* ---- applying commit records ----
  *
@@ -251,6 +252,11 @@ int sop__commit_lock(sop_db *db)
             return sop__err(db, rc, "cannot take the commit lock");
         }
     }
+    /* a writer that died holding the lock may have left a write in one
+     * folder of the replica only: level them before the log is followed
+     * (replication.md, "Crash reconcile") */
+    if (db->cl && sop__cl_holder_died(db))
+        sop__db_mirror_open_pass(db, 1);
     rc = sop__follow(db, 1);
     if (!rc && db->cl)
         rc = sop__cl_locked(db);
@@ -282,6 +288,8 @@ int sop__learn(sop_db *db)
         int down = sop__cl_peek(db, &csn, &durable) != 0;
         if (!down)
             sop__atomic_max(&db->shm->durable_csn, durable);
+        else
+            sop__db_mirror_reread(db); /* a failover Redis could not tell */
         if (!down && csn <= atomic_load(&db->csn))
             return 0;
     } else if (atomic_load(&db->shm->tail) == atomic_load(&db->applied_tail)) {

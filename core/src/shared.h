@@ -16,6 +16,13 @@
  *
  * Every field is only ever increased (atomic max or fetch-add), except
  * tail, cur ckpt fields (written under the commit lock) and the slots.
+ *
+ * mirror_gen: the generation of the replica state (replica.state, see
+ * docs/design/replication.md "Several processes") that a process raised
+ * when it failed over or marked a folder stale, before serving any call
+ * from the new state; every process compares it with what it adopted last
+ * before each call of the mirror layer. In clustered mode the area is
+ * private and cluster.c raises this field from Redis instead.
  */
 #ifndef SOP_SHARED_H
 #define SOP_SHARED_H
@@ -45,6 +52,7 @@ typedef struct sop__shm {
     atomic_uint_fast64_t ckpt_no;     /* last checkpoint */
     atomic_uint_fast64_t ckpt_seg;    /* where its replay starts */
     sop__slot_shm slot[SOP__SHM_SLOTS];
+    atomic_uint_fast64_t mirror_gen;  /* replica state generation published */
 } sop__shm;
 
 #define SOP__SHM_SIZE 4096

@@ -76,6 +76,13 @@ struct sop__mirror {
     atomic_int reinstating;
     atomic_uint_fast64_t failovers;
     sop__mcopy_stat last;
+    /* several processes (sop__mirror_share) */
+    _Atomic(atomic_uint_fast64_t *) pub; /* generation published to all of them */
+    int (*tell)(void *, uint64_t);        /* and how to publish one (NULL: shared memory) */
+    void *tell_arg;
+    atomic_uint_fast64_t pub_seen; /* the highest published generation acted on */
+    atomic_uint_fast64_t untold;   /* a failover of this process not told yet (0: none) */
+    atomic_int broken;             /* a failover that could not be persisted */
 };
 
 /* ---- messages ---- */
@@ -177,14 +184,96 @@ static void xlock(sop__mirror *m, int mode)
         m->base->lock(m->base, m->xlock, XLOCK_BYTE, 1, mode, 1);
 }
 
+/* Makes generation @gen (persisted) known to the other processes: 0, or
+ * the error of the tell callback (clustered mode: Redis). */
+static int publish(sop__mirror *m, uint64_t gen)
+{
+    atomic_uint_fast64_t *pub = atomic_load(&m->pub);
+    if (!pub)
+        return 0;
+    if (m->tell) {
+        int rc = m->tell(m->tell_arg, gen);
+        if (rc)
+            return rc;
+    }
+    sop__atomic_max(pub, gen);
+    sop__atomic_max(&m->pub_seen, gen);
+    return 0;
+}
+
+/* Adds to a stale table what the folder going stale may lack besides the
+ * failed call (@mf from @off): every open segment's unsynced range.
+ * Returns 1 when the table changed. */
+static int table_from_open_files(sop__mirror *m, sop__mstate *st, sop_file *mf, uint64_t off)
+{
+    int changed = 0;
+    pthread_mutex_lock(&m->fmu);
+    for (sop_file *f = m->files; f; f = f->next) {
+        uint64_t u = atomic_load(&f->unsynced);
+        if (u != NO_OFF && sop__mstate_is_seg(f->name))
+            changed |= sop__mstate_note(st, f->name, u);
+    }
+    pthread_mutex_unlock(&m->fmu);
+    if (mf && off != NO_OFF && sop__mstate_is_seg(mf->name))
+        changed |= sop__mstate_note(st, mf->name, off);
+    return changed;
+}
+
+/* wrlock held: opens the handle of folder @p for every open file that has
+ * none (@mark: remember which, for open_passive_undo). 0 or the first
+ * error. */
+static int open_passive(sop__mirror *m, int p, int mark)
+{
+    int rc = 0;
+    pthread_mutex_lock(&m->fmu);
+    for (sop_file *f = m->files; f && !rc; f = f->next) {
+        if (f->f[p])
+            continue;
+        char path[4096];
+        rc = join(m, p, f->rel, path, sizeof path);
+        if (!rc)
+            rc = m->base->open(m->base, path, f->flags & (SOP_O_READ | SOP_O_RDWR), 0, &f->f[p]);
+        if (rc) {
+            f->f[p] = NULL;
+            why(rc, "cannot open %s", path);
+        } else {
+            f->reopened = mark;
+        }
+    }
+    pthread_mutex_unlock(&m->fmu);
+    return rc;
+}
+
 /* wrlock held, XLOCK_BYTE held: adopts a newer state another process
- * persisted (it failed over, or marked a folder stale). */
+ * persisted (it failed over, marked a folder stale, or reinstated one). */
 static void refresh(sop__mirror *m)
 {
+    int was = m->st.insync;
+    uint64_t gen = m->st.gen;
     for (int i = 0; i < 2; i++) {
         sop__mstate s;
         if (sop__mstate_read(m->base, m->dir[i], i, &s) == 0 && s.gen > m->st.gen)
             m->st = s;
+    }
+    if (m->st.gen == gen)
+        return;
+    if (was && !m->st.insync) {
+        /* what this process wrote to the folder now stale without syncing
+         * it yet may never reach its disk: into the table first, as at a
+         * failover of its own */
+        sop__mstate n = m->st;
+        if (table_from_open_files(m, &n, NULL, NO_OFF)) {
+            n.gen++;
+            if (persist(m, &n, NULL) == 0) {
+                m->st = n;
+                publish(m, n.gen);
+            }
+        }
+    } else if (!was && m->st.insync) {
+        /* reinstated by another: the files opened meanwhile get their
+         * handle there (one that cannot be opened marks it stale again at
+         * its first write) */
+        open_passive(m, 1 - m->st.active, 0);
     }
 }
 
@@ -199,21 +288,6 @@ static void end_change(sop__mirror *m)
 {
     xlock(m, SOP_LOCK_UN);
     pthread_rwlock_unlock(&m->rw);
-}
-
-/* Adds to a stale table what the folder going stale may lack besides the
- * failed call (@mf from @off): every open segment's unsynced range. */
-static void table_from_open_files(sop__mirror *m, sop__mstate *st, sop_file *mf, uint64_t off)
-{
-    pthread_mutex_lock(&m->fmu);
-    for (sop_file *f = m->files; f; f = f->next) {
-        uint64_t u = atomic_load(&f->unsynced);
-        if (u != NO_OFF && sop__mstate_is_seg(f->name))
-            sop__mstate_note(st, f->name, u);
-    }
-    pthread_mutex_unlock(&m->fmu);
-    if (mf && off != NO_OFF && sop__mstate_is_seg(mf->name))
-        sop__mstate_note(st, mf->name, off);
 }
 
 /* Folder @x failed a call that changes or reads data while it was active.
@@ -235,10 +309,19 @@ static int fail_active(sop__mirror *m, int x, sop_file *mf, uint64_t off)
         n.ndirty = 0;
         n.gen++;
         table_from_open_files(m, &n, mf, off);
-        m->st = n; /* the new active serves from now on, even if it cannot record it */
+        m->st = n;
         atomic_fetch_add(&m->failovers, 1);
-        if (persist(m, &n, NULL))
+        if (persist(m, &n, NULL)) {
+            /* unrecorded, the other processes cannot learn it: serving
+             * from it would split the folders between them */
+            atomic_store(&m->broken, 1);
             rc = -1;
+        } else if (publish(m, n.gen)) {
+            /* nothing goes to the new active alone before the others know
+             * (catch_up() tells them again at the next call) */
+            atomic_store(&m->untold, n.gen);
+            rc = -1;
+        }
     }
     end_change(m);
     return rc;
@@ -264,6 +347,8 @@ static int fail_passive(sop__mirror *m, int x, sop_file *mf, uint64_t off)
         m->st = n;
         atomic_fetch_add(&m->failovers, 1);
         rc = persist(m, &n, NULL);
+        if (!rc)
+            publish(m, n.gen); /* best effort: the others' writes to both are harmless */
     }
     end_change(m);
     return rc;
@@ -280,12 +365,45 @@ static int note_stale(sop__mirror *m, const char *name, uint64_t from, uint64_t 
         if (sop__mstate_note(&n, name, from)) {
             n.gen++;
             rc = persist(m, &n, NULL);
-            if (!rc)
+            if (!rc) {
                 m->st = n;
+                publish(m, n.gen);
+            }
         }
     }
     end_change(m);
     return rc;
+}
+
+/* Before every call on the database's files: adopts the state another
+ * process published (it failed over, or marked a folder stale), so that
+ * nothing is read from a folder that stopped receiving writes; refuses to
+ * serve while a failover of this process is not known to the others. One
+ * atomic load when nothing changed. */
+static int catch_up(sop__mirror *m)
+{
+    atomic_uint_fast64_t *pub = atomic_load(&m->pub);
+    if (!pub)
+        return 0;
+    if (atomic_load(&m->broken))
+        return -EIO;
+    if (atomic_load(&m->untold)) {
+        pthread_rwlock_wrlock(&m->rw);
+        uint64_t g = atomic_load(&m->untold);
+        int rc = g ? publish(m, g) : 0;
+        if (!rc)
+            atomic_store(&m->untold, 0);
+        pthread_rwlock_unlock(&m->rw);
+        if (rc)
+            return -EIO; /* as the failover's own call: the folder is failing */
+    }
+    uint64_t g = atomic_load(pub);
+    if (g <= atomic_load(&m->pub_seen))
+        return 0;
+    begin_change(m);
+    end_change(m);
+    sop__atomic_max(&m->pub_seen, g);
+    return 0;
 }
 
 static void note_since(sop__mirror *m, const char *name, uint64_t from)
@@ -329,6 +447,9 @@ static int file_op(sop__mirror *m, sop_file *mf, int op, void *buf, size_t n, ui
 {
     if (mf->kind != K_DATA)
         return base_op(m, mf->f[mf->kind == K_LOCK ? m->lockdir : 0], op, buf, n, off, got, size);
+    int crc = catch_up(m);
+    if (crc)
+        return crc;
     int changes = op == OP_WRITE || op == OP_TRUNC;
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&m->rw);
@@ -508,6 +629,8 @@ static int mv_open(sop_vfs *v, const char *path, int flags, unsigned mode, sop_f
         if (join(m, 0, rel, p[0], sizeof p[0]) || join(m, 1, rel, p[1], sizeof p[1]))
             rc = -ENAMETOOLONG;
         int makes = (flags & (SOP_O_CREATE | SOP_O_TRUNC)) != 0;
+        if (!rc)
+            rc = catch_up(m);
         for (int tries = 0; !rc; tries++) {
             pthread_rwlock_rdlock(&m->rw);
             int a = m->st.active, pa = 1 - a, insync = m->st.insync;
@@ -603,6 +726,9 @@ static int dir_op(sop__mirror *m, int op, const char *rel, const char *rel2, uns
             (rel2 && join(m, i, rel2, q[i], sizeof q[i])))
             return -ENAMETOOLONG;
     const char *target = leaf(rel2 ? rel2 : rel);
+    int crc = catch_up(m);
+    if (crc)
+        return crc;
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&m->rw);
         int a = m->st.active, pa = 1 - a, insync = m->st.insync;
@@ -717,6 +843,9 @@ static int mv_list(sop_vfs *v, const char *dir, int (*fn)(const char *name, void
     char p[2][4096];
     if (join(m, 0, rel, p[0], sizeof p[0]) || join(m, 1, rel, p[1], sizeof p[1]))
         return -ENAMETOOLONG;
+    int crc = catch_up(m);
+    if (crc)
+        return crc;
     for (int tries = 0;; tries++) {
         pthread_rwlock_rdlock(&m->rw);
         int a = m->st.active;
@@ -732,7 +861,8 @@ static int mv_list(sop_vfs *v, const char *dir, int (*fn)(const char *name, void
 
 /* ---- locks and shared memory ---- */
 
-static void at_exclusive_open(sop__mirror *m);
+static void at_exclusive_open(sop__mirror *m, int reconcile_only, int (*go_on)(void *),
+                              void *arg);
 
 static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mode, int wait)
 {
@@ -746,7 +876,7 @@ static int mv_lock(sop_vfs *v, sop_file *mf, uint64_t off, uint64_t len, int mod
     if (mode == SOP_LOCK_EX) {
         /* the engine's first opener, alone, before recovery (shared.h) */
         m->open_done = 1;
-        at_exclusive_open(m);
+        at_exclusive_open(m, 0, NULL, NULL);
     } else if (mode == SOP_LOCK_SH) {
         /* joining processes that have it open: the first opener may have
          * reconciled or reinstated since this layer read the state */
@@ -803,16 +933,24 @@ static void table_from_ckpt(sop__mirror *m, sop__mstate *n)
         n->full = 1;
 }
 
-static void at_exclusive_open(sop__mirror *m)
+/* The first opener, alone (or, with @reconcile_only, a process that
+ * recovered a dead writer's log under the commit lock while others may be
+ * open): reconciles an in-sync passive, reinstates a stale one. */
+static void at_exclusive_open(sop__mirror *m, int reconcile_only, int (*go_on)(void *),
+                              void *arg)
 {
-    pthread_rwlock_wrlock(&m->rw);
+    begin_change(m); /* the state another process left since this layer read it */
+    if (reconcile_only && !m->st.insync) {
+        end_change(m);
+        return;
+    }
     int a = m->st.active, p = 1 - a;
     const char *failed = NULL;
     sop__mcopy_stat cs = {0};
     if (m->st.insync) {
         /* writes a crash let reach one folder only lie after the newest
          * checkpoint: compare from there, copy what differs */
-        sop__mplan plan = {.compare = 1, .use_ckpt = 1};
+        sop__mplan plan = {.compare = 1, .use_ckpt = 1, .go_on = go_on, .go_arg = arg};
         if (sop__mirror_ckpt(m->base, m->dir[a], &plan.ckpt_seg, &plan.ckpt_off) != 0)
             plan.ckpt_seg = 0, plan.ckpt_off = 0;
         int rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan, m->mode, &cs, &failed);
@@ -821,13 +959,15 @@ static void at_exclusive_open(sop__mirror *m)
             n.insync = 0;
             n.gen++;
             table_from_ckpt(m, &n);
-            if (persist(m, &n, NULL) == 0)
+            if (persist(m, &n, NULL) == 0) {
                 m->st = n;
+                publish(m, n.gen);
+            }
             atomic_fetch_add(&m->failovers, 1);
         }
         /* a failing active folder shows in the engine's own reads next */
     } else {
-        sop__mplan plan = {.table = &m->st};
+        sop__mplan plan = {.table = &m->st, .go_on = go_on, .go_arg = arg};
         int rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan, m->mode, &cs, &failed);
         if (!rc) {
             sop__mstate n = m->st;
@@ -836,23 +976,77 @@ static void at_exclusive_open(sop__mirror *m)
             n.ndirty = 0;
             n.gen++;
             int prc = 0;
-            if (persist(m, &n, &prc) == 0 && !prc)
+            if (persist(m, &n, &prc) == 0 && !prc) {
                 m->st = n;
-            else if (prc) { /* keep it stale, with the same table */
+                publish(m, n.gen);
+            } else if (prc) { /* keep it stale, with the same table */
                 m->st.gen += 2;
-                persist(m, &m->st, NULL);
+                if (persist(m, &m->st, NULL) == 0)
+                    publish(m, m->st.gen);
             }
             m->last = cs;
         }
     }
+    end_change(m);
+}
+
+void sop__mirror_open_pass(sop__mirror *m, int reconcile_only, int (*go_on)(void *), void *arg)
+{
+    if (!reconcile_only) {
+        if (m->open_done)
+            return;
+        m->open_done = 1;
+    }
+    at_exclusive_open(m, reconcile_only, go_on, arg);
+}
+
+uint64_t sop__mirror_reread(sop__mirror *m)
+{
+    atomic_uint_fast64_t *pub = atomic_load(&m->pub);
+    uint64_t g = pub ? atomic_load(pub) : 0;
+    begin_change(m);
+    uint64_t gen = m->st.gen;
+    end_change(m);
+    sop__atomic_max(&m->pub_seen, g);
+    return gen;
+}
+
+int sop__mirror_share(sop__mirror *m, atomic_uint_fast64_t *pub, int (*tell)(void *, uint64_t),
+                      void *arg)
+{
+    pthread_rwlock_wrlock(&m->rw);
+    int rc = 0;
+    if (!pub) {
+        atomic_store(&m->pub, NULL);
+        m->tell = NULL;
+        m->tell_arg = NULL;
+    } else {
+        m->tell = tell;
+        m->tell_arg = arg;
+        atomic_store(&m->pub, pub);
+        /* what this opener found (a failover made at open included); a
+         * newer generation already published is adopted at the first call */
+        rc = publish(m, m->st.gen);
+        if (rc) {
+            atomic_store(&m->pub, NULL);
+            why(rc, "cannot publish the replica state's generation %llu",
+                (unsigned long long)m->st.gen);
+        }
+    }
     pthread_rwlock_unlock(&m->rw);
+    return rc;
 }
 
 int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(void *), void *arg)
 {
     if (atomic_exchange(&m->reinstating, 1))
         return why(SOP_EBUSY, "a reinstatement is already running");
-    pthread_rwlock_wrlock(&m->rw);
+    int rc = catch_up(m);
+    if (rc) {
+        atomic_store(&m->reinstating, 0);
+        return why(rc, "a failover of this process is not known to the others");
+    }
+    begin_change(m); /* the persisted state, not this process's view of it */
     int a = m->st.active, p = 1 - a;
     sop__mstate table = m->st;
     int insync = m->st.insync;
@@ -862,7 +1056,7 @@ int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(vo
         atomic_store(&m->catching, 1);
         pthread_mutex_unlock(&m->cmu);
     }
-    pthread_rwlock_unlock(&m->rw);
+    end_change(m);
     if (insync) {
         atomic_store(&m->reinstating, 0);
         return 0;
@@ -871,7 +1065,7 @@ int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(vo
     const char *failed = NULL;
     sop__mcopy_stat cs = {0};
     sop__mplan plan1 = {.table = &table};
-    int rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan1, m->mode, &cs, &failed);
+    rc = sop__mirror_copy(m->base, m->dir[a], m->dir[p], &plan1, m->mode, &cs, &failed);
     if (rc) {
         why(rc, "cannot copy to %s", failed ? failed : "the stale folder");
         goto out;
@@ -883,6 +1077,8 @@ int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(vo
         goto out;
     }
     pthread_rwlock_wrlock(&m->rw);
+    xlock(m, SOP_LOCK_EX);
+    refresh(m);
     if (m->st.active != a || m->st.insync) {
         rc = why(-EIO, "the folders changed roles during the reinstatement");
     } else {
@@ -897,24 +1093,8 @@ int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(vo
             why(rc, "cannot copy to %s", failed ? failed : "the stale folder");
     }
     /* the open files get their handle in the folder that is back */
-    if (!rc) {
-        pthread_mutex_lock(&m->fmu);
-        for (sop_file *f = m->files; f && !rc; f = f->next) {
-            if (f->f[p])
-                continue;
-            char path[4096];
-            rc = join(m, p, f->rel, path, sizeof path);
-            if (!rc)
-                rc = m->base->open(m->base, path, f->flags & (SOP_O_READ | SOP_O_RDWR), 0, &f->f[p]);
-            if (rc) {
-                f->f[p] = NULL;
-                why(rc, "cannot open %s", path);
-            } else {
-                f->reopened = 1;
-            }
-        }
-        pthread_mutex_unlock(&m->fmu);
-    }
+    if (!rc)
+        rc = open_passive(m, p, 1);
     if (!rc) {
         sop__mstate n = m->st;
         n.insync = 1;
@@ -922,19 +1102,20 @@ int sop__mirror_reinstate(sop__mirror *m, int (*lock)(void *), void (*unlock)(vo
         n.ndirty = 0;
         n.gen++;
         int prc = 0;
-        xlock(m, SOP_LOCK_EX);
         rc = persist(m, &n, &prc);
         if (!rc && prc) {
             rc = why(prc, "cannot write the state of %s", m->dir[p]);
             m->st.gen += 2; /* still stale: say so again, above the in-sync copy */
-            persist(m, &m->st, NULL);
+            if (persist(m, &m->st, NULL) == 0)
+                publish(m, m->st.gen);
         } else if (rc) {
             why(rc, "cannot write the state of %s", m->dir[a]);
         } else {
             m->st = n;
+            publish(m, n.gen); /* best effort: no other process is open */
         }
-        xlock(m, SOP_LOCK_UN);
     }
+    xlock(m, SOP_LOCK_UN);
     pthread_mutex_lock(&m->fmu);
     for (sop_file *f = m->files; f; f = f->next) {
         if (rc && f->reopened) { /* the folder stays stale: its handles are not used */
@@ -959,6 +1140,7 @@ out:
 void sop__mirror_status(sop__mirror *m, sop_replica_status *st)
 {
     memset(st, 0, sizeof *st);
+    catch_up(m);
     pthread_rwlock_rdlock(&m->rw);
     st->configured = 1;
     st->active = m->st.active;

@@ -29,8 +29,9 @@
  * known engine bug: combo_gaps.c, probe ec-race). "cluster_combo rotate"
  * runs the same with 1 MiB segments, and then also waits for NEW_SEGS
  * segments created without the deleted drive; it fails intermittently
- * until that bug is fixed. Clustered opens do not reinstate a stale
- * replica (probe open-reinstate), so this test calls sop_db_reinstate().
+ * until that bug is fixed. The fresh handle at the end opens alone, so
+ * it reinstates the stale folder at open; its sop_db_reinstate() then has
+ * nothing left to do (cluster_mirror_procs tests both separately).
  *
  * Exit 0 when every invariant held, 1 otherwise, 77 when redis-server is
  * not installed. Environment: SOP_TEST_TMP.

@@ -3,7 +3,8 @@
  * failover on I/O errors of the active folder, a failing passive marked
  * stale, reinstatement by fast-forward (at open, and online with writers
  * running), both folders failing, power loss under the mirror, and the
- * checks of the state at open (swapped paths, an emptied replica).
+ * checks of the state at open (swapped paths, an emptied replica), and a
+ * failover seen by another process that has the database open.
  *
  * One folder is failed with the prefix fault VFS (tests/support); each
  * folder is verified alone at the end by opening it as a plain database,
@@ -465,6 +466,113 @@ static void test_multiprocess(void **state)
     pfx_vfs_free(pf);
 }
 
+/* How many keys of [from, to) @db sees with their values (no assertion:
+ * for child processes). */
+static uint64_t keys_ok(sop_db *db, uint64_t from, uint64_t to)
+{
+    sop_txn *t;
+    sop_store *s;
+    uint64_t n = 0;
+    if (sop_txn_begin(db, SOP_TXN_READ, 0, &t))
+        return 0;
+    if (sop_store_open(t, "s", &s) == 0) {
+        char key[32], want[VAL_LEN], got[VAL_LEN];
+        for (uint64_t i = from; i < to; i++) {
+            snprintf(key, sizeof key, "k%010llu", (unsigned long long)i);
+            size_t len = 0;
+            make_val(i, want);
+            n += sop_get_copy(s, &(sop_val){key, strlen(key)}, got, sizeof got, &len) == 0 &&
+                 len == VAL_LEN && !memcmp(got, want, VAL_LEN);
+        }
+    }
+    sop_txn_rollback(t);
+    return n;
+}
+
+/* Several processes, and one fails over (replication.md "Several
+ * processes"): the other, whose own I/O works, follows it before its next
+ * call. It reads the commits acknowledged since from the new active folder,
+ * commits and checkpoints there (writing the old one too would be
+ * harmless, reading it is not), and after reopening every acknowledged
+ * commit is there, the folders are brought level and each is sound. Before
+ * the shared generation, the other process went on reading the database
+ * directory: it missed those commits and committed on a stale view. */
+static void test_multiprocess_failover(void **state)
+{
+    (void)state;
+    char d0[1024], d1[1024], p0[1100];
+    dirs("multifail", d0, d1, p0, NULL);
+    sop_vfs *pf = pfx_vfs_new(NULL);
+    sop_db *db;
+    assert_int_equal(open_db(d0, d1, pf, &db), 0);
+    assert_int_equal(put_range(db, 0, 500, 10), 0);
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        sop_db *c;
+        int code = 0;
+        if (open_db(d0, d1, NULL, &c))
+            _exit(2);
+        char b = keys_ok(c, 0, 500) == 500 ? 0 : 3;
+        if (write(up[1], &b, 1) != 1 || read(down[0], &b, 1) != 1)
+            _exit(4);
+        /* the parent failed over and committed [500, 700) meanwhile */
+        uint64_t n = keys_ok(c, 0, 700);
+        sop_replica_status cs;
+        if (n != 700) {
+            fprintf(stderr, "child: sees %llu of the 700 keys acknowledged\n",
+                    (unsigned long long)n);
+            code = 5;
+        } else if (sop_db_replica_status(c, &cs) || cs.active != 1 || cs.in_sync) {
+            code = 6;
+        } else if (put_range(c, 700, 1000, 10) || sop_db_checkpoint(c)) {
+            code = 7;
+        } else if (keys_ok(c, 0, 1000) != 1000) {
+            code = 8;
+        }
+        if (sop_db_close(c) && !code)
+            code = 9;
+        _exit(code);
+    }
+    close(up[1]);
+    close(down[0]);
+    char b = 1;
+    assert_int_equal(read(up[0], &b, 1), 1);
+    assert_int_equal(b, 0);
+    pfx_vfs_arm(pf, 0, p0, PF_WRITE | PF_SYNC | PF_TRUNC, 0, -EIO);
+    assert_int_equal(put_range(db, 500, 700, 10), 0);
+    sop_replica_status st = status(db);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.in_sync, 0);
+    assert_int_equal(write(down[1], "x", 1), 1);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    close(up[0]);
+    close(down[1]);
+    assert_int_equal(verify_range(db, 0, 1000), 1000); /* and the child's commits */
+    assert_int_equal(sop_db_close(db), 0);
+    pfx_vfs_disarm(pf);
+    /* alone, the database directory healthy again: reinstated at open */
+    assert_int_equal(open_db(d0, d1, NULL, &db), 0);
+    st = status(db);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.in_sync, 1);
+    check_clean(db);
+    assert_int_equal(verify_range(db, 0, 1000), 1000);
+    assert_int_equal(sop_db_close(db), 0);
+    assert_identical(d0, d1);
+    verify_alone(d0, 1000);
+    verify_alone(d1, 1000);
+    pfx_vfs_free(pf);
+}
+
 /* Both folders failing: the commit fails (the database panics), and after
  * reopening the transaction is there entirely or not at all. */
 static void test_both_fail(void **state)
@@ -635,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_passive_stale_online_reinstate),
         cmocka_unit_test(test_stale_at_checkpoint),
         cmocka_unit_test(test_multiprocess),
+        cmocka_unit_test(test_multiprocess_failover),
         cmocka_unit_test(test_both_fail),
         cmocka_unit_test(test_powerloss),
         cmocka_unit_test(test_open_states),

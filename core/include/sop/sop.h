@@ -290,11 +290,14 @@ typedef struct sop_db_options {
      *  the segments go to the drives and only the rest is mirrored).
      *  Writes go to the active folder, then the passive; an I/O error on
      *  the active fails over to the passive, one on the passive marks it
-     *  stale until sop_db_reinstate() (or the next open) brings it back
-     *  by fast-forward. The state is kept in replica.state in both
-     *  folders. Give the two paths in the same order at every open.
-     *  map_reads is ignored. Design: docs/design/replication.md. NULL:
-     *  none. Copied. */
+     *  stale until sop_db_reinstate() (or the next open alone) brings it
+     *  back by fast-forward. The state is kept in replica.state in both
+     *  folders; every process that has the database open follows a
+     *  change another one made before its next read or write (through
+     *  shared memory, or in clustered mode through Redis: a failover that
+     *  Redis cannot be told fails with the I/O error that caused it). Give
+     *  the two paths in the same order at every open. map_reads is
+     *  ignored. Design: docs/design/replication.md. NULL: none. Copied. */
     const char *replica_path;
 } sop_db_options;
 
@@ -311,7 +314,11 @@ SOP_API void sop_db_options_init(sop_db_options *o);
  *              explains the failure; close it with sop_db_close().
  *  @return SOP_OK; -EINVAL (bad options); -ENOENT (missing and no
  *          SOP_DB_CREATE); SOP_EBUSY (another process holds it exclusively);
- *          SOP_ECORRUPT; SOP_EVERSION; SOP_EFULL; -EACCES; -EIO; -ENOMEM.
+ *          SOP_ECORRUPT; SOP_EVERSION; SOP_EFULL; -EACCES; -EIO; -ENOMEM;
+ *          SOP_EMISMATCH (with replica_path: the database directory and the
+ *          replica folder given in the other order than before); clustered
+ *          mode: SOP_EREDIS (Redis unreachable or unsuitable, or it could
+ *          not be told the replica state this opener found).
  *  Thread-safe. */
 SOP_API int sop_db_open(const char *path, const sop_db_options *opts, sop_db **dbp);
 
@@ -394,14 +401,19 @@ SOP_API int sop_db_replica_status(sop_db *db, sop_replica_status *st);
  *  missing tail of each segment, the small files whole), then, holding
  *  the commit lock so that no commit lands in between, copies what
  *  changed meanwhile, syncs it and marks it in sync; from then on every
- *  write goes to both folders again. A database opened with a stale but
- *  reachable replica is reinstated at open already. Nothing to do (the
- *  folders are in sync) is SOP_OK.
+ *  write goes to both folders again. A database opened alone (the first
+ *  opener; in clustered mode an opener that finds no other live process
+ *  in Redis) with a stale but reachable replica is reinstated at open
+ *  already. The state persisted in the folders is re-read first, not this
+ *  handle's view of it. Nothing to do (the folders are in sync) is SOP_OK.
  *  @return SOP_OK; -EINVAL (NULL, failed handle, or no replica folder);
- *          SOP_EPANIC; SOP_EBUSY (another process has the database open:
- *          it would not know that the folder is back; reinstate when
- *          alone, or let the next open do it); SOP_EREADONLY; -EIO,
- *          -ENOSPC and the other errors of the stale folder's file system
+ *          SOP_EPANIC; SOP_EBUSY (another process has the database open,
+ *          in clustered mode: another live process is registered in
+ *          Redis; it would not know that the folder is back; reinstate
+ *          when alone, or let the next open do it); clustered mode:
+ *          SOP_EREDIS (Redis unreachable: who is open cannot be told);
+ *          SOP_EREADONLY; -EIO, -ENOSPC and the other errors of the stale
+ *          folder's file system
  *          (the folder stays stale, the database is unaffected; details
  *          in sop_db_errmsg()); an error of the active folder is handled
  *          as by any write (failover, else the panic state); -ENOMEM.
