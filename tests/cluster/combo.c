@@ -23,15 +23,13 @@
  *    deleted and every record still reads and checks clean, so the
  *    rebuilt drive holds real shards.
  *
- * The processes share one segment (64 MiB): with small segments, a
- * process that follows the log while another creates the next segment
- * keeps a partial set of its shards, and panics or reads stale data (a
- * known engine bug: combo_gaps.c, probe ec-race). "cluster_combo rotate"
- * runs the same with 1 MiB segments, and then also waits for NEW_SEGS
- * segments created without the deleted drive; it fails intermittently
- * until that bug is fixed. The fresh handle at the end opens alone, so
- * it reinstates the stale folder at open; its sop_db_reinstate() then has
- * nothing left to do (cluster_mirror_procs tests both separately).
+ * Segments are 1 MiB, so the processes rotate into new segments (shard
+ * files created drive after drive while others follow the log: the
+ * ec-race of combo_regress.c) and the run also waits for NEW_SEGS
+ * segments created without the deleted drive. The fresh handle at the end
+ * opens alone, so it reinstates the stale folder at open (asserted); its
+ * sop_db_reinstate() then has nothing left to do (cluster_mirror_procs
+ * tests both separately).
  *
  * Exit 0 when every invariant held, 1 otherwise, 77 when redis-server is
  * not installed. Environment: SOP_TEST_TMP.
@@ -65,7 +63,7 @@
 #define KEEP 2          /* the drive kept with it at the end (a parity drive) */
 #define WARM 20         /* transfers each process commits before the faults */
 #define AFTER 100       /* and after them, at least */
-#define NEW_SEGS 2      /* rotate: segments created after the drive was deleted */
+#define NEW_SEGS 2      /* segments created after the drive was deleted */
 #define PAD 6000        /* bytes of each process's pad value (a blob) */
 #define DEADLINE_S 120  /* a phase that takes longer has hung */
 
@@ -73,7 +71,6 @@ static tu_redis g_redis;
 static int g_fail;
 static char g_root[512], g_db[600], g_rep[600], g_drv[NDRIVES][600];
 static const char *g_drives[NDRIVES];
-static int g_rotate; /* 1 MiB segments: rotations while the processes run */
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -98,7 +95,7 @@ static void opts_for(sop_db_options *o, sop_vfs *vfs)
     o->mode = SOP_CLUSTERED;
     o->redis_url = g_redis.url;
     o->lease_ms = LEASE_MS;
-    o->segment_bytes = g_rotate ? 1u << 20 : 64u << 20;
+    o->segment_bytes = 1u << 20;
     o->checkpoint_bytes = 256u << 10; /* checkpoints too: they write the mirrored files */
     o->drives = g_drives;
     o->ndrives = NDRIVES;
@@ -554,16 +551,16 @@ static int run_workers(long *acked)
                     m.injected, now_s() - t0);
         }
         tell_all(w, 'M');
-        /* every process commits AFTER more (rotate: and segments are
-         * created without the deleted drive) */
-        while (!bad && (after < NPROC || (g_rotate && last_seg(0) < seg0 + NEW_SEGS))) {
+        /* every process commits AFTER more, and segments are created
+         * without the deleted drive */
+        while (!bad && (after < NPROC || last_seg(0) < seg0 + NEW_SEGS)) {
             /* the drive folder is looked at every 20 ms meanwhile */
             msg m = recv_msg(&c, after < NPROC ? deadline : now_s() + 0.02);
             after += m.what == M_AFTER;
             bad += m.what < 0 || (m.what == 0 && now_s() >= deadline);
         }
         CHECK(!bad, "after the faults: %d of %d workers committed %d transfers, segment %u "
-              "(want %u)", after, NPROC, AFTER, last_seg(0), g_rotate ? seg0 + NEW_SEGS : 0);
+              "(want %u)", after, NPROC, AFTER, last_seg(0), seg0 + NEW_SEGS);
     }
     tell_all(w, 'S');
     for (int i = 0; i < NPROC; i++)
@@ -633,8 +630,8 @@ static void run_combo(void)
         return;
     verify(db, "after the run", acked);
     sop_replica_status st;
-    CHECK(sop_db_replica_status(db, &st) == 0 && st.configured && st.active == 1,
-          "reopened: active %d", st.active);
+    CHECK(sop_db_replica_status(db, &st) == 0 && st.configured && st.active == 1 && st.in_sync,
+          "reopened alone: active %d, in sync %d (the open reinstates)", st.active, st.in_sync);
     fprintf(stderr, "combo: reopened: folder %d active, in sync %d\n", st.active, st.in_sync);
     rc = sop_db_reinstate(db);
     CHECK(rc == 0, "reinstate: %s (%s)", sop_strerror(rc), sop_db_errmsg(db));
@@ -684,7 +681,7 @@ static void run_combo(void)
             now_s() - t0);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a worker that died closes its command pipe */
     int rc = tu_redis_start(&g_redis, "redis");
@@ -696,7 +693,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot start redis-server\n");
         return 1;
     }
-    g_rotate = argc > 1 && !strcmp(argv[1], "rotate");
     run_combo();
     tu_redis_kill(&g_redis);
     fprintf(stderr, "combo: %s\n", g_fail ? "FAILED" : "ok");
