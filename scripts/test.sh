@@ -26,14 +26,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 echo "== concurrency suites under ThreadSanitizer"
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DSOP_SANITIZE=thread -DSOP_WERROR=ON \
       -DSOP_TESTING=ON >/dev/null
-cmake --build build/tsan -j"$jobs" --target bank anomalies test_cache vector_optimize cluster \
-      cluster_combo
+tsan_tests="bank anomalies test_cache vector_optimize replica cluster cluster_combo cluster_combo_regress
+            cluster_mirror_procs cluster_ec_race"
+cmake --build build/tsan -j"$jobs" --target $tsan_tests
 # OpenBLAS synchronises its worker threads with its own spin-waits, which
 # ThreadSanitizer cannot see: one BLAS thread under TSan. The clustered-mode
 # tests (each process's heartbeat thread, the EC layer's sync threads, the
-# mirror's locks) take about 20 s here.
+# mirror's locks, the replica's state generation) take about a minute.
 (cd build/tsan && TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1} OPENBLAS_NUM_THREADS=1 \
-    ctest --output-on-failure -R '^(bank|anomalies|test_cache|vector_optimize|cluster|cluster_combo)$')
+    ctest --output-on-failure -R "^($(echo $tsan_tests | tr ' ' '|'))\$")
 
 echo "== Release build (-O3, assertions off: NDEBUG), the whole suite again"
 # what users run: optimisation and NDEBUG change timing and code paths
