@@ -10,7 +10,8 @@
 #               delete, search) and the knowledge-base load
 #   oom         the Nth allocation fails, for every N, in every layer
 #   fuzz        every libFuzzer target of tests/fuzz (scripts/fuzz.sh):
-#               10 s each with --quick, 600 s each in the full run
+#               10 s each with --quick, 600 s each in the full run, as
+#               many at a time as there are cores
 #               (SOP_FUZZ_SECONDS overrides); a crash fails the run
 #   mutants     deliberately broken builds (SOP_TESTING switches) that the
 #               suite meant to catch them must catch: the commit sync
@@ -62,7 +63,7 @@ grep -q '^oom: [0-9]* cases' "$out" || { echo "oom: no summary (see $b/oom.log)"
 # fuzzing: its own clang build in build/fuzz; "fuzz <target>: <execs> execs, <crashes> crashes"
 if [ $quick = 1 ]; then fsecs=${SOP_FUZZ_SECONDS:-10}; else fsecs=${SOP_FUZZ_SECONDS:-600}; fi
 rm -f build/fuzz/fuzz.json
-scripts/fuzz.sh --seconds "$fsecs" >"$b/fuzz.log" 2>&1 || status=1
+scripts/fuzz.sh --seconds "$fsecs" --jobs "$(nproc)" >"$b/fuzz.log" 2>&1 || status=1
 [ -s build/fuzz/fuzz.json ] || { echo "fuzz: no report (see $b/fuzz.log)" >&2; status=1; }
 fuzz_lines=$(grep -E '^fuzz [a-z]+: [0-9]+ execs, [0-9]+ crashes$' "$b/fuzz.log" || true)
 fuzz_targets=$(printf '%s\n' "$fuzz_lines" | grep -c . || true)

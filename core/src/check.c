@@ -145,6 +145,10 @@ static int check_store(const char *name, void *arg)
     chk *k = arg;
     sop_store *s;
     k->store = name;
+    if (!sop__valid_name(name, SOP_STORE_NAME_MAX)) { /* no store was created so */
+        problem(k, "catalog: an entry whose key is not a valid store name");
+        return 0;
+    }
     int rc = sop_store_open(k->txn, name, &s);
     if (rc == SOP_ECORRUPT || rc == SOP_ENOCMP) {
         problem(k, "store %s: %s", name, sop_db_errmsg(k->db));
@@ -242,7 +246,7 @@ int sop_db_check(sop_db *db, sop_check_fn fn, void *ctx, uint64_t *problems)
     k.store = "(catalog)";
     rc = walk(&k, &cat, SOP__CATALOG_ROOT, 0, NULL, 0, NULL, 0);
     if (!rc)
-        rc = sop_store_list(k.txn, check_store, &k);
+        rc = sop__store_list_all(k.txn, check_store, &k);
     if (!rc) {
         /* every live handle reached, and its image valid */
         uint64_t snap = k.txn->snap;

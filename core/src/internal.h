@@ -239,6 +239,9 @@ int sop__bytes_cmp(void *ctx, const void *a, size_t alen, const void *b, size_t 
 /* 1 when @name is 1..@max bytes of [A-Za-z0-9_.-] not starting with '.'
  * (the rule of store names, also used by the upper layers' names). */
 int sop__valid_name(const char *name, size_t max);
+/* sop_store_list() that hands a catalog entry whose key is not a valid
+ * store name to @fn as "" instead of failing (for sop_db_check). */
+int sop__store_list_all(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx);
 int sop__ukey_cmp(const sop_store *s, const void *a, size_t alen, const void *b, size_t blen);
 #define SOP__DUP_SUFFIX 8
 #define SOP__IKEY_MAX (SOP__KEY_MAX + SOP__DUP_SUFFIX)

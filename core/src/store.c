@@ -511,7 +511,10 @@ int sop_store_remove(sop_txn *txn, const char *name)
     return 0;
 }
 
-int sop_store_list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx)
+/* The catalog's entries in order. An entry whose key is not a valid store
+ * name (a damaged catalog: no store is created so) is SOP_ECORRUPT, or
+ * with @lenient reaches @fn as "" (the integrity check reports it). */
+static int list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx, int lenient)
 {
     int rc = sop__txn_check(txn, 0);
     if (rc)
@@ -528,15 +531,30 @@ int sop_store_list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *c
         uint32_t klen, vlen;
         uint8_t vf;
         sop__bt_item(&c, &k, &klen, &v, &vlen, &vf);
-        if (klen > SOP_STORE_NAME_MAX)
-            return sop__txn_fail(txn, sop__err(txn->db, SOP_ECORRUPT, "catalog key too long"));
-        memcpy(name, k, klen);
-        name[klen] = 0;
-        int r = fn(name, ctx);
+        int ok = klen <= SOP_STORE_NAME_MAX;
+        if (ok) {
+            memcpy(name, k, klen);
+            name[klen] = 0;
+            ok = strlen(name) == klen && sop__valid_name(name, SOP_STORE_NAME_MAX);
+        }
+        if (!ok && !lenient)
+            return sop__txn_fail(txn, sop__err(txn->db, SOP_ECORRUPT,
+                                               "catalog: an entry whose key is not a store name"));
+        int r = fn(ok ? name : "", ctx);
         if (r)
             return r;
     }
     return rc == SOP_ENOTFOUND ? 0 : sop__txn_fail(txn, rc);
+}
+
+int sop_store_list(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx)
+{
+    return list(txn, fn, ctx, 0);
+}
+
+int sop__store_list_all(sop_txn *txn, int (*fn)(const char *name, void *ctx), void *ctx)
+{
+    return list(txn, fn, ctx, 1);
 }
 
 static int store_check(sop_store *s, int write)
