@@ -278,7 +278,10 @@ static int load(sop_db *db, int first)
     int rc = best_ckpt(db, &best, &found);
     if (rc)
         return rc;
-    rc = sop__reg_open(&db->reg, db->vfs, db->path, db->opt.file_mode, create, first, db);
+    /* the first opener repairs what the checkpoint after the newest
+     * record may have torn (none before: the first checkpoint) */
+    uint64_t repair_upto = first ? (found ? best.no : 0) + 1 : 0;
+    rc = sop__reg_open(&db->reg, db->vfs, db->path, db->opt.file_mode, create, repair_upto, db);
     db->reg_open = 1;
     if (rc)
         return rc;
@@ -317,6 +320,19 @@ static int load(sop_db *db, int first)
                          atomic_load(&db->csn), sop__apply_rec, db, db);
     if (rc)
         return rc;
+    /* Every handle in the registry file was written by a checkpoint after
+     * the log was synced up to its commit, and replay goes on from the
+     * newest checkpoint record to the end of the log: it reaches every
+     * such commit. A handle newer than the last commit replayed was not
+     * made by this log (a registry or double-write file of another
+     * database, or a log cut or lost before the checkpoint's position):
+     * it would be hidden from every snapshot until new commits reused its
+     * commit number, and then appear, so the files are refused now. */
+    if (first && db->reg.file_csn > atomic_load(&db->csn))
+        return sop__err(db, SOP_ECORRUPT, "registry: id %llu has commit %llu, but the log ends "
+                        "at commit %llu", (unsigned long long)db->reg.file_csn_id,
+                        (unsigned long long)db->reg.file_csn,
+                        (unsigned long long)atomic_load(&db->csn));
     sop__atomic_max(&db->shm->next_id, db->reg.next_id);
     db->applied_tail = sop__tail_pack(db->log.cur, db->log.end);
     return 0;

@@ -90,8 +90,13 @@ static int grow_blocks(sop__registry *r, uint64_t need)
 
 /* Applies a complete, valid double-write file in place (an interrupted
  * checkpoint); ignores an incomplete one (its checkpoint never started the
- * in-place writes). */
-static int apply_dw(sop__registry *r, const sop_db *db)
+ * in-place writes), and one of a checkpoint after @upto or with a block
+ * image of another checkpoint than its header's: no checkpoint of this
+ * database's history wrote it (checkpoint N writes the file only after
+ * record N - 1 is durable, and stamps N in the header and every block),
+ * and its blocks would put in the registry handles that no commit of the
+ * log made. */
+static int apply_dw(sop__registry *r, uint64_t upto, const sop_db *db)
 {
     sop_file *f;
     int rc = r->vfs->open(r->vfs, r->dw_path, SOP_O_RDWR, 0, &f);
@@ -110,6 +115,9 @@ static int apply_dw(sop__registry *r, const sop_db *db)
     if (got < DW_HDR || sop__get32(hdr + 4) != DW_MAGIC ||
         sop__get32(hdr) != sop__crc32c(hdr + 4, DW_HDR - 4, 0))
         goto done; /* torn or empty: ignore */
+    uint64_t no = sop__get64(hdr + 8);
+    if (!no || no > upto)
+        goto done; /* not of this history: ignore */
     uint32_t count = sop__get32(hdr + 16);
     img = sop__malloc(SOP__REG_BLOCK);
     if (!img) {
@@ -125,6 +133,8 @@ static int apply_dw(sop__registry *r, const sop_db *db)
         }
         if (got < SOP__REG_BLOCK || sop__get32(img) != sop__crc32c(img + 4, SOP__REG_BLOCK - 4, 0))
             goto done; /* incomplete: its checkpoint never wrote in place */
+        if (sop__get64(img + 8) != no)
+            goto done; /* not what checkpoint @no wrote: ignore */
     }
     for (uint32_t i = 0; i < count; i++) {
         rc = r->vfs->read(r->vfs, f, img, SOP__REG_BLOCK, DW_HDR + (uint64_t)i * SOP__REG_BLOCK, &got);
@@ -160,7 +170,7 @@ static char *join(const char *dir, const char *name)
 }
 
 int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode, int create,
-                  int repair, const sop_db *db)
+                  uint64_t repair_upto, const sop_db *db)
 {
     memset(r, 0, sizeof *r);
     r->vfs = vfs;
@@ -173,7 +183,7 @@ int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode
     int rc = vfs->open(vfs, r->path, SOP_O_RDWR | (create ? SOP_O_CREATE : 0), mode, &r->file);
     if (rc)
         return sop__err(db, rc, "cannot open %s", r->path);
-    if (repair && (rc = apply_dw(r, db)) != 0)
+    if (repair_upto && (rc = apply_dw(r, repair_upto, db)) != 0)
         return rc;
     uint64_t size;
     rc = vfs->size(vfs, r->file, &size);
@@ -202,6 +212,10 @@ int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode
             uint64_t id = b * SOP__REG_PER_BLOCK + (uint64_t)i;
             if (h->version && id + 1 > r->next_id)
                 r->next_id = id + 1;
+            if (h->version && h->csn > r->file_csn) {
+                r->file_csn = h->csn;
+                r->file_csn_id = id;
+            }
         }
     }
     sop__free(buf);

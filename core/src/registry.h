@@ -67,12 +67,21 @@ typedef struct sop__registry {
     uint64_t *free_ids; /* reusable ids */
     size_t nfree, cap_free;
     uint64_t live;     /* live handles */
+    /* the newest csn of a handle loaded from the file, and its id:
+     * recovery checks that the log reaches it (db.c load) */
+    uint64_t file_csn, file_csn_id;
 } sop__registry;
 
-/* Loads the registry; @repair: first opener, applies a complete double-write
- * file left by an interrupted checkpoint. */
+/* Loads the registry. @repair_upto (first opener; 0: none) is the
+ * checkpoint number that may have been interrupted: the newest valid
+ * checkpoint record's plus one (1 when there is none). A complete
+ * double-write file of that checkpoint or an earlier one is applied in
+ * place first (it holds the latest images of its blocks); one that claims
+ * a later checkpoint, or whose block images are not all of the checkpoint
+ * its header names, was not written in this history of the database and
+ * is ignored, like a torn one. Sets file_csn. */
 int sop__reg_open(sop__registry *r, sop_vfs *vfs, const char *dir, unsigned mode, int create,
-                  int repair, const sop_db *db);
+                  uint64_t repair_upto, const sop_db *db);
 void sop__reg_close(sop__registry *r);
 /* Handle of @id (all-zero if never written). Thread-safe. */
 sop__handle sop__reg_get(sop__registry *r, uint64_t id);

@@ -5,8 +5,9 @@
  * Feeds: the input as packed files (fuzz_util.h): kind 0 the "registry"
  * file, kind 1 "registry.dw"; a file flagged FZ_FIX_CRC gets its
  * checksums recomputed first, so that the fuzzer reaches what lies behind
- * them. Loaded as the first opener does (repair on). A registry.dw that
- * claims blocks past FZ_ID_LIMIT is skipped (fuzz_util.h).
+ * them. Loaded as the first opener does (repair on; a double-write file of
+ * any checkpoint number qualifies). A registry.dw that claims blocks past
+ * FZ_ID_LIMIT is skipped (fuzz_util.h).
  * Checks: only the documented codes; after a load, the live count and the
  * free list agree with the handles, and a checkpoint of a changed handle
  * followed by a reload gives back exactly the handles held in memory.
@@ -31,7 +32,7 @@ static int id_chunk(void *arg, uint64_t n, uint64_t *first)
 
 static int reg_open(sop__registry *r, const char *dir)
 {
-    int rc = sop__reg_open(r, sop_vfs_posix(), dir, 0600, 0, 1, NULL);
+    int rc = sop__reg_open(r, sop_vfs_posix(), dir, 0600, 0, UINT64_MAX, NULL);
     FZ_EXPECT("sop__reg_open", rc, SOP_OK, SOP_ECORRUPT, -ENOENT, -ENOMEM, -EIO, SOP_EFULL);
     r->id_chunk = id_chunk;
     return rc;
