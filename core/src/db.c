@@ -273,8 +273,8 @@ static int best_ckpt(sop_db *db, ckpt *out, int *found)
 static int load(sop_db *db, int first)
 {
     int create = (db->opt.flags & SOP_DB_CREATE) && !(db->opt.flags & SOP_DB_RDONLY);
-    ckpt best;
-    int found;
+    ckpt best = {0};
+    int found = 0;
     int rc = best_ckpt(db, &best, &found);
     if (rc)
         return rc;
