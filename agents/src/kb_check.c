@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "mem.h"
+#include "printable.h"
 #include "sop/agent.h"
 #include "sop/search.h"
 #include "sop/vector.h"
@@ -63,29 +64,6 @@ static void text_problem(const char *msg, void *ctx)
         k->fn(line, k->ctx);
 }
 
-static const char *show(char out[300], const void *id, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = id;
-    size_t o = 0;
-    for (size_t i = 0; i < n && i < 64; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
-            out[o++] = (char)p[i];
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[p[i] >> 4];
-            out[o++] = hex[p[i] & 15];
-        }
-    }
-    if (n > 64) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Damage met by a read is a problem; anything else ends the check. */
 static int soft(kck *k, int rc, const char *what)
 {
@@ -126,13 +104,13 @@ static int check_config(kck *k)
 /* The record @key -> @val against the two indexes. */
 static int check_record(kck *k, const sop_val *key, const sop_val *val)
 {
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     const uint8_t *p = val->data;
     if (key->size == 0 || key->size > SOP_KB_ID_MAX) {
         bad(k, "a record with an id of %zu bytes", key->size);
         return 0;
     }
-    show(s, key->data, key->size);
+    sop__printable(s, key->data, key->size);
     if (((const char *)key->data)[0] == '\0') {
         bad(k, "unknown key '%s' in its record store", s);
         return 0;
@@ -218,18 +196,18 @@ static int scan_records(kck *k)
 static int text_doc(const uint8_t *id, size_t len, void *ctx)
 {
     kck *k = ctx;
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     sop_val key = {id, len}, val;
     int rc = sop_get(k->recs, &key, &val);
     if (rc == SOP_ENOTFOUND)
-        bad(k, "its text index holds document '%s', which is not a record", show(s, id, len));
+        bad(k, "its text index holds document '%s', which is not a record", sop__printable(s, id, len));
     return rc == SOP_ENOTFOUND ? 0 : soft(k, rc, "reading a record");
 }
 
 /* Every live item of the vector store must be a record. */
 static int scan_vectors(kck *k, const char *vn)
 {
-    char sn[SOP_STORE_NAME_MAX + 1], s[300];
+    char sn[SOP_STORE_NAME_MAX + 1], s[SOP__PRINTABLE_MAX];
     snprintf(sn, sizeof sn, "%s.vec.content", vn);
     sop_store *content;
     sop_cursor *c = NULL;
@@ -252,7 +230,7 @@ static int scan_vectors(kck *k, const char *vn)
         }
         sop_val rk = {id, idl}, rv;
         if (!rc && (rc = sop_get(k->recs, &rk, &rv)) == SOP_ENOTFOUND) {
-            bad(k, "its vector store holds '%s', which is not a record", show(s, id, idl));
+            bad(k, "its vector store holds '%s', which is not a record", sop__printable(s, id, idl));
             rc = 0;
         }
         if (rc && (rc = soft(k, rc, "reading the vector store")))

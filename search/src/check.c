@@ -24,6 +24,7 @@
 #include "err.h"
 #include "mem.h"
 #include "postings.h"
+#include "printable.h"
 #include "textidx.h"
 
 typedef struct tdoc {
@@ -73,30 +74,6 @@ static void bad(tck *k, const char *fmt, ...)
         k->fn(line, k->ctx);
 }
 
-/* A printable form of an id or term (at most 64 bytes of it). */
-static const char *show(char out[300], const void *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = s;
-    size_t o = 0;
-    for (size_t i = 0; i < n && i < 64; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
-            out[o++] = (char)p[i];
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[p[i] >> 4];
-            out[o++] = hex[p[i] & 15];
-        }
-    }
-    if (n > 64) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
-}
-
 static uint64_t id_hash(const uint8_t *p, size_t n)
 {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -139,13 +116,13 @@ static int term_at(tck *k, const uint8_t *t, size_t len, uint32_t *ti)
 /* Pass 1: a record's length and terms, into the recomputed figures. */
 static int rec_pass1(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, size_t len)
 {
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     uint32_t di;
     int rc = tx_bag_put_idx(&k->docs, (const char *)id, idl, 1, &di);
     if (rc)
         return rc;
     if (k->docs.terms[di].n > 1) {
-        bad(k, "document '%s' has two records", show(s, id, idl));
+        bad(k, "document '%s' has two records", sop__printable(s, id, idl));
         return 0;
     }
     if (di >= k->dcap) {
@@ -160,7 +137,7 @@ static int rec_pass1(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
     uint64_t dl, n;
     if (tx_get_varint(rec, len, &off, &dl) || tx_get_varint(rec, len, &off, &n) ||
         dl > UINT32_MAX || n > len) {
-        bad(k, "the record of document '%s' does not decode", show(s, id, idl));
+        bad(k, "the record of document '%s' does not decode", sop__printable(s, id, idl));
         return 0;
     }
     k->dv[di].dl = (uint32_t)dl;
@@ -171,22 +148,22 @@ static int rec_pass1(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
     for (uint64_t i = 0; i < n; i++) {
         uint64_t tl;
         if (tx_get_varint(rec, len, &off, &tl) || tl == 0 || tl > TX_TERM_MAX || tl > len - off) {
-            bad(k, "the record of document '%s' does not decode", show(s, id, idl));
+            bad(k, "the record of document '%s' does not decode", sop__printable(s, id, idl));
             return 0;
         }
         const uint8_t *term = rec + off;
         off += tl;
         if (memchr(term, PB_SINGLE, tl) || memchr(term, PB_BLOCK, tl)) {
             bad(k, "the record of document '%s' lists a term with a 0x00 or 0x01 byte",
-                show(s, id, idl));
+                sop__printable(s, id, idl));
             continue;
         }
         uint32_t x;
         if ((rc = tx_bag_put_idx(&k->rec_terms, (const char *)term, tl, 1, &x)))
             return rc;
         if (k->rec_terms.terms[x].n > 1) {
-            bad(k, "the record of document '%s' lists term '%s' twice", show(s, id, idl),
-                show(s2, term, tl));
+            bad(k, "the record of document '%s' lists term '%s' twice", sop__printable(s, id, idl),
+                sop__printable(s2, term, tl));
             continue;
         }
         uint32_t ti;
@@ -197,7 +174,7 @@ static int rec_pass1(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
         k->dv[di].nterms++;
     }
     if (off != len)
-        bad(k, "the record of document '%s' has %zu bytes after its terms", show(s, id, idl),
+        bad(k, "the record of document '%s' has %zu bytes after its terms", sop__printable(s, id, idl),
             len - off);
     return 0;
 }
@@ -205,7 +182,7 @@ static int rec_pass1(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
 /* Pass 2 (the diff): the record's bad terms against their postings. */
 static int rec_pass2(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, size_t len)
 {
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     uint8_t key[TX_PKEY_MAX];
     size_t off = 0;
     uint64_t dl, n;
@@ -226,8 +203,8 @@ static int rec_pass2(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
         if (tx_bag_find(&k->pairs, (const char *)key, tl + 1 + idl, &pi))
             k->pairs.terms[pi].n = 0; /* matched */
         else
-            bad(k, "document '%s' lists term '%s', which has no posting of it", show(s, id, idl),
-                show(s2, term, tl));
+            bad(k, "document '%s' lists term '%s', which has no posting of it", sop__printable(s, id, idl),
+                sop__printable(s2, term, tl));
     }
     return 0;
 }
@@ -241,13 +218,13 @@ static int on_record(tck *k, const uint8_t *id, size_t idl, const uint8_t *rec, 
 static int doc_block(tck *k, const sop_val *key, const sop_val *val, uint8_t *prev,
                      size_t *prevlen)
 {
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     const uint8_t *first = (const uint8_t *)key->data + 1;
     size_t firstlen = key->size - 1;
     int rc = dr_block_decode(&k->dc, val);
     if (rc == -1) {
         if (k->pass == 1)
-            bad(k, "the document block at '%s' does not decode", show(s, first, firstlen));
+            bad(k, "the document block at '%s' does not decode", sop__printable(s, first, firstlen));
         return 0;
     }
     if (rc)
@@ -259,21 +236,21 @@ static int doc_block(tck *k, const sop_val *key, const sop_val *val, uint8_t *pr
         if (dr_entry_next(k->dc.raw, k->dc.rawlen, &off, id, &idl, &rec, &rl)) {
             if (k->pass == 1)
                 bad(k, "the document block at '%s': entry %u does not decode",
-                    show(s, first, firstlen), i);
+                    sop__printable(s, first, firstlen), i);
             return 0;
         }
         if (k->pass == 1) {
             if (i == 0 && tx_id_cmp(id, idl, first, firstlen) != 0)
-                bad(k, "the document block at '%s' starts with another id", show(s, first, firstlen));
+                bad(k, "the document block at '%s' starts with another id", sop__printable(s, first, firstlen));
             if (*prevlen && tx_id_cmp(prev, *prevlen, id, idl) >= 0)
-                bad(k, "document '%s' is out of order in the document blocks", show(s, id, idl));
+                bad(k, "document '%s' is out of order in the document blocks", sop__printable(s, id, idl));
         }
         memcpy(prev, id, idl);
         *prevlen = idl;
         rc = on_record(k, id, idl, rec, rl);
     }
     if (!rc && off != k->dc.rawlen && k->pass == 1)
-        bad(k, "the document block at '%s' has bytes after its entries", show(s, first, firstlen));
+        bad(k, "the document block at '%s' has bytes after its entries", sop__printable(s, first, firstlen));
     return rc;
 }
 
@@ -286,7 +263,7 @@ static int walk_records(tck *k)
         return rc;
     uint8_t prev[SOP_TEXT_ID_MAX];
     size_t prevlen = 0; /* the last id of the blocks so far */
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     for (rc = sop_cursor_first(c); rc == 0; rc = sop_cursor_next(c)) {
         sop_val key, val;
         if ((rc = sop_cursor_get(c, &key, &val)))
@@ -295,7 +272,7 @@ static int walk_records(tck *k)
         if (key.size < 2 || key.size > 1 + SOP_TEXT_ID_MAX || kb[0] > DR_BLOCK) {
             if (k->pass == 1)
                 bad(k, "a document key '%s' that is neither a record nor a block",
-                    show(s, kb, key.size));
+                    sop__printable(s, kb, key.size));
             continue;
         }
         if (kb[0] == DR_SINGLE)
@@ -316,7 +293,7 @@ static int walk_records(tck *k)
 static int on_posting(tck *k, const uint8_t *term, size_t tl, const uint8_t *id, size_t idl,
                       uint32_t tf, uint32_t dl)
 {
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     uint32_t ti, di;
     int rc = term_at(k, term, tl, &ti);
     if (rc)
@@ -324,17 +301,17 @@ static int on_posting(tck *k, const uint8_t *term, size_t tl, const uint8_t *id,
     k->tv[ti].df_post++;
     k->tv[ti].fp_post += id_hash(id, idl);
     if (!tx_bag_find(&k->docs, (const char *)id, idl, &di)) {
-        bad(k, "posting of term '%s' for document '%s', which has no record", show(s, term, tl),
-            show(s2, id, idl));
+        bad(k, "posting of term '%s' for document '%s', which has no record", sop__printable(s, term, tl),
+            sop__printable(s2, id, idl));
         return 0;
     }
     tdoc *d = &k->dv[di];
     if (dl != d->dl)
         bad(k, "the posting of term '%s' for document '%s' says length %u, the record %u",
-            show(s, term, tl), show(s2, id, idl), dl, d->dl);
+            sop__printable(s, term, tl), sop__printable(s2, id, idl), dl, d->dl);
     else if (tf > d->dl)
         bad(k, "the posting of term '%s' for document '%s' has frequency %u, above its length %u",
-            show(s, term, tl), show(s2, id, idl), tf, d->dl);
+            sop__printable(s, term, tl), sop__printable(s2, id, idl), tf, d->dl);
     d->npost++;
     if (!memchr(term, ':', tl))
         d->tfsum += tf;
@@ -345,32 +322,32 @@ static int on_posting(tck *k, const uint8_t *term, size_t tl, const uint8_t *id,
 static int post_block(tck *k, const uint8_t *term, size_t tl, const uint8_t *first,
                       size_t firstlen, const sop_val *val, uint8_t *prev, size_t *prevlen)
 {
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     pb_block *b = &k->blk;
     int rc = pb_block_decode(b, val->data, val->size);
     if (rc == -1) {
-        bad(k, "the postings block of term '%s' at '%s' does not decode", show(s, term, tl),
-            show(s2, first, firstlen));
+        bad(k, "the postings block of term '%s' at '%s' does not decode", sop__printable(s, term, tl),
+            sop__printable(s2, first, firstlen));
         return 0;
     }
     if (rc)
         return rc;
     if (tx_id_cmp(PB_ID(b, 0), PB_IDLEN(b, 0), first, firstlen) != 0)
-        bad(k, "the postings block of term '%s' at '%s' starts with another id", show(s, term, tl),
-            show(s2, first, firstlen));
+        bad(k, "the postings block of term '%s' at '%s' starts with another id", sop__printable(s, term, tl),
+            sop__printable(s2, first, firstlen));
     for (uint32_t i = 0; i < b->n && !rc; i++) {
         const uint8_t *id = PB_ID(b, i);
         size_t idl = PB_IDLEN(b, i);
         if (*prevlen && tx_id_cmp(prev, *prevlen, id, idl) >= 0) {
             bad(k, "the postings blocks of term '%s' overlap or are out of order at '%s'",
-                show(s, term, tl), show(s2, id, idl));
+                sop__printable(s, term, tl), sop__printable(s2, id, idl));
             continue;
         }
         memcpy(prev, id, idl);
         *prevlen = idl;
         if (tx_bag_has(&k->singles, (const char *)id, idl)) {
             bad(k, "document '%s' has two postings of term '%s' (single and in a block)",
-                show(s, id, idl), show(s2, term, tl));
+                sop__printable(s, id, idl), sop__printable(s2, term, tl));
             continue;
         }
         rc = on_posting(k, term, tl, id, idl, b->tf[i], b->dl[i]);
@@ -408,7 +385,7 @@ static int walk_postings(tck *k)
         return rc;
     uint8_t cur[TX_TERM_MAX], prev[SOP_TEXT_ID_MAX];
     size_t curlen = 0, prevlen = 0;
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     for (rc = sop_cursor_first(c); rc == 0; rc = sop_cursor_next(c)) {
         sop_val key, val;
         if ((rc = sop_cursor_get(c, &key, &val)))
@@ -416,7 +393,7 @@ static int walk_postings(tck *k)
         const uint8_t *kb = key.data;
         size_t tl = key_term(kb, key.size);
         if (!tl) {
-            bad(k, "a postings key '%s' without a term and an id", show(s, kb, key.size));
+            bad(k, "a postings key '%s' without a term and an id", sop__printable(s, kb, key.size));
             continue;
         }
         if (tl != curlen || memcmp(kb, cur, tl) != 0) { /* the next term */
@@ -431,7 +408,7 @@ static int walk_postings(tck *k)
             uint32_t tf, dl, x;
             if (single_value(&val, &tf, &dl)) {
                 bad(k, "the posting of term '%s' for document '%s' does not decode",
-                    show(s, kb, tl), show(s2, id, idl));
+                    sop__printable(s, kb, tl), sop__printable(s2, id, idl));
                 continue;
             }
             if ((rc = tx_bag_put_idx(&k->singles, (const char *)id, idl, 0, &x)) ||
@@ -497,7 +474,7 @@ static int diff_bad_terms(tck *k)
     k->pass = 2;
     if (!rc)
         rc = walk_records(k);
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     uint32_t di;
     for (size_t i = 0; i < k->pairs.n && !rc; i++) {
         const tx_term *p = &k->pairs.terms[i];
@@ -509,7 +486,7 @@ static int diff_bad_terms(tck *k)
         if (tx_bag_find(&k->docs, (const char *)z + 1, p->len - tl - 1, &di)) /* else reported */
             bad(k, "the posting of term '%s' for document '%s': the document does not list the "
                 "term",
-                show(s, key, tl), show(s2, z + 1, p->len - tl - 1));
+                sop__printable(s, key, tl), sop__printable(s2, z + 1, p->len - tl - 1));
     }
     return rc;
 }
@@ -530,7 +507,7 @@ static int walk_term_counters(tck *k)
     int rc = sop_cursor_open(k->t->term, &c);
     if (rc)
         return rc;
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     for (rc = sop_cursor_first(c); rc == 0; rc = sop_cursor_next(c)) {
         sop_val key, val;
         int64_t x;
@@ -540,13 +517,13 @@ static int walk_term_counters(tck *k)
         if (counter_value(&val, &x)) {
             bad(k, "the document frequency counter of term '%s' is malformed (%zu bytes, or not "
                 "above 0)",
-                show(s, key.data, key.size), val.size);
+                sop__printable(s, key.data, key.size), val.size);
             continue;
         }
         if (!tx_bag_find(&k->terms, key.data, key.size, &ti)) {
             bad(k, "term '%s' has a document frequency counter (%lld) but no document and no "
                 "posting",
-                show(s, key.data, key.size), (long long)x);
+                sop__printable(s, key.data, key.size), (long long)x);
             continue;
         }
         k->tv[ti].counter = x;
@@ -565,7 +542,7 @@ static int check_corpus(tck *k)
     if (rc)
         return rc;
     int64_t n = 0, l = 0;
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     for (rc = sop_cursor_first(c); rc == 0; rc = sop_cursor_next(c)) {
         sop_val key, val;
         if ((rc = sop_cursor_get(c, &key, &val)))
@@ -578,7 +555,7 @@ static int check_corpus(tck *k)
                 bad(k, "the counter %c is malformed", ch);
             continue;
         }
-        bad(k, "unknown key '%s' in its config store", show(s, key.data, key.size));
+        bad(k, "unknown key '%s' in its config store", sop__printable(s, key.data, key.size));
     }
     sop_cursor_close(c);
     if (rc == SOP_ENOTFOUND)
@@ -598,7 +575,7 @@ static int check_corpus(tck *k)
 
 static int run(tck *k)
 {
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     k->pass = 1;
     int rc = tx_flush_txn(k->t->txn, k->t->name);
     if (!rc)
@@ -613,7 +590,7 @@ static int run(tck *k)
         size_t tl = k->terms.terms[i].len;
         if ((uint64_t)(x->in_store ? x->counter : 0) != x->df_rec && (x->df_rec || x->in_store))
             bad(k, "term '%s': its document frequency counter says %lld, %llu documents list it",
-                show(s, term, tl), (long long)(x->in_store ? x->counter : 0),
+                sop__printable(s, term, tl), (long long)(x->in_store ? x->counter : 0),
                 (unsigned long long)x->df_rec);
         if (x->df_rec != x->df_post || x->fp_rec != x->fp_post) {
             x->bad = 1;
@@ -625,7 +602,7 @@ static int run(tck *k)
         if (k->docs.terms[i].n != 1 || d->npost != d->nterms || d->tfsum == d->dl)
             continue; /* reported otherwise, or sound */
         bad(k, "the term frequencies of document '%s' sum to %llu, its length is %u",
-            show(s, k->docs.mem + k->docs.terms[i].off, k->docs.terms[i].len),
+            sop__printable(s, k->docs.mem + k->docs.terms[i].off, k->docs.terms[i].len),
             (unsigned long long)d->tfsum, d->dl);
     }
     if (!rc)
@@ -673,14 +650,14 @@ int sop_text_check(sop_txn *txn, const char *name, sop_check_fn fn, void *ctx,
 int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg, void *ctx),
                  void *ctx, uint64_t *problems)
 {
-    char s[300], s2[300], msg[700];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX], msg[700];
     int rc = tx_analyze_doc(t, d);
     size_t rlen;
     if (!rc)
         rc = dr_get(t, d->id, d->id_len, &rlen);
     if (rc)
         return rc;
-    show(s, d->id, d->id_len);
+    sop__printable(s, d->id, d->id_len);
     uint8_t *rec = sop__malloc(rlen ? rlen : 1);
     if (!rec)
         return -ENOMEM;
@@ -711,7 +688,7 @@ int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg,
             listed++;
         else
             REPORT("the record of document '%s' lists term '%s', which its text does not hold", s,
-                   show(s2, rec + off, tl));
+                   sop__printable(s2, rec + off, tl));
         off += tl;
     }
     sop__free(rec);
@@ -726,10 +703,10 @@ int tx_check_doc(sop_text *t, const sop_text_doc *d, void (*fn)(const char *msg,
         }
         if (it.done || tx_id_cmp(it.id, it.idlen, d->id, d->id_len) != 0)
             REPORT("document '%s' has no posting of term '%s' of its text", s,
-                   show(s2, x->t, x->len));
+                   sop__printable(s2, x->t, x->len));
         else if ((int64_t)it.tf != x->n)
             REPORT("the posting of term '%s' for document '%s' has frequency %u, its text %lld",
-                   show(s2, x->t, x->len), s, it.tf, (long long)x->n);
+                   sop__printable(s2, x->t, x->len), s, it.tf, (long long)x->n);
         pb_iter_close(&it);
     }
     if (!rc && listed != b->n)

@@ -27,6 +27,7 @@
 #include "err.h"
 #include "kmeans.h"
 #include "mem.h"
+#include "printable.h"
 #include "vmath.h"
 #include "vstore.h"
 
@@ -75,30 +76,6 @@ static void bad(vck *k, const char *fmt, ...)
     k->problems++;
     if (k->fn)
         k->fn(line, k->ctx);
-}
-
-/* A printable form of an id (at most 64 bytes of it). */
-static const char *show(char out[300], const void *id, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = id;
-    size_t o = 0;
-    for (size_t i = 0; i < n && i < 64; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
-            out[o++] = (char)p[i];
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[p[i] >> 4];
-            out[o++] = hex[p[i] & 15];
-        }
-    }
-    if (n > 64) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
 }
 
 static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
@@ -182,8 +159,8 @@ static int check_cfg_store(vck *k)
             }
             continue;
         }
-        char s[300];
-        bad(k, "unknown key '%s' in its config store", show(s, key.data, key.size));
+        char s[SOP__PRINTABLE_MAX];
+        bad(k, "unknown key '%s' in its config store", sop__printable(s, key.data, key.size));
     }
     sop_cursor_close(c);
     if (rc == SOP_ENOTFOUND)
@@ -300,7 +277,7 @@ static int flush_chunk(vck *k, int i)
         const float *x = k->x + j * d;
         uint32_t kc = vl_ivf_cid(key);
         float kd = vl_ivf_dist(key);
-        char s[300];
+        char s[SOP__PRINTABLE_MAX];
         if (kv->usable) {
             float xn = sop__v_dot(x, x, d);
             float cn = kv->c ? kv->norms[kc] : 0;
@@ -308,20 +285,20 @@ static int flush_chunk(vck *k, int i)
             if (fabsf(kd * kd - ex) > TOL_DIST * (xn + cn) + 1e-30f)
                 bad(k, "id '%s' in version %u: the distance in its key is %g, its vector is at "
                     "%g from centroid %u",
-                    show(s, id, idl), ver->v, (double)kd, sqrt((double)ex), kc);
+                    sop__printable(s, id, idl), ver->v, (double)kd, sqrt((double)ex), kc);
             if (kv->c && k->cid[j] != kc) {
                 uint32_t b = k->cid[j];
                 float bx = sop__v_l2sq(x, kv->c + (size_t)b * d, d);
                 if (ex > bx + TOL_NEAREST * (xn + (cn > kv->norms[b] ? cn : kv->norms[b])))
                     bad(k, "id '%s' in version %u is in cluster %u (distance %g), but cluster %u "
                         "is nearer (%g)",
-                        show(s, id, idl), ver->v, kc, sqrt((double)ex), b, sqrt((double)bx));
+                        sop__printable(s, id, idl), ver->v, kc, sqrt((double)ex), b, sqrt((double)bx));
             }
         }
         sop_val rk = {id, idl}, rv;
         rc = sop_get(vs->s_content, &rk, &rv);
         if (rc == SOP_ENOTFOUND) {
-            bad(k, "index entry of id '%s' in version %u has no content record", show(s, id, idl),
+            bad(k, "index entry of id '%s' in version %u has no content record", sop__printable(s, id, idl),
                 ver->v);
             rc = 0;
             continue;
@@ -333,17 +310,17 @@ static int flush_chunk(vck *k, int i)
             continue; /* the content scan reports it */
         const vl_slot *sl = vl_rec_slot(&r, ver->v);
         if (r.deleted) {
-            bad(k, "index entry of deleted id '%s' in version %u", show(s, id, idl), ver->v);
+            bad(k, "index entry of deleted id '%s' in version %u", sop__printable(s, id, idl), ver->v);
         } else if (!sl) {
             bad(k, "index entry of id '%s' in version %u, where its record does not place it",
-                show(s, id, idl), ver->v);
+                sop__printable(s, id, idl), ver->v);
         } else {
             uint8_t want[VS_KEY_MAX];
             size_t wl = vl_ivf_key(want, sl->cid, sl->dist, id, idl);
             if (wl != k->klen[j] || memcmp(want, key, wl) != 0)
                 bad(k, "index entry of id '%s' in version %u is at (cluster %u, distance %g), "
                     "its record says (cluster %u, distance %g)",
-                    show(s, id, idl), ver->v, kc, (double)kd, sl->cid, (double)sl->dist);
+                    sop__printable(s, id, idl), ver->v, kc, (double)kd, sl->cid, (double)sl->dist);
         }
     }
     return rc;
@@ -363,7 +340,7 @@ static int scan_index(vck *k, int i)
         if ((rc = sop_cursor_get(c, &key, &val)))
             break;
         const uint8_t *kb = key.data;
-        char s[300];
+        char s[SOP__PRINTABLE_MAX];
         if (key.size <= VL_IVF_HDR || key.size > VS_KEY_MAX) {
             bad(k, "version %u: an index key of %zu bytes", ver->v, key.size);
             continue;
@@ -373,23 +350,23 @@ static int scan_index(vck *k, int i)
         float kd = vl_ivf_dist(kb);
         if (vl_ivf_cid(kb) >= ver->nlist || !(kd >= 0) || !isfinite(kd) || signbit(kd)) {
             bad(k, "id '%s' in version %u: bad index key (cluster %u of %u, distance %g)",
-                show(s, id, idl), ver->v, vl_ivf_cid(kb), ver->nlist, (double)kd);
+                sop__printable(s, id, idl), ver->v, vl_ivf_cid(kb), ver->nlist, (double)kd);
             continue;
         }
         if (val.size != (size_t)d * sizeof(float)) {
             bad(k, "id '%s' in version %u: a vector of %zu bytes, not %u dimensions",
-                show(s, id, idl), ver->v, val.size, d);
+                sop__printable(s, id, idl), ver->v, val.size, d);
             continue;
         }
         float *x = k->x + k->m * d;
         memcpy(x, val.data, val.size);
         if (!sop__v_finite(x, d)) {
-            bad(k, "id '%s' in version %u: its vector is not finite", show(s, id, idl), ver->v);
+            bad(k, "id '%s' in version %u: its vector is not finite", sop__printable(s, id, idl), ver->v);
             continue;
         }
         if (vs->cfg.metric == SOP_METRIC_COSINE && fabsf(sop__v_dot(x, x, d) - 1.0f) > 1e-3f) {
             bad(k, "id '%s' in version %u: its vector is not of unit length (cosine)",
-                show(s, id, idl), ver->v);
+                sop__printable(s, id, idl), ver->v);
             continue;
         }
         memcpy(k->keys + k->m * VS_KEY_MAX, kb, key.size);
@@ -412,18 +389,18 @@ static int check_lookup(vck *k, const vs_ver *ver, const vl_slot *sl, const uint
     uint8_t lk[8];
     vl_lku_key(lk, sl->seq);
     sop_val key = {lk, 8}, val;
-    char s[300], s2[300];
+    char s[SOP__PRINTABLE_MAX], s2[SOP__PRINTABLE_MAX];
     int rc = sop_get(ver->lku, &key, &val);
     if (rc == SOP_ENOTFOUND) {
-        bad(k, "id '%s': its lookup entry %llu in version %u is missing", show(s, id, idl),
+        bad(k, "id '%s': its lookup entry %llu in version %u is missing", sop__printable(s, id, idl),
             (unsigned long long)sl->seq, ver->v);
         return 0;
     }
     if (rc)
         return soft(k, rc, "reading a lookup entry");
     if (id_cmp(val.data, val.size, id, idl) != 0)
-        bad(k, "id '%s': its lookup entry %llu in version %u names '%s'", show(s, id, idl),
-            (unsigned long long)sl->seq, ver->v, show(s2, val.data, val.size));
+        bad(k, "id '%s': its lookup entry %llu in version %u names '%s'", sop__printable(s, id, idl),
+            (unsigned long long)sl->seq, ver->v, sop__printable(s2, val.data, val.size));
     return 0;
 }
 
@@ -433,32 +410,32 @@ static int check_record(vck *k, const sop_val *key, const sop_val *val)
     const vl_cfg *cf = &vs->cfg;
     const uint8_t *id = key->data;
     size_t idl = key->size;
-    char s[300];
+    char s[SOP__PRINTABLE_MAX];
     vl_rec r;
     if (idl == 0 || idl > SOP_VECTOR_ID_MAX) {
         bad(k, "a content record with an id of %zu bytes", idl);
         return 0;
     }
     if (vl_rec_decode(val->data, val->size, &r)) {
-        bad(k, "the content record of id '%s' does not decode", show(s, id, idl));
+        bad(k, "the content record of id '%s' does not decode", sop__printable(s, id, idl));
         return 0;
     }
     for (int a = 0; a < r.nslots; a++) {
         for (int b = 0; b < a; b++)
             if (r.slot[a].ver == r.slot[b].ver)
-                bad(k, "the record of id '%s' places it twice in version %u", show(s, id, idl),
+                bad(k, "the record of id '%s' places it twice in version %u", sop__printable(s, id, idl),
                     r.slot[a].ver);
         if (r.slot[a].ver > cf->active && r.slot[a].ver != cf->next)
             bad(k, "the record of id '%s' places it in version %u, which is not live",
-                show(s, id, idl), r.slot[a].ver);
+                sop__printable(s, id, idl), r.slot[a].ver);
     }
     if (!vl_rec_slot(&r, cf->active))
-        bad(k, "the record of id '%s' has no place in the active version %u", show(s, id, idl),
+        bad(k, "the record of id '%s' has no place in the active version %u", sop__printable(s, id, idl),
             cf->active);
     if (cf->next && k->has_prog == 1 && !vl_rec_slot(&r, cf->next) &&
         (k->prog.done || id_cmp(id, idl, k->prog.last, k->prog.last_len) <= 0))
         bad(k, "id '%s' is not in version %u although the migration has passed it",
-            show(s, id, idl), cf->next);
+            sop__printable(s, id, idl), cf->next);
     if (!r.deleted)
         k->live++;
     int rc = 0;
@@ -469,7 +446,7 @@ static int check_record(vck *k, const sop_val *key, const sop_val *val)
             continue;
         if (sl->cid >= ver->nlist) {
             bad(k, "the record of id '%s' places it in cluster %u of version %u (of %u)",
-                show(s, id, idl), sl->cid, ver->v, ver->nlist);
+                sop__printable(s, id, idl), sl->cid, ver->v, ver->nlist);
             continue;
         }
         k->v[i].slots++;
@@ -481,7 +458,7 @@ static int check_record(vck *k, const sop_val *key, const sop_val *val)
         rc = sop_get(ver->ivf, &ikey, &iv);
         if (rc == SOP_ENOTFOUND) {
             bad(k, "id '%s' has no index entry in version %u (cluster %u, distance %g)",
-                show(s, id, idl), ver->v, sl->cid, (double)sl->dist);
+                sop__printable(s, id, idl), ver->v, sl->cid, (double)sl->dist);
             rc = 0;
         }
         rc = soft(k, rc, "reading an index entry");
