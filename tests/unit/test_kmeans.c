@@ -42,20 +42,19 @@ static float *fvec(size_t n)
     return p;
 }
 
-/* Test hooks of vmath.c and kmeans.c (in a SOP_TESTING build): force the
- * kernels of one instruction set, so every instance is tested on a CPU
- * that has it. Without them the tests run once, on the CPU's choice. */
+/* Test hook of vmath.c (in a SOP_TESTING build): force the kernels of one
+ * instruction set in vmath.c and kmeans.c, so every instance is tested on
+ * a CPU that has it. Without it the tests run once, on the CPU's choice. */
 int sop__v_force_isa(int isa) __attribute__((weak));
-int sop__kmeans_force_isa(int isa) __attribute__((weak));
 
 static int g_isa = -1; /* forced instruction set: 0 base, 1 AVX2, 2 AVX-512F */
 
 static int use_isa(int isa)
 {
     g_isa = isa;
-    if (!sop__v_force_isa || !sop__kmeans_force_isa)
+    if (!sop__v_force_isa)
         return isa <= 0;
-    return sop__v_force_isa(isa) == 0 && sop__kmeans_force_isa(isa) == 0;
+    return sop__v_force_isa(isa) == 0;
 }
 
 /* Runs @body with each instruction set this CPU has. */

@@ -37,10 +37,9 @@
  *
  * Vector code: the argmin and the double sums are written with vector
  * extensions and instantiated per instruction set like vmath.c's kernels
- * (AVX-512F, AVX2, baseline), chosen once from the CPU. */
+ * (AVX-512F, AVX2, baseline); the instance is vmath.c's (sop__v_isa). */
 #include <errno.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,55 +174,16 @@ KM_KERNELS(avx2, vf8, vi8, 8, vf4, vd4, __attribute__((target("avx2"))))
 KM_KERNELS(avx512, vf16, vi16, 16, vf8, vd8, __attribute__((target("avx512f"))))
 #endif
 
-static const km_impl *_Atomic g_impl;
-
-static const km_impl *choose(void)
-{
+static const km_impl *const impls[] = {
+    [SOP_V_ISA_BASE] = &impl_base,
 #ifdef KM_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return &impl_avx512;
-    if (__builtin_cpu_supports("avx2"))
-        return &impl_avx2;
+    [SOP_V_ISA_AVX2] = &impl_avx2,
+    [SOP_V_ISA_AVX512] = &impl_avx512,
 #endif
-    return &impl_base;
-}
+};
 
-static const km_impl *impl(void)
-{
-    const km_impl *p = atomic_load_explicit(&g_impl, memory_order_relaxed);
-    if (!p) {
-        /* racing first calls store the same pointer to a constant table */
-        p = choose();
-        atomic_store_explicit(&g_impl, p, memory_order_relaxed);
-    }
-    return p;
-}
-
-#ifdef SOP_TESTING
-/* Test hook (the tests declare it): use the kernels of @isa (0 baseline,
- * 1 AVX2, 2 AVX-512F; -1: back to the CPU's choice). Returns 0, or -1 when
- * this CPU or build lacks them. Not thread-safe with other calls. */
-int sop__kmeans_force_isa(int isa);
-int sop__kmeans_force_isa(int isa)
-{
-    const km_impl *p = NULL;
-    if (isa < 0)
-        p = choose();
-    else if (isa == 0)
-        p = &impl_base;
-#ifdef KM_X86
-    else if (isa == 1 && __builtin_cpu_supports("avx2"))
-        p = &impl_avx2;
-    else if (isa == 2 && __builtin_cpu_supports("avx512f"))
-        p = &impl_avx512;
-#endif
-    if (!p)
-        return -1;
-    atomic_store_explicit(&g_impl, p, memory_order_relaxed);
-    return 0;
-}
-#endif
+/* the instruction set vmath.c chose (or a test forced) */
+static const km_impl *impl(void) { return impls[sop__v_isa()]; }
 
 static void sub_double(double *s, const float *x, uint32_t d)
 {

@@ -237,52 +237,61 @@ VM_KERNELS(avx2, vf8, vi8, 8, VM_RED8, __attribute__((target("avx2"))))
 VM_KERNELS(avx512, vf16, vi16, 16, VM_RED16, __attribute__((target("avx512f"))))
 #endif
 
-static const vm_impl *_Atomic g_impl;
+static const vm_impl *const impls[] = {
+    [SOP_V_ISA_BASE] = &impl_base,
+#ifdef VM_X86
+    [SOP_V_ISA_AVX2] = &impl_avx2,
+    [SOP_V_ISA_AVX512] = &impl_avx512,
+#endif
+};
 
-static const vm_impl *choose(void)
+static _Atomic int g_isa = -1; /* SOP_V_ISA_*; -1 until the first call */
+
+static int has_isa(int isa)
 {
 #ifdef VM_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        return &impl_avx512;
-    if (__builtin_cpu_supports("avx2"))
-        return &impl_avx2;
+    if (isa == SOP_V_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f");
+    if (isa == SOP_V_ISA_AVX2)
+        return __builtin_cpu_supports("avx2");
 #endif
-    return &impl_base;
+    return isa == SOP_V_ISA_BASE;
 }
 
-static inline const vm_impl *impl(void)
+static int cpu_isa(void)
 {
-    const vm_impl *p = atomic_load_explicit(&g_impl, memory_order_relaxed);
-    if (!p) {
-        /* racing first calls store the same pointer to a constant table */
-        p = choose();
-        atomic_store_explicit(&g_impl, p, memory_order_relaxed);
-    }
-    return p;
+    int isa = SOP_V_ISA_AVX512;
+    while (!has_isa(isa))
+        isa--;
+    return isa;
 }
+
+int sop__v_isa(void)
+{
+    int isa = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    if (isa < 0) {
+        /* racing first calls store the same value */
+        isa = cpu_isa();
+        atomic_store_explicit(&g_isa, isa, memory_order_relaxed);
+    }
+    return isa;
+}
+
+static inline const vm_impl *impl(void) { return impls[sop__v_isa()]; }
 
 #ifdef SOP_TESTING
-/* Test hook (the tests declare it): use the kernels of @isa (0 baseline,
- * 1 AVX2, 2 AVX-512F; -1: back to the CPU's choice). Returns 0, or -1 when
- * this CPU or build lacks them. Not thread-safe with other calls. */
+/* Test hook (the tests declare it): use the kernels of @isa here and in
+ * kmeans.c (a SOP_V_ISA_*; -1: back to the CPU's choice). Returns 0, or -1
+ * when this CPU or build lacks them. Not thread-safe with other calls. */
 int sop__v_force_isa(int isa);
 int sop__v_force_isa(int isa)
 {
-    const vm_impl *p = NULL;
     if (isa < 0)
-        p = choose();
-    else if (isa == 0)
-        p = &impl_base;
-#ifdef VM_X86
-    else if (isa == 1 && __builtin_cpu_supports("avx2"))
-        p = &impl_avx2;
-    else if (isa == 2 && __builtin_cpu_supports("avx512f"))
-        p = &impl_avx512;
-#endif
-    if (!p)
+        isa = cpu_isa();
+    else if (isa > SOP_V_ISA_AVX512 || !has_isa(isa))
         return -1;
-    atomic_store_explicit(&g_impl, p, memory_order_relaxed);
+    atomic_store_explicit(&g_isa, isa, memory_order_relaxed);
     return 0;
 }
 #endif

@@ -10,6 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The instruction set of the kernels here and in kmeans.c: the widest the
+ * CPU has, chosen at the first call. */
+enum { SOP_V_ISA_BASE = 0, SOP_V_ISA_AVX2 = 1, SOP_V_ISA_AVX512 = 2 };
+/* SOP_V_ISA_*: the instruction set in use (thread-safe) */
+int sop__v_isa(void);
+
 float sop__v_dot(const float *a, const float *b, uint32_t d);
 /* squared Euclidean distance */
 float sop__v_l2sq(const float *a, const float *b, uint32_t d);
