@@ -165,6 +165,33 @@ void bench_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+FILE *bench_json_open(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        bench_die("cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+void bench_json_close(FILE *f, const char *path)
+{
+    if (fclose(f) != 0)
+        bench_die("writing %s: %s", path, strerror(errno));
+}
+
+void bench_append_err(char *errors, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(errors);
+    if (len + 4 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (len)
+        errors[len++] = ';', errors[len++] = ' ', errors[len] = '\0';
+    vsnprintf(errors + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
 void bench_write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;

@@ -11,8 +11,10 @@
 
 #if defined(__GNUC__)
 #define BENCH_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define BENCH_NORETURN __attribute__((noreturn))
 #else
 #define BENCH_PRINTF(f, a)
+#define BENCH_NORETURN
 #endif
 
 /** Monotonic clock in seconds. */
@@ -46,7 +48,7 @@ uint64_t bench_du(const char *path);
 const char *bench_fmt_int(char *buf, size_t cap, double v);
 
 /** Prints to stderr and exits with status 2. */
-void bench_die(const char *fmt, ...) BENCH_PRINTF(1, 2);
+void bench_die(const char *fmt, ...) BENCH_PRINTF(1, 2) BENCH_NORETURN;
 
 /** Parses a non-negative integer option value ("200000", "1e6", "200k",
  *  "1M" accepted); dies with a message naming @p opt on error. */
@@ -54,5 +56,14 @@ uint64_t bench_parse_count(const char *opt, const char *s);
 
 /** Writes @p s as a JSON string literal (with quotes) to @p f. */
 void bench_json_str(FILE *f, const char *s);
+
+/** Opens the --json file @p path for writing (truncated); dies on error. */
+FILE *bench_json_open(const char *path);
+/** Closes the --json file @p f opened from @p path; dies on a write error. */
+void bench_json_close(FILE *f, const char *path);
+
+/** Appends an entry to an engine's error list @p errors (@p cap bytes),
+ *  "; " between entries; a full list drops it. */
+void bench_append_err(char *errors, size_t cap, const char *fmt, ...) BENCH_PRINTF(3, 4);
 
 #endif /* SOP_BENCH_UTIL_H */

@@ -24,21 +24,17 @@
  */
 #include "kv.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "child.h"
+#include "options.h"
 
 /* ------------------------------------------------------------------ */
 /* Shared data and errors                                             */
@@ -114,12 +110,11 @@ static const kv_engine *const all_engines[] = {
 #endif
 
 typedef struct kv_opts {
-    uint64_t n, seed, threads, batch, sync_n, repeat, timeout;
-    const char *json, *dir;
+    uint64_t n, seed, threads, batch, sync_n;
+    bench_run_opts run;
     const kv_engine *engines[N_ALL_ENGINES];
     size_t nengines;
     unsigned workloads; /* bit per W_* */
-    int keep;
 } kv_opts;
 
 static int is_sop(const kv_engine *e)
@@ -131,45 +126,33 @@ static int is_sop(const kv_engine *e)
 /* Child -> parent messages                                           */
 /* ------------------------------------------------------------------ */
 
-enum { MSG_STAGE = 1, MSG_RESULT, MSG_FOOT, MSG_ERROR };
+/* The stages are the workloads (W_*); an error names the workload in
+ * progress (fillseq, 0, before any). */
+enum { MSG_RESULT = BENCH_MSG_USER, MSG_FOOT };
 
 typedef struct kv_msg {
-    int kind;
-    int wl;
+    bench_msg h; /* stage: the workload; text: the note */
     int ok;
     uint32_t ops_per_txn, threads;
     uint64_t n, retries, bytes, base_rss_kb;
     double ops_per_s, secs;
     char sync[64];
-    char text[320];
-} kv_msg; /* < PIPE_BUF: written atomically */
-
-static int msg_fd = -1;
-
-static void send_msg(const kv_msg *m) { bench_write_all(msg_fd, m, sizeof *m); }
-
-static void send_stage(int wl)
-{
-    kv_msg m = {.kind = MSG_STAGE, .wl = wl};
-    send_msg(&m);
-}
-
-static void send_error(int wl, const char *what, const char *detail)
-{
-    kv_msg m = {.kind = MSG_ERROR, .wl = wl};
-    snprintf(m.text, sizeof m.text, "%.40s: %.260s", what, detail);
-    send_msg(&m);
-}
+} kv_msg;
 
 static void send_result(int wl, uint64_t n, double secs, uint32_t per_txn, uint32_t threads,
                         const char *sync, const kv_stat *st, int ok, const char *note)
 {
-    kv_msg m = {.kind = MSG_RESULT, .wl = wl, .ok = ok, .ops_per_txn = per_txn,
-                .threads = threads, .n = n, .retries = st ? st->retries : 0, .secs = secs};
+    kv_msg m = {.h = {.kind = MSG_RESULT, .stage = wl},
+                .ok = ok,
+                .ops_per_txn = per_txn,
+                .threads = threads,
+                .n = n,
+                .retries = st ? st->retries : 0,
+                .secs = secs};
     m.ops_per_s = secs > 0 ? (double)n / secs : 0;
     snprintf(m.sync, sizeof m.sync, "%s", sync);
-    snprintf(m.text, sizeof m.text, "%s", note ? note : "");
-    send_msg(&m);
+    snprintf(m.h.text, sizeof m.h.text, "%s", note ? note : "");
+    bench_child_send(&m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -191,27 +174,24 @@ static void path_of(const child_ctx *c, const char *leaf, char *out, size_t cap)
     snprintf(out, cap, "%s/%s", c->root, leaf);
 }
 
-static int open_db(const child_ctx *c, int wl, const char *leaf, kv_sync sync, kv_db **d,
-                   kv_sess **s, char *desc, size_t desclen)
+static int open_db(const child_ctx *c, const char *leaf, kv_sync sync, kv_db **d, kv_sess **s,
+                   char *desc, size_t desclen)
 {
     char path[4200];
     path_of(c, leaf, path, sizeof path);
     if (c->e->open(c->e, path, sync, c->o->n, d, desc, desclen) != 0) {
-        send_error(wl, "open", kv_err());
+        bench_child_error("open", kv_err());
         return -1;
     }
     if (s && c->e->sess_open(*d, s) != 0) {
-        send_error(wl, "session", kv_err());
+        bench_child_error("session", kv_err());
         c->e->close(*d);
         return -1;
     }
     return 0;
 }
 
-static void fail_op(int wl, const char *op)
-{
-    send_error(wl, op, kv_err());
-}
+static void fail_op(const char *op) { bench_child_error(op, kv_err()); }
 
 /* Fills a new database at @p leaf with ids (or 0..n-1 when ids is NULL). */
 /* The dirty pages of earlier phases (and engines) are written back before
@@ -229,7 +209,7 @@ static int run_fill(child_ctx *c, int wl, const char *leaf, const uint32_t *ids,
     char path[4200];
     path_of(c, leaf, path, sizeof path);
     bench_rmtree(path);
-    if (open_db(c, wl, leaf, sync, &d, &s, desc, sizeof desc) != 0)
+    if (open_db(c, leaf, sync, &d, &s, desc, sizeof desc) != 0)
         return -1;
     kv_stat st = {0};
     int rc = 0;
@@ -245,7 +225,7 @@ static int run_fill(child_ctx *c, int wl, const char *leaf, const uint32_t *ids,
     }
     double secs = bench_now() - t0;
     if (rc != 0)
-        fail_op(wl, "put");
+        fail_op("put");
     e->sess_close(s);
     e->close(d);
     if (rc == 0 && report)
@@ -309,7 +289,7 @@ static void run_readwrite(child_ctx *c)
     const int wl = W_READWRITE;
     kv_db *d;
     char desc[64];
-    if (open_db(c, wl, "main", KV_SYNC_EACH, &d, NULL, desc, sizeof desc) != 0)
+    if (open_db(c, "main", KV_SYNC_EACH, &d, NULL, desc, sizeof desc) != 0)
         return;
     uint64_t nt = o->threads;
     uint64_t rounds = o->n / nt / (MIX_READS + MIX_WRITES);
@@ -339,7 +319,7 @@ static void run_readwrite(child_ctx *c)
     for (uint64_t i = 0; i < nt; i++) {
         if (th[i].failed) {
             if (!failed)
-                send_error(wl, th[i].failed, th[i].err);
+                bench_child_error(th[i].failed, th[i].err);
             failed = 1;
         }
         sum.found += th[i].st.found;
@@ -369,13 +349,13 @@ static void run_reads(child_ctx *c)
     int first = (o->workloads & (1u << W_READRANDOM)) ? W_READRANDOM
                 : (o->workloads & (1u << W_READSEQ)) ? W_READSEQ
                                                       : W_SCAN;
-    send_stage(first);
-    if (open_db(c, first, "main", KV_SYNC_BATCH, &d, &s, desc, sizeof desc) != 0)
+    bench_child_stage(first);
+    if (open_db(c, "main", KV_SYNC_BATCH, &d, &s, desc, sizeof desc) != 0)
         return;
     uint64_t n = o->n, b = o->batch;
 
     if (o->workloads & (1u << W_READRANDOM)) {
-        send_stage(W_READRANDOM);
+        bench_child_stage(W_READRANDOM);
         kv_stat st = {0};
         int rc = 0;
         double t0 = bench_now();
@@ -383,7 +363,7 @@ static void run_reads(child_ctx *c)
             rc = e->get(s, c->rids + i, (size_t)(n - i < b ? n - i : b), 1, &st);
         double secs = bench_now() - t0;
         if (rc != 0) {
-            fail_op(W_READRANDOM, "get");
+            fail_op("get");
         } else {
             int ok = st.found == n && st.missing == 0 && st.bad == 0;
             snprintf(note, sizeof note, "%s", ok ? "" : "VERIFY FAILED");
@@ -395,13 +375,13 @@ static void run_reads(child_ctx *c)
         }
     }
     if (o->workloads & (1u << W_READSEQ)) {
-        send_stage(W_READSEQ);
+        bench_child_stage(W_READSEQ);
         kv_stat st = {0};
         double t0 = bench_now();
         int rc = e->read_all(s, &st);
         double secs = bench_now() - t0;
         if (rc != 0) {
-            fail_op(W_READSEQ, "read_all");
+            fail_op("read_all");
         } else {
             int ok = st.items == n && st.bad == 0;
             note[0] = '\0';
@@ -412,7 +392,7 @@ static void run_reads(child_ctx *c)
         }
     }
     if (o->workloads & (1u << W_SCAN)) {
-        send_stage(W_SCAN);
+        bench_child_stage(W_SCAN);
         uint64_t ns = n / 10 ? n / 10 : 1, expect = 0;
         for (uint64_t i = 0; i < ns; i++)
             expect += n - c->sids[i] < SCAN_LEN ? n - c->sids[i] : SCAN_LEN;
@@ -423,7 +403,7 @@ static void run_reads(child_ctx *c)
             rc = e->scan(s, c->sids + i, (size_t)(ns - i < b ? ns - i : b), SCAN_LEN, &st);
         double secs = bench_now() - t0;
         if (rc != 0) {
-            fail_op(W_SCAN, "scan");
+            fail_op("scan");
         } else {
             int ok = st.items == expect && st.bad == 0;
             note[0] = '\0';
@@ -460,12 +440,9 @@ static uint64_t sync_count(const kv_opts *o)
 static void child_main(const kv_opts *o, const kv_engine *e)
 {
     child_ctx c = {.o = o, .e = e};
-    snprintf(c.root, sizeof c.root, "%s/%s", o->dir, e->name);
-    bench_rmtree(c.root);
-    if (bench_mkdirs(c.root) != 0) {
-        send_error(W_FILLSEQ, "mkdir", strerror(errno));
+    snprintf(c.root, sizeof c.root, "%s/%s", o->run.dir, e->name);
+    if (bench_child_workdir(c.root) != 0)
         return;
-    }
     uint64_t n = o->n;
     kv_data_init(o->seed);
     bench_rng r;
@@ -489,36 +466,34 @@ static void child_main(const kv_opts *o, const kv_engine *e)
     for (uint64_t i = 0; i < (n / 10 ? n / 10 : 1); i++)
         c.sids[i] = (uint32_t)bench_rng_below(&r, n);
 
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    uint64_t base_rss = (uint64_t)ru.ru_maxrss;
+    uint64_t base_rss = bench_maxrss_kb();
 
     if (o->workloads & (1u << W_FILLSEQ)) {
-        send_stage(W_FILLSEQ);
+        bench_child_stage(W_FILLSEQ);
         run_fill(&c, W_FILLSEQ, "seq", NULL, n, o->batch, KV_SYNC_BATCH, 1, NULL);
         char p[4200];
         path_of(&c, "seq", p, sizeof p);
-        if (!o->keep)
+        if (!o->run.keep)
             bench_rmtree(p);
     }
     /* fillrandom builds the database the reads use: always run it. */
-    send_stage(W_FILLRANDOM);
+    bench_child_stage(W_FILLRANDOM);
     uint64_t bytes = 0;
     int filled = run_fill(&c, W_FILLRANDOM, "main", c.perm, n, o->batch, KV_SYNC_BATCH,
                           (o->workloads >> W_FILLRANDOM) & 1u, &bytes) == 0;
     if (filled && (o->workloads & ((1u << W_READRANDOM) | (1u << W_READSEQ) | (1u << W_SCAN))))
         run_reads(&c);
     if (filled && (o->workloads & (1u << W_READWRITE))) {
-        send_stage(W_READWRITE);
+        bench_child_stage(W_READWRITE);
         run_readwrite(&c);
     }
     if ((o->workloads & (1u << W_FILLSYNC)) && !e->nosync) {
-        send_stage(W_FILLSYNC);
+        bench_child_stage(W_FILLSYNC);
         run_fill(&c, W_FILLSYNC, "sync", c.perm, sync_count(o), 1, KV_SYNC_EACH, 1, NULL);
     }
-    kv_msg m = {.kind = MSG_FOOT, .n = n, .bytes = filled ? bytes : 0, .base_rss_kb = base_rss};
-    send_msg(&m);
-    if (!o->keep)
+    kv_msg m = {.h.kind = MSG_FOOT, .n = n, .bytes = filled ? bytes : 0, .base_rss_kb = base_rss};
+    bench_child_send(&m);
+    if (!o->run.keep)
         bench_rmtree(c.root);
     free(c.perm);
     free(c.rids);
@@ -542,99 +517,67 @@ typedef struct engine_out {
     char errors[1024];
 } engine_out;
 
-static void append_err(engine_out *eo, const char *fmt, ...) BENCH_PRINTF(2, 3);
+/* What the child and the parent of one engine's run share. */
+typedef struct run_ctx {
+    const kv_opts *o;
+    const kv_engine *e;
+    engine_out *eo;
+} run_ctx;
 
-static void append_err(engine_out *eo, const char *fmt, ...)
+static void child_entry(void *arg)
 {
-    size_t len = strlen(eo->errors);
-    if (len + 4 >= sizeof eo->errors)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (len)
-        eo->errors[len++] = ';', eo->errors[len++] = ' ', eo->errors[len] = '\0';
-    vsnprintf(eo->errors + len, sizeof eo->errors - len, fmt, ap);
-    va_end(ap);
+    const run_ctx *r = arg;
+    child_main(r->o, r->e);
+}
+
+static void on_msg(const void *msg, void *arg)
+{
+    const kv_msg *m = msg;
+    const run_ctx *r = arg;
+    engine_out *eo = r->eo;
+    char num[32];
+    switch (m->h.kind) {
+    case BENCH_MSG_ERROR:
+        fprintf(stderr, "  [%s] %s FAILED: %s\n", r->e->name, wl_names[m->h.stage], m->h.text);
+        bench_append_err(eo->errors, sizeof eo->errors, "%s: %s", wl_names[m->h.stage], m->h.text);
+        break;
+    case MSG_RESULT: {
+        row *rw = &eo->rows[m->h.stage];
+        fprintf(stderr, "  [%s] %-10s %12s ops/s  (%.2f s)%s%s\n", r->e->name, wl_names[m->h.stage],
+                bench_fmt_int(num, sizeof num, m->ops_per_s), m->secs, m->h.text[0] ? "  " : "",
+                m->h.text);
+        /* Over repeats keep the best run (least disturbed by noise). */
+        if (!rw->have || (m->ok && (!rw->ok || m->ops_per_s > rw->m.ops_per_s))) {
+            rw->have = 1;
+            rw->ok = m->ok;
+            rw->m = *m;
+        }
+        break;
+    }
+    case MSG_FOOT:
+        eo->have_foot = 1;
+        eo->bytes = m->bytes;
+        eo->base_rss_kb = m->base_rss_kb;
+        break;
+    default:
+        break;
+    }
 }
 
 static void run_engine(const kv_opts *o, const kv_engine *e, engine_out *eo, int pass)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        bench_die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        msg_fd = fds[1];
-        if (o->timeout)
-            alarm((unsigned)o->timeout);
-        child_main(o, e);
-        close(msg_fd);
-        _exit(0);
-    }
-    close(fds[1]);
-    kv_msg m;
-    int stage = -1;
-    char num[32];
-    for (;;) {
-        if (bench_read_all(fds[0], &m, sizeof m) != 0)
-            break;
-        switch (m.kind) {
-        case MSG_STAGE:
-            stage = m.wl;
-            break;
-        case MSG_ERROR:
-            fprintf(stderr, "  [%s] %s FAILED: %s\n", e->name, wl_names[m.wl], m.text);
-            append_err(eo, "%s: %s", wl_names[m.wl], m.text);
-            break;
-        case MSG_RESULT: {
-            row *rw = &eo->rows[m.wl];
-            fprintf(stderr, "  [%s] %-10s %12s ops/s  (%.2f s)%s%s\n", e->name, wl_names[m.wl],
-                    bench_fmt_int(num, sizeof num, m.ops_per_s), m.secs, m.text[0] ? "  " : "",
-                    m.text);
-            /* Over repeats keep the best run (least disturbed by noise). */
-            if (!rw->have || (m.ok && (!rw->ok || m.ops_per_s > rw->m.ops_per_s))) {
-                rw->have = 1;
-                rw->ok = m.ok;
-                rw->m = m;
-            }
-            break;
-        }
-        case MSG_FOOT:
-            eo->have_foot = 1;
-            eo->bytes = m.bytes;
-            eo->base_rss_kb = m.base_rss_kb;
-            break;
-        default:
-            break;
-        }
-    }
-    close(fds[0]);
-    int status;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
-    }
-    if ((uint64_t)ru.ru_maxrss > eo->peak_rss_kb)
-        eo->peak_rss_kb = (uint64_t)ru.ru_maxrss;
-    const char *where = stage >= 0 ? wl_names[stage] : "startup";
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        fprintf(stderr, "  [%s] CRASHED with signal %d (%s) during %s (pass %d)\n", e->name, sig,
-                sig == SIGALRM ? "timeout" : strsignal(sig), where, pass + 1);
-        append_err(eo, "crashed with signal %d (%s) during %s", sig,
-                   sig == SIGALRM ? "timeout" : strsignal(sig), where);
-    } else if (WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "  [%s] exited with status %d during %s\n", e->name,
-                WEXITSTATUS(status), where);
-        append_err(eo, "exited with status %d during %s", WEXITSTATUS(status), where);
-    }
+    run_ctx r = {.o = o, .e = e, .eo = eo};
+    bench_child c = {.main = child_entry,
+                     .on_msg = on_msg,
+                     .arg = &r,
+                     .msg_size = sizeof(kv_msg),
+                     .timeout = o->run.timeout};
+    bench_child_end end;
+    bench_child_run(&c, &end);
+    if (end.maxrss_kb > eo->peak_rss_kb)
+        eo->peak_rss_kb = end.maxrss_kb;
+    bench_child_verdict(&end, e->name, NULL, end.stage >= 0 ? wl_names[end.stage] : "startup", pass,
+                        eo->errors, sizeof eo->errors);
 }
 
 /* The sop variant a peer is compared with: same durability class if
@@ -658,7 +601,7 @@ static void report(const kv_opts *o, engine_out *outs)
     char num[32], num2[32];
     printf("\nsop-bench kv: n=%" PRIu64 ", %d-byte keys, %d-byte values, seed=%" PRIu64
            ", batch=%" PRIu64 ", readwrite threads=%" PRIu64 ", best of %" PRIu64 "\n",
-           o->n, KV_KEY_LEN, KV_VAL_LEN, o->seed, o->batch, o->threads, o->repeat);
+           o->n, KV_KEY_LEN, KV_VAL_LEN, o->seed, o->batch, o->threads, o->run.repeat);
     printf("%-11s %-14s %14s %9s %7s %3s  %s\n", "workload", "engine", "ops/s", "n", "ops/txn",
            "thr", "sync mode");
     for (int w = 0; w < W_COUNT; w++) {
@@ -673,7 +616,7 @@ static void report(const kv_opts *o, engine_out *outs)
                 snprintf(per, sizeof per, "all");
             printf("%-11s %-14s %14s %9" PRIu64 " %7s %3u  %s%s%s\n", wl_names[w],
                    o->engines[i]->name, bench_fmt_int(num, sizeof num, rw->m.ops_per_s), rw->m.n,
-                   per, rw->m.threads, rw->m.sync, rw->m.text[0] ? "; " : "", rw->m.text);
+                   per, rw->m.threads, rw->m.sync, rw->m.h.text[0] ? "; " : "", rw->m.h.text);
         }
     }
     printf("\n%-14s %16s %10s %13s %13s\n", "engine", "bytes_on_disk", "x raw", "peak_rss_kb",
@@ -734,9 +677,7 @@ static void report(const kv_opts *o, engine_out *outs)
 
 static void write_json(const kv_opts *o, engine_out *outs)
 {
-    FILE *f = fopen(o->json, "w");
-    if (!f)
-        bench_die("cannot write %s: %s", o->json, strerror(errno));
+    FILE *f = bench_json_open(o->run.json);
     for (int w = 0; w < W_COUNT; w++) {
         for (size_t i = 0; i < o->nengines; i++) {
             const row *rw = &outs[i].rows[w];
@@ -781,8 +722,7 @@ static void write_json(const kv_opts *o, engine_out *outs)
                     o->engines[si]->name);
         }
     }
-    if (fclose(f) != 0)
-        bench_die("writing %s: %s", o->json, strerror(errno));
+    bench_json_close(f, o->run.json);
 }
 
 /* ------------------------------------------------------------------ */
@@ -823,36 +763,24 @@ static void kv_usage(FILE *f)
             "-nosync variants: SOP_SYNC_NONE, MDB_NOSYNC, synchronous=OFF (no fillsync row).\n");
 }
 
-static const kv_engine *find_engine(const char *name)
+static const char *engine_name(size_t i) { return all_engines[i]->name; }
+
+static void not_built(const char *name)
 {
-    for (size_t i = 0; i < N_ALL_ENGINES; i++)
-        if (strcmp(all_engines[i]->name, name) == 0)
-            return all_engines[i];
-    return NULL;
+#ifdef SOP_BENCH_NO_SOP
+    if (strncmp(name, "sop", 3) == 0)
+        bench_die("engine '%s' is compiled out (SOP_BENCH_NO_SOP)", name);
+#else
+    (void)name;
+#endif
 }
 
 static void parse_engines(kv_opts *o, const char *list)
 {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", list);
-    o->nengines = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        const kv_engine *e = find_engine(tok);
-        if (!e) {
-#ifdef SOP_BENCH_NO_SOP
-            if (strncmp(tok, "sop", 3) == 0)
-                bench_die("engine '%s' is compiled out (SOP_BENCH_NO_SOP)", tok);
-#endif
-            bench_die("unknown engine '%s' (see sop-bench kv --help)", tok);
-        }
-        for (size_t i = 0; i < o->nengines; i++)
-            if (o->engines[i] == e)
-                bench_die("engine '%s' listed twice", tok);
-        o->engines[o->nengines++] = e;
-    }
-    if (o->nengines == 0)
-        bench_die("--engines: empty list");
+    size_t idx[N_ALL_ENGINES];
+    o->nengines = bench_parse_engines(list, N_ALL_ENGINES, engine_name, not_built, "kv", idx);
+    for (size_t i = 0; i < o->nengines; i++)
+        o->engines[i] = all_engines[idx[i]];
 }
 
 static void parse_workloads(kv_opts *o, const char *list)
@@ -876,56 +804,39 @@ static void parse_workloads(kv_opts *o, const char *list)
 
 int bench_kv_main(int argc, char **argv)
 {
-    kv_opts o = {.n = 200000, .seed = 42, .threads = 2, .batch = 1000, .repeat = 1,
-                 .timeout = 3600, .dir = "/tmp/sop-bench", .workloads = (1u << W_COUNT) - 1};
+    kv_opts o = {.n = 200000,
+                 .seed = 42,
+                 .threads = 2,
+                 .batch = 1000,
+                 .run = BENCH_RUN_OPTS_DEFAULT,
+                 .workloads = (1u << W_COUNT) - 1};
     parse_engines(&o, DEFAULT_ENGINES);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            val = eq + 1;
-            a = name;
-        }
-#define VALUE() (val ? val : (i + 1 < argc ? argv[++i] : (bench_die("%s needs a value", a), "")))
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    bench_args a;
+    for (bench_args_init(&a, argc, argv); bench_args_next(&a);) {
+        if (bench_args_help(&a)) {
             kv_usage(stdout);
             return 0;
-        } else if (strcmp(a, "--n") == 0 || strcmp(a, "-n") == 0) {
-            o.n = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--engines") == 0) {
-            parse_engines(&o, VALUE());
-        } else if (strcmp(a, "--workloads") == 0) {
-            parse_workloads(&o, VALUE());
-        } else if (strcmp(a, "--threads") == 0) {
-            o.threads = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--batch") == 0) {
-            o.batch = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--sync-n") == 0) {
-            o.sync_n = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--seed") == 0) {
-            o.seed = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--repeat") == 0) {
-            o.repeat = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--timeout") == 0) {
-            o.timeout = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--dir") == 0) {
-            o.dir = VALUE();
-        } else if (strcmp(a, "--json") == 0) {
-            o.json = VALUE();
-        } else if (strcmp(a, "--keep") == 0) {
-            o.keep = 1;
+        } else if (bench_args_is(&a, "--n") || bench_args_is(&a, "-n")) {
+            o.n = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--engines")) {
+            parse_engines(&o, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--workloads")) {
+            parse_workloads(&o, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--threads")) {
+            o.threads = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--batch")) {
+            o.batch = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--sync-n")) {
+            o.sync_n = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--seed")) {
+            o.seed = bench_args_count(&a);
 #ifndef SOP_BENCH_NO_SOP
-        } else if (strcmp(a, "--replica") == 0) {
-            kv_sop_replica = VALUE();
+        } else if (bench_args_is(&a, "--replica")) {
+            kv_sop_replica = bench_args_value(&a);
 #endif
-        } else {
-            kv_usage(stderr);
-            bench_die("kv: unknown option '%s'", argv[i]);
+        } else if (!bench_args_run_opt(&a, &o.run)) {
+            bench_args_unknown(&a, "kv", kv_usage);
         }
-#undef VALUE
     }
     if (o.n < 1)
         bench_die("--n must be at least 1");
@@ -935,10 +846,7 @@ int bench_kv_main(int argc, char **argv)
         bench_die("--threads must be 1..256");
     if (o.batch < 1)
         bench_die("--batch must be at least 1");
-    if (o.repeat < 1)
-        o.repeat = 1;
-    if (bench_mkdirs(o.dir) != 0)
-        bench_die("cannot create %s: %s", o.dir, strerror(errno));
+    bench_run_opts_ready(&o.run);
 
     engine_out *outs = calloc(o.nengines, sizeof *outs);
     if (!outs)
@@ -946,14 +854,14 @@ int bench_kv_main(int argc, char **argv)
     fprintf(stderr, "sop-bench kv: n=%" PRIu64 ", engines:", o.n);
     for (size_t i = 0; i < o.nengines; i++)
         fprintf(stderr, " %s", o.engines[i]->name);
-    fprintf(stderr, ", dir=%s\n", o.dir);
+    fprintf(stderr, ", dir=%s\n", o.run.dir);
     double t0 = bench_now();
-    for (uint64_t pass = 0; pass < o.repeat; pass++)
+    for (uint64_t pass = 0; pass < o.run.repeat; pass++)
         for (size_t i = 0; i < o.nengines; i++)
             run_engine(&o, o.engines[i], &outs[i], (int)pass);
     fprintf(stderr, "sop-bench kv: done in %.1f s\n", bench_now() - t0);
     report(&o, outs);
-    if (o.json)
+    if (o.run.json)
         write_json(&o, outs);
     int failed = 0;
     for (size_t i = 0; i < o.nengines; i++) {

@@ -23,20 +23,15 @@
  */
 #include "load.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "bench_util.h"
+#include "child.h"
+#include "options.h"
 #include "vector.h"
 
 #ifndef SOP_BENCH_DEFAULT_GLOVE_DIR
@@ -90,45 +85,26 @@ static const load_engine *const all_engines[] = {
 #define N_ALL_ENGINES (sizeof all_engines / sizeof all_engines[0] - 1)
 
 typedef struct load_opts {
-    uint64_t n, batch, nlist, repeat, timeout;
-    const char *json, *dir, *data;
+    uint64_t n, batch, nlist;
+    bench_run_opts run;
+    const char *data;
     const load_engine *engines[N_ALL_ENGINES + 1];
     size_t nengines;
-    int keep;
 } load_opts;
 
 /* ------------------------------------------------------------------ */
 /* Child -> parent messages                                           */
 /* ------------------------------------------------------------------ */
 
-enum { MSG_STAGE = 1, MSG_RESULT, MSG_ERROR };
+enum { MSG_RESULT = BENCH_MSG_USER };
 enum { STAGE_READ = 1, STAGE_RUN, STAGE_VERIFY };
 
 typedef struct load_msg {
-    int kind;
-    int stage;   /* STAGE: the stage entered */
+    bench_msg h; /* text: why the check failed */
     int checked; /* RESULT: verify() passed (or there is none) */
     uint64_t base_rss_kb, peak_rss_kb;
     load_result r;
-    char text[340];
-} load_msg; /* < PIPE_BUF: written atomically */
-
-static int msg_fd = -1;
-
-static void send_msg(const load_msg *m) { bench_write_all(msg_fd, m, sizeof *m); }
-
-static void send_stage(int stage)
-{
-    load_msg m = {.kind = MSG_STAGE, .stage = stage};
-    send_msg(&m);
-}
-
-static void send_error(const char *what, const char *detail)
-{
-    load_msg m = {.kind = MSG_ERROR};
-    snprintf(m.text, sizeof m.text, "%.20s: %.310s", what, detail);
-    send_msg(&m);
-}
+} load_msg;
 
 /* Bytes this process passed to write calls so far ("wchar" of
  * /proc/self/io), or 0 where there is no such file. */
@@ -146,13 +122,6 @@ static uint64_t io_wchar(void)
     return v;
 }
 
-static uint64_t maxrss_kb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)ru.ru_maxrss;
-}
-
 /* ------------------------------------------------------------------ */
 /* The child: one engine                                              */
 /* ------------------------------------------------------------------ */
@@ -160,41 +129,39 @@ static uint64_t maxrss_kb(void)
 static void child_main(const load_opts *o, const load_engine *e, const char *json)
 {
     char root[4200];
-    snprintf(root, sizeof root, "%s/load-%s", o->dir, e->name);
-    bench_rmtree(root);
-    if (bench_mkdirs(root) != 0) {
-        send_error("mkdir", strerror(errno));
+    snprintf(root, sizeof root, "%s/load-%s", o->run.dir, e->name);
+    if (bench_child_workdir(root) != 0)
         return;
-    }
-    send_stage(STAGE_READ);
+    bench_child_stage(STAGE_READ);
     load_set s;
     load_set_read(&s, o->data, (size_t)o->n, (e->need & LOAD_NEED_VECS) != 0);
     load_ctx ctx = {.set = &s, .json = json, .batch = (uint32_t)o->batch,
                     .nlist = (uint32_t)(o->nlist ? o->nlist : vec_nlist_for(s.n))};
-    load_msg m = {.kind = MSG_RESULT, .base_rss_kb = maxrss_kb()};
-    send_stage(STAGE_RUN);
+    load_msg m = {.h.kind = MSG_RESULT, .base_rss_kb = bench_maxrss_kb()};
+    bench_child_stage(STAGE_RUN);
     uint64_t w0 = io_wchar();
     if (e->run(&ctx, root, &m.r) != 0) {
-        send_error("load", load_err());
+        bench_child_error("load", load_err());
         goto done;
     }
     m.r.written = io_wchar() - w0;
-    m.peak_rss_kb = maxrss_kb();
+    m.peak_rss_kb = bench_maxrss_kb();
     m.checked = 1;
     if (e->verify) {
-        send_stage(STAGE_VERIFY);
+        bench_child_stage(STAGE_VERIFY);
         if (e->verify(&ctx, root, &m.r) != 0) {
             m.checked = 0;
-            snprintf(m.text, sizeof m.text, "%s", load_err());
+            snprintf(m.h.text, sizeof m.h.text, "%s", load_err());
         }
     }
     if (m.r.items != s.n) {
         m.checked = 0;
-        snprintf(m.text, sizeof m.text, "loaded %" PRIu64 " items, expected %zu", m.r.items, s.n);
+        snprintf(m.h.text, sizeof m.h.text, "loaded %" PRIu64 " items, expected %zu", m.r.items,
+                 s.n);
     }
-    send_msg(&m);
+    bench_child_send(&m);
 done:
-    if (!o->keep)
+    if (!o->run.keep)
         bench_rmtree(root);
     load_set_free(&s);
 }
@@ -209,21 +176,6 @@ typedef struct engine_out {
     uint64_t base_rss_kb, peak_rss_kb, child_maxrss_kb;
     char errors[1024];
 } engine_out;
-
-static void append_err(engine_out *eo, const char *fmt, ...) BENCH_PRINTF(2, 3);
-
-static void append_err(engine_out *eo, const char *fmt, ...)
-{
-    size_t len = strlen(eo->errors);
-    if (len + 4 >= sizeof eo->errors)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (len)
-        eo->errors[len++] = ';', eo->errors[len++] = ' ', eo->errors[len] = '\0';
-    vsnprintf(eo->errors + len, sizeof eo->errors - len, fmt, ap);
-    va_end(ap);
-}
 
 static const char *stage_name(int stage)
 {
@@ -245,8 +197,8 @@ static void take_result(const load_engine *e, engine_out *eo, const load_msg *m)
     if (m->r.check[0])
         fprintf(stderr, "  [%s] check: %s\n", e->name, m->r.check);
     if (!m->checked) {
-        fprintf(stderr, "  [%s] CHECK FAILED: %s\n", e->name, m->text);
-        append_err(eo, "check failed: %s", m->text);
+        fprintf(stderr, "  [%s] CHECK FAILED: %s\n", e->name, m->h.text);
+        bench_append_err(eo->errors, sizeof eo->errors, "check failed: %s", m->h.text);
     }
     if (m->peak_rss_kb > eo->peak_rss_kb)
         eo->peak_rss_kb = m->peak_rss_kb;
@@ -259,66 +211,47 @@ static void take_result(const load_engine *e, engine_out *eo, const load_msg *m)
     }
 }
 
-static void wait_child(const load_engine *e, engine_out *eo, pid_t pid, int stage, int pass)
+/* What the child and the parent of one engine's run share. */
+typedef struct run_ctx {
+    const load_opts *o;
+    const load_engine *e;
+    const char *json;
+    engine_out *eo;
+} run_ctx;
+
+static void child_entry(void *arg)
 {
-    int status;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
-    }
-    if ((uint64_t)ru.ru_maxrss > eo->child_maxrss_kb)
-        eo->child_maxrss_kb = (uint64_t)ru.ru_maxrss;
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        const char *what = sig == SIGALRM ? "timeout" : strsignal(sig);
-        fprintf(stderr, "  [%s] CRASHED with signal %d (%s) during %s (pass %d)\n", e->name, sig,
-                what, stage_name(stage), pass + 1);
-        append_err(eo, "crashed with signal %d (%s) during %s", sig, what, stage_name(stage));
-    } else if (WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "  [%s] exited with status %d during %s\n", e->name, WEXITSTATUS(status),
-                stage_name(stage));
-        append_err(eo, "exited with status %d during %s", WEXITSTATUS(status),
-                   stage_name(stage));
+    const run_ctx *r = arg;
+    child_main(r->o, r->e, r->json);
+}
+
+static void on_msg(const void *msg, void *arg)
+{
+    const load_msg *m = msg;
+    const run_ctx *r = arg;
+    if (m->h.kind == BENCH_MSG_ERROR) {
+        fprintf(stderr, "  [%s] FAILED: %s\n", r->e->name, m->h.text);
+        bench_append_err(r->eo->errors, sizeof r->eo->errors, "%s", m->h.text);
+    } else if (m->h.kind == MSG_RESULT) {
+        take_result(r->e, r->eo, m);
     }
 }
 
 static void run_engine(const load_opts *o, const load_engine *e, const char *json,
                        engine_out *eo, int pass)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        bench_die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        msg_fd = fds[1];
-        if (o->timeout)
-            alarm((unsigned)o->timeout);
-        child_main(o, e, json);
-        close(msg_fd);
-        _exit(0);
-    }
-    close(fds[1]);
-    int stage = 0;
-    load_msg m;
-    while (bench_read_all(fds[0], &m, sizeof m) == 0) {
-        if (m.kind == MSG_STAGE) {
-            stage = m.stage;
-        } else if (m.kind == MSG_ERROR) {
-            fprintf(stderr, "  [%s] FAILED: %s\n", e->name, m.text);
-            append_err(eo, "%s", m.text);
-        } else if (m.kind == MSG_RESULT) {
-            take_result(e, eo, &m);
-        }
-    }
-    close(fds[0]);
-    wait_child(e, eo, pid, stage, pass);
+    run_ctx r = {.o = o, .e = e, .json = json, .eo = eo};
+    bench_child c = {.main = child_entry,
+                     .on_msg = on_msg,
+                     .arg = &r,
+                     .msg_size = sizeof(load_msg),
+                     .timeout = o->run.timeout};
+    bench_child_end end;
+    bench_child_run(&c, &end);
+    if (end.maxrss_kb > eo->child_maxrss_kb)
+        eo->child_maxrss_kb = end.maxrss_kb;
+    bench_child_verdict(&end, e->name, NULL, stage_name(end.stage), pass, eo->errors,
+                        sizeof eo->errors);
 }
 
 /* ------------------------------------------------------------------ */
@@ -399,7 +332,7 @@ static void report(const load_opts *o, const load_set *s, uint64_t json_bytes,
     char a[32], b[32], c[32], d[32];
     printf("\nsop-bench load: GloVe %u-d, n=%zu words (the word is the text, with its vector), "
            "fallback file %.1f MB, best of %" PRIu64 "\n",
-           s->dims, s->n, (double)json_bytes / 1e6, o->repeat);
+           s->dims, s->n, (double)json_bytes / 1e6, o->run.repeat);
     printf("%-8s %9s %11s %15s %11s %13s %13s  %s\n", "engine", "seconds", "items/s",
            "bytes_on_disk", "written_MB", "peak_rss_kb", "base_rss_kb", "where the time went");
     for (size_t i = 0; i < o->nengines; i++) {
@@ -442,9 +375,7 @@ static void json_head(FILE *f, const char *engine, size_t n)
 static void write_json(const load_opts *o, const load_set *s, uint64_t json_bytes,
                        const engine_out *outs)
 {
-    FILE *f = fopen(o->json, "w");
-    if (!f)
-        bench_die("cannot write %s: %s", o->json, strerror(errno));
+    FILE *f = bench_json_open(o->run.json);
     for (size_t i = 0; i < o->nengines; i++) {
         const engine_out *eo = &outs[i];
         json_head(f, o->engines[i]->name, s->n);
@@ -492,8 +423,7 @@ static void write_json(const load_opts *o, const load_set *s, uint64_t json_byte
                     outs[cb.si].peak_rss_kb < RSS_LIMIT_KB ? "true" : "false");
         }
     }
-    if (fclose(f) != 0)
-        bench_die("writing %s: %s", o->json, strerror(errno));
+    bench_json_close(f, o->run.json);
 }
 
 /* ------------------------------------------------------------------ */
@@ -532,111 +462,67 @@ static void load_usage(FILE *f)
             SOP_BENCH_DEFAULT_GLOVE_DIR);
 }
 
-static void parse_engines(load_opts *o, const char *list)
+static const char *engine_name(size_t i) { return all_engines[i]->name; }
+
+static void not_built(const char *name)
 {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", list);
-    o->nengines = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        const load_engine *e = NULL;
-        for (size_t i = 0; all_engines[i]; i++)
-            if (strcmp(all_engines[i]->name, tok) == 0)
-                e = all_engines[i];
-        if (!e) {
-            if (strcmp(tok, "sop") == 0)
-                bench_die("engine 'sop' is not compiled in (built with SOP_BENCH_NO_SOP)");
-            if (strcmp(tok, "faiss") == 0)
-                bench_die("engine 'faiss' is not compiled in (install libfaiss-dev and g++, "
-                          "then reconfigure)");
-            bench_die("unknown engine '%s' (see sop-bench load --help)", tok);
-        }
-        for (size_t i = 0; i < o->nengines; i++)
-            if (o->engines[i] == e)
-                bench_die("engine '%s' listed twice", tok);
-        o->engines[o->nengines++] = e;
-    }
-    if (o->nengines == 0)
-        bench_die("--engines: empty list");
+    if (strcmp(name, "sop") == 0)
+        bench_die("engine 'sop' is not compiled in (built with SOP_BENCH_NO_SOP)");
+    if (strcmp(name, "faiss") == 0)
+        bench_die("engine 'faiss' is not compiled in (install libfaiss-dev and g++, "
+                  "then reconfigure)");
 }
 
-static void set_faiss_omp(const char *opt, const char *val)
+static void parse_engines(load_opts *o, const char *list)
 {
-    uint64_t t = bench_parse_count(opt, val);
-    char buf[24];
-    snprintf(buf, sizeof buf, "%" PRIu64, t);
-    setenv("SOP_BENCH_FAISS_OMP_THREADS", buf, 1);
+    size_t idx[N_ALL_ENGINES + 1];
+    o->nengines = bench_parse_engines(list, N_ALL_ENGINES, engine_name, not_built, "load", idx);
+    for (size_t i = 0; i < o->nengines; i++)
+        o->engines[i] = all_engines[idx[i]];
 }
 
 /* Returns 1 when the program should exit 0 (--help). */
 static int parse_args(load_opts *o, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            val = eq + 1;
-            a = name;
-        }
-#define VALUE() (val ? val : (i + 1 < argc ? argv[++i] : (bench_die("%s needs a value", a), "")))
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    bench_args a;
+    for (bench_args_init(&a, argc, argv); bench_args_next(&a);) {
+        if (bench_args_help(&a)) {
             load_usage(stdout);
             return 1;
-        } else if (strcmp(a, "--n") == 0 || strcmp(a, "-n") == 0) {
-            o->n = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--full") == 0) {
+        } else if (bench_args_is(&a, "--n") || bench_args_is(&a, "-n")) {
+            o->n = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--full")) {
             o->n = 0;
-        } else if (strcmp(a, "--batch") == 0) {
-            o->batch = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--nlist") == 0) {
-            o->nlist = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--faiss-omp") == 0) {
-            set_faiss_omp(a, VALUE());
-        } else if (strcmp(a, "--engines") == 0) {
-            parse_engines(o, VALUE());
-        } else if (strcmp(a, "--data") == 0) {
-            o->data = VALUE();
-        } else if (strcmp(a, "--repeat") == 0) {
-            o->repeat = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--timeout") == 0) {
-            o->timeout = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--dir") == 0) {
-            o->dir = VALUE();
-        } else if (strcmp(a, "--json") == 0) {
-            o->json = VALUE();
-        } else if (strcmp(a, "--keep") == 0) {
-            o->keep = 1;
-        } else {
-            load_usage(stderr);
-            bench_die("load: unknown option '%s'", argv[i]);
+        } else if (bench_args_is(&a, "--batch")) {
+            o->batch = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--nlist")) {
+            o->nlist = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--faiss-omp")) {
+            vec_set_faiss_omp(a.name, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--engines")) {
+            parse_engines(o, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--data")) {
+            o->data = bench_args_value(&a);
+        } else if (!bench_args_run_opt(&a, &o->run)) {
+            bench_args_unknown(&a, "load", load_usage);
         }
-#undef VALUE
     }
     if (o->batch < 1 || o->batch > 10000000)
         bench_die("--batch must be 1..10,000,000");
     if (o->nlist > 65536)
         bench_die("--nlist must be 1..65,536");
-    if (o->repeat < 1)
-        o->repeat = 1;
     return 0;
 }
 
 int bench_load_main(int argc, char **argv)
 {
-    load_opts o = {.n = QUICK_N, .batch = DEFAULT_BATCH, .repeat = 1, .timeout = 3600,
-                   .dir = "/tmp/sop-bench"};
-    o.data = getenv("SOP_BENCH_GLOVE_DIR");
-    if (!o.data || !*o.data)
-        o.data = SOP_BENCH_DEFAULT_GLOVE_DIR;
+    load_opts o = {.n = QUICK_N, .batch = DEFAULT_BATCH, .run = BENCH_RUN_OPTS_DEFAULT};
+    o.data = vec_glove_dir();
     for (size_t i = 0; all_engines[i]; i++)
         o.engines[o.nengines++] = all_engines[i];
     if (parse_args(&o, argc, argv))
         return 0;
-    if (bench_mkdirs(o.dir) != 0)
-        bench_die("cannot create %s: %s", o.dir, strerror(errno));
+    bench_run_opts_ready(&o.run);
 
     /* setup, untimed: the fallback file (the parent keeps only the words) */
     load_set s;
@@ -655,16 +541,16 @@ int bench_load_main(int argc, char **argv)
     fprintf(stderr, "sop-bench load: n=%zu, batch=%" PRIu64 ", engines:", s.n, o.batch);
     for (size_t i = 0; i < o.nengines; i++)
         fprintf(stderr, " %s", o.engines[i]->name);
-    fprintf(stderr, ", dir=%s, setup %.1f s\n", o.dir, bench_now() - t0);
+    fprintf(stderr, ", dir=%s, setup %.1f s\n", o.run.dir, bench_now() - t0);
 
     engine_out *outs = calloc(o.nengines, sizeof *outs);
     if (!outs)
         bench_die("out of memory");
-    for (uint64_t pass = 0; pass < o.repeat; pass++)
+    for (uint64_t pass = 0; pass < o.run.repeat; pass++)
         for (size_t i = 0; i < o.nengines; i++)
             run_engine(&o, o.engines[i], json, &outs[i], (int)pass);
     report(&o, &s, json_bytes, outs);
-    if (o.json)
+    if (o.run.json)
         write_json(&o, &s, json_bytes, outs);
     int failed = 0;
     for (size_t i = 0; i < o.nengines; i++)

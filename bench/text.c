@@ -32,19 +32,15 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "bench_util.h"
+#include "child.h"
+#include "options.h"
 
 #ifndef SOP_BENCH_DEFAULT_CRANFIELD_DIR
 #define SOP_BENCH_DEFAULT_CRANFIELD_DIR "../shared/ir-collections/cranfield"
@@ -102,48 +98,29 @@ static const text_engine *const all_engines[] = {
 enum { WL_QUALITY = 1, WL_SPEED = 2 };
 
 typedef struct text_opts {
-    uint64_t n, queries, repeat, timeout, seed;
+    uint64_t n, queries, seed;
     double min_time;
     int workloads, cran_fields;
-    const char *json, *dir, *cranfield, *gcide_index, *gcide_dict, *corpus;
+    bench_run_opts run;
+    const char *cranfield, *gcide_index, *gcide_dict, *corpus;
     const text_engine *engines[N_ALL_ENGINES + 1];
     size_t nengines;
-    int keep;
 } text_opts;
 
 /* ------------------------------------------------------------------ */
 /* Child -> parent messages                                           */
 /* ------------------------------------------------------------------ */
 
-enum { MSG_STAGE = 1, MSG_BUILD, MSG_SEARCHED, MSG_FOOT, MSG_ERROR };
+enum { MSG_BUILD = BENCH_MSG_USER, MSG_SEARCHED, MSG_FOOT };
 enum { ST_BUILD = 1, ST_OPEN, ST_WARMUP, ST_SEARCH };
 
 typedef struct text_msg {
-    int kind;
-    int stage;       /* STAGE */
+    bench_msg h;
     uint32_t passes; /* SEARCHED: timed passes over the query set */
     uint64_t nq, base_rss_kb;
     double qps, secs;
     text_build build;
-    char text[320];
-} text_msg; /* < PIPE_BUF: written atomically */
-
-static int msg_fd = -1;
-
-static void send_msg(const text_msg *m) { bench_write_all(msg_fd, m, sizeof *m); }
-
-static void send_stage(int stage)
-{
-    text_msg m = {.kind = MSG_STAGE, .stage = stage};
-    send_msg(&m);
-}
-
-static void send_error(const char *what, const char *detail)
-{
-    text_msg m = {.kind = MSG_ERROR};
-    snprintf(m.text, sizeof m.text, "%.40s: %.260s", what, detail);
-    send_msg(&m);
-}
+} text_msg;
 
 static const char *stage_name(int s)
 {
@@ -172,44 +149,39 @@ typedef struct job {
 static void child_main(const text_opts *o, const text_engine *e, const job *j)
 {
     char root[4200];
-    snprintf(root, sizeof root, "%s/%s-%s", o->dir, e->name, j->tag);
-    bench_rmtree(root);
-    if (bench_mkdirs(root) != 0) {
-        send_error("mkdir", strerror(errno));
+    snprintf(root, sizeof root, "%s/%s-%s", o->run.dir, e->name, j->tag);
+    if (bench_child_workdir(root) != 0)
         return;
-    }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    uint64_t base_rss = (uint64_t)ru.ru_maxrss;
+    uint64_t base_rss = bench_maxrss_kb();
 
-    send_stage(ST_BUILD);
+    bench_child_stage(ST_BUILD);
     text_build b;
     memset(&b, 0, sizeof b);
     text_index *ix = NULL;
     text_msg m;
     if (e->build(j->c, root, &b) != 0) {
-        send_error("build", text_err());
+        bench_child_error("build", text_err());
         goto done;
     }
     b.bytes = bench_du(root);
-    m = (text_msg){.kind = MSG_BUILD, .build = b};
-    send_msg(&m);
+    m = (text_msg){.h.kind = MSG_BUILD, .build = b};
+    bench_child_send(&m);
 
-    send_stage(ST_OPEN);
+    bench_child_stage(ST_OPEN);
     if (e->open(root, j->c->n, &ix) != 0) {
-        send_error("open", text_err());
+        bench_child_error("open", text_err());
         goto done;
     }
     double t0, secs = 0;
     uint32_t passes = 0;
     if (j->timed) {
-        send_stage(ST_WARMUP);
+        bench_child_stage(ST_WARMUP);
         if (e->search(ix, j->q, 0, j->q->n, j->k, j->out) != 0) {
-            send_error("warm-up search", text_err());
+            bench_child_error("warm-up search", text_err());
             goto close;
         }
     }
-    send_stage(ST_SEARCH);
+    bench_child_stage(ST_SEARCH);
     t0 = bench_now();
     int rc;
     do {
@@ -218,18 +190,21 @@ static void child_main(const text_opts *o, const text_engine *e, const job *j)
         secs = bench_now() - t0;
     } while (rc == 0 && j->timed && secs < o->min_time);
     if (rc != 0) {
-        send_error("search", text_err());
+        bench_child_error("search", text_err());
         goto close;
     }
-    m = (text_msg){.kind = MSG_SEARCHED, .passes = passes, .nq = j->q->n, .secs = secs,
+    m = (text_msg){.h.kind = MSG_SEARCHED,
+                   .passes = passes,
+                   .nq = j->q->n,
+                   .secs = secs,
                    .qps = secs > 0 ? (double)j->q->n * passes / secs : 0};
-    send_msg(&m);
+    bench_child_send(&m);
 close:
     e->close(ix);
 done:
-    m = (text_msg){.kind = MSG_FOOT, .base_rss_kb = base_rss};
-    send_msg(&m);
-    if (!o->keep)
+    m = (text_msg){.h.kind = MSG_FOOT, .base_rss_kb = base_rss};
+    bench_child_send(&m);
+    if (!o->run.keep)
         bench_rmtree(root);
 }
 
@@ -253,21 +228,6 @@ typedef struct engine_out {
     char errors[1024];
 } engine_out;
 
-static void append_err(engine_out *eo, const char *fmt, ...) BENCH_PRINTF(2, 3);
-
-static void append_err(engine_out *eo, const char *fmt, ...)
-{
-    size_t len = strlen(eo->errors);
-    if (len + 4 >= sizeof eo->errors)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (len)
-        eo->errors[len++] = ';', eo->errors[len++] = ' ', eo->errors[len] = '\0';
-    vsnprintf(eo->errors + len, sizeof eo->errors - len, fmt, ap);
-    va_end(ap);
-}
-
 static int32_t *shared_rows(size_t n)
 {
     void *p = mmap(NULL, n * sizeof(int32_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
@@ -277,103 +237,91 @@ static int32_t *shared_rows(size_t n)
     return p;
 }
 
+/* What the child and the parent of one job share. */
+typedef struct run_ctx {
+    const text_opts *o;
+    const text_engine *e;
+    const job *j;
+    run_out *ro;
+    engine_out *eo;
+    int searched;
+} run_ctx;
+
+static void child_entry(void *arg)
+{
+    const run_ctx *r = arg;
+    child_main(r->o, r->e, r->j);
+}
+
+static void on_msg(const void *msg, void *arg)
+{
+    const text_msg *m = msg;
+    run_ctx *r = arg;
+    const char *name = r->e->name, *tag = r->j->tag;
+    run_out *ro = r->ro;
+    char num[32], num2[32];
+    switch (m->h.kind) {
+    case BENCH_MSG_ERROR:
+        fprintf(stderr, "  [%s %s] FAILED: %s\n", name, tag, m->h.text);
+        bench_append_err(r->eo->errors, sizeof r->eo->errors, "%s: %s", tag, m->h.text);
+        break;
+    case MSG_BUILD:
+        fprintf(stderr,
+                "  [%s %s] indexed %zu docs in %.2f s (%s docs/s; commit %.2f s), "
+                "close %.2f s, %s bytes  (%s)\n",
+                name, tag, r->j->c->n, m->build.index_s,
+                bench_fmt_int(num, sizeof num,
+                              m->build.index_s > 0 ? (double)r->j->c->n / m->build.index_s : 0),
+                m->build.commit_s, m->build.close_s,
+                bench_fmt_int(num2, sizeof num2, (double)m->build.bytes), m->build.desc);
+        /* over repeats keep the fastest build */
+        if (!ro->have_build || m->build.index_s < ro->build.index_s)
+            ro->build = m->build;
+        ro->have_build = 1;
+        break;
+    case MSG_SEARCHED:
+        if (r->j->timed)
+            fprintf(stderr, "  [%s %s] %zu queries x %u passes: %s q/s\n", name, tag, r->j->q->n,
+                    m->passes, bench_fmt_int(num, sizeof num, m->qps));
+        if (!ro->have_search || m->qps > ro->qps) {
+            ro->qps = m->qps;
+            ro->passes = m->passes;
+            ro->secs = m->secs;
+        }
+        ro->have_search = 1;
+        r->searched = 1;
+        break;
+    case MSG_FOOT:
+        ro->base_rss_kb = m->base_rss_kb;
+        break;
+    default:
+        break;
+    }
+}
+
 /* Runs @p j for engine @p e in a child; fills @p ro (keeping the best of
  * repeats) and the rows. Returns 1 if the child searched. */
 static int run_job(const text_opts *o, const text_engine *e, const job *j, run_out *ro,
                    engine_out *eo, int pass)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        bench_die("pipe: %s", strerror(errno));
     for (size_t i = 0; i < j->q->n * j->k; i++)
         j->out[i] = -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        msg_fd = fds[1];
-        if (o->timeout)
-            alarm((unsigned)o->timeout);
-        child_main(o, e, j);
-        close(msg_fd);
-        _exit(0);
-    }
-    close(fds[1]);
-    int stage = 0, searched = 0;
-    char num[32], num2[32];
-    text_msg m;
-    for (;;) {
-        if (bench_read_all(fds[0], &m, sizeof m) != 0)
-            break;
-        switch (m.kind) {
-        case MSG_STAGE:
-            stage = m.stage;
-            break;
-        case MSG_ERROR:
-            fprintf(stderr, "  [%s %s] FAILED: %s\n", e->name, j->tag, m.text);
-            append_err(eo, "%s: %s", j->tag, m.text);
-            break;
-        case MSG_BUILD:
-            fprintf(stderr, "  [%s %s] indexed %zu docs in %.2f s (%s docs/s; commit %.2f s), "
-                            "close %.2f s, %s bytes  (%s)\n",
-                    e->name, j->tag, j->c->n, m.build.index_s,
-                    bench_fmt_int(num, sizeof num,
-                                  m.build.index_s > 0 ? (double)j->c->n / m.build.index_s : 0),
-                    m.build.commit_s, m.build.close_s, bench_fmt_int(num2, sizeof num2, (double)m.build.bytes),
-                    m.build.desc);
-            /* over repeats keep the fastest build */
-            if (!ro->have_build || m.build.index_s < ro->build.index_s)
-                ro->build = m.build;
-            ro->have_build = 1;
-            break;
-        case MSG_SEARCHED:
-            if (j->timed)
-                fprintf(stderr, "  [%s %s] %zu queries x %u passes: %s q/s\n", e->name, j->tag,
-                        j->q->n, m.passes, bench_fmt_int(num, sizeof num, m.qps));
-            if (!ro->have_search || m.qps > ro->qps) {
-                ro->qps = m.qps;
-                ro->passes = m.passes;
-                ro->secs = m.secs;
-            }
-            ro->have_search = 1;
-            searched = 1;
-            break;
-        case MSG_FOOT:
-            ro->base_rss_kb = m.base_rss_kb;
-            break;
-        default:
-            break;
-        }
-    }
-    close(fds[0]);
-    int status;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
-    }
-    if ((uint64_t)ru.ru_maxrss > ro->peak_rss_kb)
-        ro->peak_rss_kb = (uint64_t)ru.ru_maxrss;
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        fprintf(stderr, "  [%s %s] CRASHED with signal %d (%s) during %s (pass %d)\n", e->name,
-                j->tag, sig, sig == SIGALRM ? "timeout" : strsignal(sig), stage_name(stage),
-                pass + 1);
-        append_err(eo, "%s: crashed with signal %d (%s) during %s", j->tag, sig,
-                   sig == SIGALRM ? "timeout" : strsignal(sig), stage_name(stage));
-        searched = 0;
-    } else if (WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "  [%s %s] exited with status %d during %s\n", e->name, j->tag,
-                WEXITSTATUS(status), stage_name(stage));
-        append_err(eo, "%s: exited with status %d during %s", j->tag, WEXITSTATUS(status),
-                   stage_name(stage));
-        searched = 0;
-    }
-    return searched;
+    run_ctx r = {.o = o, .e = e, .j = j, .ro = ro, .eo = eo};
+    bench_child c = {.main = child_entry,
+                     .on_msg = on_msg,
+                     .arg = &r,
+                     .msg_size = sizeof(text_msg),
+                     .timeout = o->run.timeout};
+    bench_child_end end;
+    bench_child_run(&c, &end);
+    if (end.maxrss_kb > ro->peak_rss_kb)
+        ro->peak_rss_kb = end.maxrss_kb;
+    char who[128];
+    snprintf(who, sizeof who, "%s %s", e->name, j->tag);
+    if (!bench_child_verdict(&end, who, j->tag, stage_name(end.stage), pass, eo->errors,
+                             sizeof eo->errors))
+        r.searched = 0;
+    return r.searched;
 }
 
 /* ------------------------------------------------------------------ */
@@ -544,8 +492,7 @@ static void report(const text_opts *o, const text_run *t)
                "), k=%d, one thread, one query per call, %d queries per read transaction, best "
                "of %" PRIu64 "\n",
                o->corpus ? o->corpus : "GCIDE", n, (double)t->gcide.bytes / 1048576.0, t->gq.n,
-               o->seed, SPEED_K,
-               TEXT_QUERIES_PER_TXN, o->repeat);
+               o->seed, SPEED_K, TEXT_QUERIES_PER_TXN, o->run.repeat);
         printf("%-9s %9s %11s %9s %9s %10s %10s %12s %7s %13s %13s\n", "engine", "index_s",
                "docs/s", "commit_s", "close_s", "index_MB", "bytes/doc", "queries/s", "passes",
                "peak_rss_kb", "base_rss_kb");
@@ -621,9 +568,7 @@ static void json_head(FILE *f, const char *workload, const char *engine, size_t 
 static void write_json(const text_opts *o, const text_run *t)
 {
     const engine_out *outs = t->outs;
-    FILE *f = fopen(o->json, "w");
-    if (!f)
-        bench_die("cannot write %s: %s", o->json, strerror(errno));
+    FILE *f = bench_json_open(o->run.json);
     size_t n = t->gcide.n;
     for (size_t i = 0; i < o->nengines; i++) {
         const engine_out *eo = &outs[i];
@@ -709,8 +654,7 @@ static void write_json(const text_opts *o, const text_run *t)
                     a->speed.qps / b->speed.qps);
         }
     }
-    if (fclose(f) != 0)
-        bench_die("writing %s: %s", o->json, strerror(errno));
+    bench_json_close(f, o->run.json);
 }
 
 /* ------------------------------------------------------------------ */
@@ -755,33 +699,23 @@ static void text_usage(FILE *f)
             SOP_BENCH_DEFAULT_CRANFIELD_DIR);
 }
 
+static const char *engine_name(size_t i) { return all_engines[i]->name; }
+
+static void not_built(const char *name)
+{
+    if (strcmp(name, "sop") == 0)
+        bench_die("engine 'sop' is not compiled in (configure with -DSOP_BENCH_TEXT_SOP=ON)");
+    if (strcmp(name, "xapian") == 0)
+        bench_die("engine 'xapian' is not compiled in (install libxapian-dev and g++, "
+                  "then reconfigure)");
+}
+
 static void parse_engines(text_opts *o, const char *list)
 {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", list);
-    o->nengines = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        const text_engine *e = NULL;
-        for (size_t i = 0; all_engines[i]; i++)
-            if (strcmp(all_engines[i]->name, tok) == 0)
-                e = all_engines[i];
-        if (!e) {
-            if (strcmp(tok, "sop") == 0)
-                bench_die("engine 'sop' is not compiled in (configure with "
-                          "-DSOP_BENCH_TEXT_SOP=ON)");
-            if (strcmp(tok, "xapian") == 0)
-                bench_die("engine 'xapian' is not compiled in (install libxapian-dev and g++, "
-                          "then reconfigure)");
-            bench_die("unknown engine '%s' (see sop-bench text --help)", tok);
-        }
-        for (size_t i = 0; i < o->nengines; i++)
-            if (o->engines[i] == e)
-                bench_die("engine '%s' listed twice", tok);
-        o->engines[o->nengines++] = e;
-    }
-    if (o->nengines == 0)
-        bench_die("--engines: empty list");
+    size_t idx[N_ALL_ENGINES + 1];
+    o->nengines = bench_parse_engines(list, N_ALL_ENGINES, engine_name, not_built, "text", idx);
+    for (size_t i = 0; i < o->nengines; i++)
+        o->engines[i] = all_engines[idx[i]];
 }
 
 static int parse_workloads(const char *list)
@@ -803,85 +737,65 @@ static int parse_workloads(const char *list)
     return w;
 }
 
+static int parse_fields(const char *v)
+{
+    if (strcmp(v, "tw") == 0 || strcmp(v, "TW") == 0)
+        return TEXT_CRAN_TW;
+    if (strcmp(v, "w") == 0 || strcmp(v, "W") == 0)
+        return TEXT_CRAN_W;
+    bench_die("--cranfield-fields: tw or w, got '%s'", v);
+}
+
 int bench_text_main(int argc, char **argv)
 {
-    text_opts o = {.n = QUICK_N, .queries = 2000, .repeat = 1, .timeout = 3600, .seed = 42,
-                   .min_time = 1.0, .workloads = WL_QUALITY | WL_SPEED,
-                   .cran_fields = TEXT_CRAN_TW, .dir = "/tmp/sop-bench",
-                   .cranfield = SOP_BENCH_DEFAULT_CRANFIELD_DIR, .gcide_index = GCIDE_INDEX,
+    text_opts o = {.n = QUICK_N,
+                   .queries = 2000,
+                   .seed = 42,
+                   .min_time = 1.0,
+                   .workloads = WL_QUALITY | WL_SPEED,
+                   .cran_fields = TEXT_CRAN_TW,
+                   .run = BENCH_RUN_OPTS_DEFAULT,
+                   .cranfield = SOP_BENCH_DEFAULT_CRANFIELD_DIR,
+                   .gcide_index = GCIDE_INDEX,
                    .gcide_dict = GCIDE_DICT};
     for (size_t i = 0; all_engines[i]; i++)
         o.engines[o.nengines++] = all_engines[i];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            val = eq + 1;
-            a = name;
-        }
-#define VALUE() (val ? val : (i + 1 < argc ? argv[++i] : (bench_die("%s needs a value", a), "")))
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    bench_args a;
+    for (bench_args_init(&a, argc, argv); bench_args_next(&a);) {
+        if (bench_args_help(&a)) {
             text_usage(stdout);
             return 0;
-        } else if (strcmp(a, "--n") == 0 || strcmp(a, "-n") == 0) {
-            o.n = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--full") == 0) {
+        } else if (bench_args_is(&a, "--n") || bench_args_is(&a, "-n")) {
+            o.n = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--full")) {
             o.n = 0;
-        } else if (strcmp(a, "--queries") == 0) {
-            o.queries = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--seed") == 0) {
-            o.seed = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--min-time") == 0) {
-            char *end;
-            const char *v = VALUE();
-            o.min_time = strtod(v, &end);
-            if (end == v || *end || !(o.min_time >= 0) || o.min_time > 3600)
-                bench_die("--min-time: expected seconds 0..3600, got '%s'", v);
-        } else if (strcmp(a, "--workloads") == 0) {
-            o.workloads = parse_workloads(VALUE());
-        } else if (strcmp(a, "--engines") == 0) {
-            parse_engines(&o, VALUE());
-        } else if (strcmp(a, "--cranfield") == 0) {
-            o.cranfield = VALUE();
-        } else if (strcmp(a, "--cranfield-fields") == 0) {
-            const char *v = VALUE();
-            if (strcmp(v, "tw") == 0 || strcmp(v, "TW") == 0)
-                o.cran_fields = TEXT_CRAN_TW;
-            else if (strcmp(v, "w") == 0 || strcmp(v, "W") == 0)
-                o.cran_fields = TEXT_CRAN_W;
-            else
-                bench_die("--cranfield-fields: tw or w, got '%s'", v);
-        } else if (strcmp(a, "--gcide-index") == 0) {
-            o.gcide_index = VALUE();
-        } else if (strcmp(a, "--gcide-dict") == 0) {
-            o.gcide_dict = VALUE();
-        } else if (strcmp(a, "--corpus") == 0) {
-            o.corpus = VALUE();
-        } else if (strcmp(a, "--repeat") == 0) {
-            o.repeat = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--timeout") == 0) {
-            o.timeout = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--dir") == 0) {
-            o.dir = VALUE();
-        } else if (strcmp(a, "--json") == 0) {
-            o.json = VALUE();
-        } else if (strcmp(a, "--keep") == 0) {
-            o.keep = 1;
-        } else {
-            text_usage(stderr);
-            bench_die("text: unknown option '%s'", argv[i]);
+        } else if (bench_args_is(&a, "--queries")) {
+            o.queries = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--seed")) {
+            o.seed = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--min-time")) {
+            o.min_time = bench_args_seconds(&a);
+        } else if (bench_args_is(&a, "--workloads")) {
+            o.workloads = parse_workloads(bench_args_value(&a));
+        } else if (bench_args_is(&a, "--engines")) {
+            parse_engines(&o, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--cranfield")) {
+            o.cranfield = bench_args_value(&a);
+        } else if (bench_args_is(&a, "--cranfield-fields")) {
+            o.cran_fields = parse_fields(bench_args_value(&a));
+        } else if (bench_args_is(&a, "--gcide-index")) {
+            o.gcide_index = bench_args_value(&a);
+        } else if (bench_args_is(&a, "--gcide-dict")) {
+            o.gcide_dict = bench_args_value(&a);
+        } else if (bench_args_is(&a, "--corpus")) {
+            o.corpus = bench_args_value(&a);
+        } else if (!bench_args_run_opt(&a, &o.run)) {
+            bench_args_unknown(&a, "text", text_usage);
         }
-#undef VALUE
     }
     if (o.queries < 1)
         bench_die("--queries must be at least 1");
-    if (o.repeat < 1)
-        o.repeat = 1;
-    if (bench_mkdirs(o.dir) != 0)
-        bench_die("cannot create %s: %s", o.dir, strerror(errno));
+    bench_run_opts_ready(&o.run);
 
     text_run t;
     memset(&t, 0, sizeof t);
@@ -927,7 +841,7 @@ int bench_text_main(int argc, char **argv)
     fprintf(stderr, " engines:");
     for (size_t i = 0; i < o.nengines; i++)
         fprintf(stderr, " %s", o.engines[i]->name);
-    fprintf(stderr, ", dir=%s\n", o.dir);
+    fprintf(stderr, ", dir=%s\n", o.run.dir);
 
     t0 = bench_now();
     for (size_t i = 0; i < o.nengines; i++) {
@@ -948,7 +862,7 @@ int bench_text_main(int argc, char **argv)
             }
         }
     if (o.workloads & WL_SPEED)
-        for (uint64_t pass = 0; pass < o.repeat; pass++)
+        for (uint64_t pass = 0; pass < o.run.repeat; pass++)
             for (size_t i = 0; i < o.nengines; i++) {
                 engine_out *eo = &t.outs[i];
                 job j = {.c = &t.gcide, .q = &t.gq, .k = SPEED_K, .timed = 1, .out = eo->srows,
@@ -958,7 +872,7 @@ int bench_text_main(int argc, char **argv)
             }
     fprintf(stderr, "sop-bench text: done in %.1f s\n", bench_now() - t0);
     report(&o, &t);
-    if (o.json)
+    if (o.run.json)
         write_json(&o, &t);
     int failed = 0;
     for (size_t i = 0; i < o.nengines; i++) {

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "child.h"
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
@@ -82,13 +83,7 @@ static char *read_file(const char *path, size_t *len)
 static char *read_gunzip(const char *path, size_t *len)
 {
     int fds[2];
-    if (pipe(fds) != 0)
-        bench_die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork: %s", strerror(errno));
+    pid_t pid = bench_fork_piped(fds);
     if (pid == 0) {
         close(fds[0]);
         if (dup2(fds[1], 1) < 0)

@@ -25,21 +25,17 @@
 #include "vector.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "bench_util.h"
+#include "child.h"
+#include "options.h"
 
 #ifndef SOP_BENCH_DEFAULT_GLOVE_DIR
 #define SOP_BENCH_DEFAULT_GLOVE_DIR ".cache/glove"
@@ -87,14 +83,14 @@ static const vec_engine *const all_engines[] = {
 #define QUICK_N 50000
 
 typedef struct vec_opts {
-    uint64_t n, queries, nlist, repeat, timeout;
+    uint64_t n, queries, nlist;
     double min_time;
-    const char *json, *dir, *data;
+    bench_run_opts run;
+    const char *data;
     const vec_engine *engines[N_ALL_ENGINES + 1];
     size_t nengines;
     uint32_t nprobe[MAX_POINTS], ef[MAX_POINTS];
     size_t nnprobe, nef;
-    int keep;
 } vec_opts;
 
 /* The sweep of an engine: nprobe (clipped to nlist) or ef. */
@@ -113,33 +109,36 @@ uint32_t vec_nlist_for(uint64_t n)
     return 1u << p;
 }
 
+const char *vec_glove_dir(void)
+{
+    const char *d = getenv("SOP_BENCH_GLOVE_DIR");
+    return d && *d ? d : SOP_BENCH_DEFAULT_GLOVE_DIR;
+}
+
+void vec_set_faiss_omp(const char *opt, const char *val)
+{
+    uint64_t t = bench_parse_count(opt, val);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%" PRIu64, t);
+    setenv("SOP_BENCH_FAISS_OMP_THREADS", buf, 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* Child -> parent messages                                           */
 /* ------------------------------------------------------------------ */
 
-enum { MSG_STAGE = 1, MSG_BUILD, MSG_POINT, MSG_FOOT, MSG_ERROR };
+/* The stages: 0 the build, else the sweep point being searched. */
+enum { MSG_BUILD = BENCH_MSG_USER, MSG_POINT, MSG_FOOT };
 
 typedef struct vec_msg {
-    int kind;
+    bench_msg h; /* text: POINT's note */
     int ok;
-    uint32_t param;      /* POINT: nprobe or ef; STAGE: 0 build, else the point */
-    uint32_t passes;     /* POINT: passes over the query set timed */
+    uint32_t param;  /* POINT: nprobe or ef */
+    uint32_t passes; /* POINT: passes over the query set timed */
     uint64_t nq, bad, base_rss_kb;
     double recall, qps, secs;
     vec_build build;
-    char text[320];
-} vec_msg; /* < PIPE_BUF: written atomically */
-
-static int msg_fd = -1;
-
-static void send_msg(const vec_msg *m) { bench_write_all(msg_fd, m, sizeof *m); }
-
-static void send_error(const char *what, const char *detail)
-{
-    vec_msg m = {.kind = MSG_ERROR};
-    snprintf(m.text, sizeof m.text, "%.40s: %.260s", what, detail);
-    send_msg(&m);
-}
+} vec_msg;
 
 /* ------------------------------------------------------------------ */
 /* The child: one engine, build then the sweep                        */
@@ -179,44 +178,38 @@ static double recall_of(const vec_data *d, const int32_t *out, uint64_t *bad)
 static void child_main(const vec_opts *o, const vec_engine *e, const vec_data *d)
 {
     char root[4200];
-    snprintf(root, sizeof root, "%s/%s", o->dir, e->name);
-    bench_rmtree(root);
-    if (bench_mkdirs(root) != 0) {
-        send_error("mkdir", strerror(errno));
+    snprintf(root, sizeof root, "%s/%s", o->run.dir, e->name);
+    if (bench_child_workdir(root) != 0)
         return;
-    }
     int32_t *out = malloc(d->nq * VEC_K * sizeof *out);
     if (!out) {
-        send_error("malloc", "out of memory");
+        bench_child_error("malloc", "out of memory");
         return;
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    uint64_t base_rss = (uint64_t)ru.ru_maxrss;
+    uint64_t base_rss = bench_maxrss_kb();
 
-    vec_msg m = {.kind = MSG_STAGE};
-    send_msg(&m);
+    bench_child_stage(0);
+    vec_msg m;
     vec_index *ix = NULL;
     vec_build b;
     memset(&b, 0, sizeof b);
     if (e->build(d, (uint32_t)o->nlist, root, &ix, &b) != 0) {
-        send_error("build", vec_err());
+        bench_child_error("build", vec_err());
         goto done;
     }
-    m = (vec_msg){.kind = MSG_BUILD, .ok = 1, .build = b};
-    send_msg(&m);
+    m = (vec_msg){.h.kind = MSG_BUILD, .ok = 1, .build = b};
+    bench_child_send(&m);
 
     /* queries: one thread (OpenMP is limited by the FAISS shim itself) */
     openblas_set_num_threads(1);
     const uint32_t *pts;
     size_t npts = sweep_of(o, e, &pts);
     if (npts > 0 && e->search(ix, d, pts[0], 0, d->nq, out) != 0) {
-        send_error("warm-up search", vec_err());
+        bench_child_error("warm-up search", vec_err());
         goto close;
     }
     for (size_t i = 0; i < npts; i++) {
-        m = (vec_msg){.kind = MSG_STAGE, .param = pts[i]};
-        send_msg(&m);
+        bench_child_stage((int)pts[i]);
         double t0 = bench_now(), secs;
         uint32_t passes = 0;
         int rc;
@@ -228,24 +221,30 @@ static void child_main(const vec_opts *o, const vec_engine *e, const vec_data *d
         if (rc != 0) {
             char what[64];
             snprintf(what, sizeof what, "search %s=%u", e->param, pts[i]);
-            send_error(what, vec_err());
+            bench_child_error(what, vec_err());
             break;
         }
         uint64_t bad = 0;
         double rec = recall_of(d, out, &bad);
-        m = (vec_msg){.kind = MSG_POINT, .ok = bad == 0, .param = pts[i], .passes = passes,
-                      .nq = d->nq, .bad = bad, .recall = rec, .secs = secs,
+        m = (vec_msg){.h.kind = MSG_POINT,
+                      .ok = bad == 0,
+                      .param = pts[i],
+                      .passes = passes,
+                      .nq = d->nq,
+                      .bad = bad,
+                      .recall = rec,
+                      .secs = secs,
                       .qps = secs > 0 ? (double)d->nq * passes / secs : 0};
         if (bad)
-            snprintf(m.text, sizeof m.text, "VERIFY FAILED: %" PRIu64 " bad ids", bad);
-        send_msg(&m);
+            snprintf(m.h.text, sizeof m.h.text, "VERIFY FAILED: %" PRIu64 " bad ids", bad);
+        bench_child_send(&m);
     }
 close:
     e->close(ix);
 done:
-    m = (vec_msg){.kind = MSG_FOOT, .base_rss_kb = base_rss};
-    send_msg(&m);
-    if (!o->keep)
+    m = (vec_msg){.h.kind = MSG_FOOT, .base_rss_kb = base_rss};
+    bench_child_send(&m);
+    if (!o->run.keep)
         bench_rmtree(root);
     free(out);
 }
@@ -267,120 +266,94 @@ typedef struct engine_out {
     char errors[1024];
 } engine_out;
 
-static void append_err(engine_out *eo, const char *fmt, ...) BENCH_PRINTF(2, 3);
+static double build_total(const vec_build *b) { return b->train_s + b->add_s; }
 
-static void append_err(engine_out *eo, const char *fmt, ...)
+/* What the child and the parent of one engine's run share. */
+typedef struct run_ctx {
+    const vec_opts *o;
+    const vec_engine *e;
+    const vec_data *d;
+    engine_out *eo;
+} run_ctx;
+
+static void child_entry(void *arg)
 {
-    size_t len = strlen(eo->errors);
-    if (len + 4 >= sizeof eo->errors)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (len)
-        eo->errors[len++] = ';', eo->errors[len++] = ' ', eo->errors[len] = '\0';
-    vsnprintf(eo->errors + len, sizeof eo->errors - len, fmt, ap);
-    va_end(ap);
+    const run_ctx *r = arg;
+    child_main(r->o, r->e, r->d);
 }
 
-static double build_total(const vec_build *b)
+/* A sweep point's result: printed, kept if the best of the repeats. */
+static void take_point(const run_ctx *r, const vec_msg *m)
 {
-    return b->train_s + b->add_s;
+    const vec_engine *e = r->e;
+    const uint32_t *pts;
+    size_t npts = sweep_of(r->o, e, &pts), i = 0;
+    while (i < npts && pts[i] != m->param)
+        i++;
+    if (i == npts)
+        return;
+    point *pt = &r->eo->pts[i];
+    char num[32];
+    fprintf(stderr, "  [%s] %s=%-4u recall@10 %.4f  %10s q/s%s%s\n", e->name, e->param, m->param,
+            m->recall, bench_fmt_int(num, sizeof num, m->qps), m->h.text[0] ? "  " : "", m->h.text);
+    /* over repeats keep the best run (least disturbed by noise) */
+    if (!pt->have || (m->ok && (!pt->ok || m->qps > pt->m.qps))) {
+        pt->have = 1;
+        pt->ok = m->ok;
+        pt->m = *m;
+    }
+}
+
+static void on_msg(const void *msg, void *arg)
+{
+    const vec_msg *m = msg;
+    const run_ctx *r = arg;
+    engine_out *eo = r->eo;
+    char num[32];
+    switch (m->h.kind) {
+    case BENCH_MSG_ERROR:
+        fprintf(stderr, "  [%s] FAILED: %s\n", r->e->name, m->h.text);
+        bench_append_err(eo->errors, sizeof eo->errors, "%s", m->h.text);
+        break;
+    case MSG_BUILD:
+        fprintf(stderr, "  [%s] build: train %.2f s, add %.2f s, %s bytes  (%s)\n", r->e->name,
+                m->build.train_s, m->build.add_s,
+                bench_fmt_int(num, sizeof num, (double)m->build.bytes), m->build.desc);
+        /* over repeats keep the fastest build */
+        if (!eo->have_build || build_total(&m->build) < build_total(&eo->build))
+            eo->build = m->build;
+        eo->have_build = 1;
+        break;
+    case MSG_POINT:
+        take_point(r, m);
+        break;
+    case MSG_FOOT:
+        eo->base_rss_kb = m->base_rss_kb;
+        break;
+    default:
+        break;
+    }
 }
 
 static void run_engine(const vec_opts *o, const vec_engine *e, const vec_data *d,
                        engine_out *eo, int pass)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        bench_die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fds[0]);
-        msg_fd = fds[1];
-        if (o->timeout)
-            alarm((unsigned)o->timeout);
-        child_main(o, e, d);
-        close(msg_fd);
-        _exit(0);
-    }
-    close(fds[1]);
-    const uint32_t *pts;
-    size_t npts = sweep_of(o, e, &pts);
-    char stage[64] = "startup", num[32];
-    vec_msg m;
-    for (;;) {
-        if (bench_read_all(fds[0], &m, sizeof m) != 0)
-            break;
-        switch (m.kind) {
-        case MSG_STAGE:
-            if (m.param)
-                snprintf(stage, sizeof stage, "search %s=%u", e->param, m.param);
-            else
-                snprintf(stage, sizeof stage, "build");
-            break;
-        case MSG_ERROR:
-            fprintf(stderr, "  [%s] FAILED: %s\n", e->name, m.text);
-            append_err(eo, "%s", m.text);
-            break;
-        case MSG_BUILD:
-            fprintf(stderr, "  [%s] build: train %.2f s, add %.2f s, %s bytes  (%s)\n", e->name,
-                    m.build.train_s, m.build.add_s,
-                    bench_fmt_int(num, sizeof num, (double)m.build.bytes), m.build.desc);
-            /* over repeats keep the fastest build */
-            if (!eo->have_build || build_total(&m.build) < build_total(&eo->build))
-                eo->build = m.build;
-            eo->have_build = 1;
-            break;
-        case MSG_POINT: {
-            size_t i = 0;
-            while (i < npts && pts[i] != m.param)
-                i++;
-            if (i == npts)
-                break;
-            point *pt = &eo->pts[i];
-            fprintf(stderr, "  [%s] %s=%-4u recall@10 %.4f  %10s q/s%s%s\n", e->name, e->param,
-                    m.param, m.recall, bench_fmt_int(num, sizeof num, m.qps),
-                    m.text[0] ? "  " : "", m.text);
-            /* over repeats keep the best run (least disturbed by noise) */
-            if (!pt->have || (m.ok && (!pt->ok || m.qps > pt->m.qps))) {
-                pt->have = 1;
-                pt->ok = m.ok;
-                pt->m = m;
-            }
-            break;
-        }
-        case MSG_FOOT:
-            eo->base_rss_kb = m.base_rss_kb;
-            break;
-        default:
-            break;
-        }
-    }
-    close(fds[0]);
-    int status;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
-    }
-    if ((uint64_t)ru.ru_maxrss > eo->peak_rss_kb)
-        eo->peak_rss_kb = (uint64_t)ru.ru_maxrss;
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        fprintf(stderr, "  [%s] CRASHED with signal %d (%s) during %s (pass %d)\n", e->name, sig,
-                sig == SIGALRM ? "timeout" : strsignal(sig), stage, pass + 1);
-        append_err(eo, "crashed with signal %d (%s) during %s", sig,
-                   sig == SIGALRM ? "timeout" : strsignal(sig), stage);
-    } else if (WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "  [%s] exited with status %d during %s\n", e->name,
-                WEXITSTATUS(status), stage);
-        append_err(eo, "exited with status %d during %s", WEXITSTATUS(status), stage);
-    }
+    run_ctx r = {.o = o, .e = e, .d = d, .eo = eo};
+    bench_child c = {.main = child_entry,
+                     .on_msg = on_msg,
+                     .arg = &r,
+                     .msg_size = sizeof(vec_msg),
+                     .timeout = o->run.timeout};
+    bench_child_end end;
+    bench_child_run(&c, &end);
+    if (end.maxrss_kb > eo->peak_rss_kb)
+        eo->peak_rss_kb = end.maxrss_kb;
+    char stage[64] = "startup";
+    if (end.stage > 0)
+        snprintf(stage, sizeof stage, "search %s=%d", e->param, end.stage);
+    else if (end.stage == 0)
+        snprintf(stage, sizeof stage, "build");
+    bench_child_verdict(&end, e->name, NULL, stage, pass, eo->errors, sizeof eo->errors);
 }
 
 /* Queries/s at recall@10 = @p target: linear in recall on log(qps) between
@@ -444,7 +417,7 @@ static void report(const vec_opts *o, const vec_data *d, engine_out *outs)
     char num[32], num2[32], num3[32];
     printf("\nsop-bench vector: GloVe %u-d, n=%zu base vectors, %zu queries, k=%d, nlist=%" PRIu64
            ", cosine (inner product on unit vectors), best of %" PRIu64 "\n",
-           d->dims, d->n, d->nq, VEC_K, o->nlist, o->repeat);
+           d->dims, d->n, d->nq, VEC_K, o->nlist, o->run.repeat);
     printf("queries: one thread, one query per call; builds: the threads named in each "
            "engine's build line (%s)\n",
            openblas_get_config());
@@ -461,7 +434,7 @@ static void report(const vec_opts *o, const vec_data *d, engine_out *outs)
             char param[32];
             snprintf(param, sizeof param, "%s=%u", e->param, pts[j]);
             printf("%-9s %-12s %10.4f %12s %7u  %s\n", e->name, param, p->m.recall,
-                   bench_fmt_int(num, sizeof num, p->m.qps), p->m.passes, p->m.text);
+                   bench_fmt_int(num, sizeof num, p->m.qps), p->m.passes, p->m.h.text);
         }
     }
 
@@ -554,9 +527,7 @@ static void json_head(FILE *f, const char *workload, const char *engine, size_t 
 
 static void write_json(const vec_opts *o, const vec_data *d, engine_out *outs)
 {
-    FILE *f = fopen(o->json, "w");
-    if (!f)
-        bench_die("cannot write %s: %s", o->json, strerror(errno));
+    FILE *f = bench_json_open(o->run.json);
     for (size_t i = 0; i < o->nengines; i++) {
         const vec_engine *e = o->engines[i];
         const uint32_t *pts;
@@ -644,8 +615,7 @@ static void write_json(const vec_opts *o, const vec_data *d, engine_out *outs)
             }
         }
     }
-    if (fclose(f) != 0)
-        bench_die("writing %s: %s", o->json, strerror(errno));
+    bench_json_close(f, o->run.json);
 }
 
 /* ------------------------------------------------------------------ */
@@ -688,34 +658,23 @@ static void vec_usage(FILE *f)
             SOP_BENCH_DEFAULT_GLOVE_DIR);
 }
 
+static const char *engine_name(size_t i) { return all_engines[i]->name; }
+
+static void not_built(const char *name)
+{
+    if (strcmp(name, "sop") == 0)
+        bench_die("engine 'sop' is not compiled in (configure with -DSOP_BENCH_VECTOR_SOP=ON)");
+    if (strcmp(name, "faiss") == 0 || strcmp(name, "hnswlib") == 0)
+        bench_die("engine '%s' is not compiled in (install lib%s-dev and g++, then reconfigure)",
+                  name, name);
+}
+
 static void parse_engines(vec_opts *o, const char *list)
 {
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", list);
-    o->nengines = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        const vec_engine *e = NULL;
-        for (size_t i = 0; all_engines[i]; i++)
-            if (strcmp(all_engines[i]->name, tok) == 0)
-                e = all_engines[i];
-        if (!e) {
-            if (strcmp(tok, "sop") == 0)
-                bench_die("engine 'sop' is not compiled in (configure with "
-                          "-DSOP_BENCH_VECTOR_SOP=ON)");
-            if (strcmp(tok, "faiss") == 0 || strcmp(tok, "hnswlib") == 0)
-                bench_die("engine '%s' is not compiled in (install lib%s-dev and g++, then "
-                          "reconfigure)",
-                          tok, tok);
-            bench_die("unknown engine '%s' (see sop-bench vector --help)", tok);
-        }
-        for (size_t i = 0; i < o->nengines; i++)
-            if (o->engines[i] == e)
-                bench_die("engine '%s' listed twice", tok);
-        o->engines[o->nengines++] = e;
-    }
-    if (o->nengines == 0)
-        bench_die("--engines: empty list");
+    size_t idx[N_ALL_ENGINES + 1];
+    o->nengines = bench_parse_engines(list, N_ALL_ENGINES, engine_name, not_built, "vector", idx);
+    for (size_t i = 0; i < o->nengines; i++)
+        o->engines[i] = all_engines[idx[i]];
 }
 
 static size_t parse_list(const char *opt, const char *list, uint32_t *out)
@@ -742,81 +701,47 @@ static size_t parse_list(const char *opt, const char *list, uint32_t *out)
 
 int bench_vector_main(int argc, char **argv)
 {
-    vec_opts o = {.n = QUICK_N, .queries = 1000, .repeat = 1, .timeout = 3600,
-                  .min_time = 0.5, .dir = "/tmp/sop-bench"};
-    o.data = getenv("SOP_BENCH_GLOVE_DIR");
-    if (!o.data || !*o.data)
-        o.data = SOP_BENCH_DEFAULT_GLOVE_DIR;
+    vec_opts o = {.n = QUICK_N, .queries = 1000, .min_time = 0.5, .run = BENCH_RUN_OPTS_DEFAULT};
+    o.data = vec_glove_dir();
     for (size_t i = 0; all_engines[i]; i++)
         o.engines[o.nengines++] = all_engines[i];
     o.nnprobe = parse_list("--nprobe", "1,2,4,8,16,32,64,128", o.nprobe);
     o.nef = parse_list("--ef", "10,20,40,80,160,320", o.ef);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        const char *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) == 0 && eq && (size_t)(eq - a) < sizeof name) {
-            memcpy(name, a, (size_t)(eq - a));
-            name[eq - a] = '\0';
-            val = eq + 1;
-            a = name;
-        }
-#define VALUE() (val ? val : (i + 1 < argc ? argv[++i] : (bench_die("%s needs a value", a), "")))
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    bench_args a;
+    for (bench_args_init(&a, argc, argv); bench_args_next(&a);) {
+        if (bench_args_help(&a)) {
             vec_usage(stdout);
             return 0;
-        } else if (strcmp(a, "--n") == 0 || strcmp(a, "-n") == 0) {
-            o.n = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--full") == 0) {
+        } else if (bench_args_is(&a, "--n") || bench_args_is(&a, "-n")) {
+            o.n = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--full")) {
             o.n = 0;
-        } else if (strcmp(a, "--queries") == 0) {
-            o.queries = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--nlist") == 0) {
-            o.nlist = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--nprobe") == 0) {
-            o.nnprobe = parse_list(a, VALUE(), o.nprobe);
-        } else if (strcmp(a, "--ef") == 0) {
-            o.nef = parse_list(a, VALUE(), o.ef);
-        } else if (strcmp(a, "--engines") == 0) {
-            parse_engines(&o, VALUE());
-        } else if (strcmp(a, "--faiss-omp") == 0) {
-            uint64_t t = bench_parse_count(a, VALUE());
-            char buf[24];
-            snprintf(buf, sizeof buf, "%" PRIu64, t);
-            setenv("SOP_BENCH_FAISS_OMP_THREADS", buf, 1);
-        } else if (strcmp(a, "--min-time") == 0) {
-            char *end;
-            const char *v = VALUE();
-            o.min_time = strtod(v, &end);
-            if (end == v || *end || !(o.min_time >= 0) || o.min_time > 3600)
-                bench_die("--min-time: expected seconds 0..3600, got '%s'", v);
-        } else if (strcmp(a, "--data") == 0) {
-            o.data = VALUE();
-        } else if (strcmp(a, "--repeat") == 0) {
-            o.repeat = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--timeout") == 0) {
-            o.timeout = bench_parse_count(a, VALUE());
-        } else if (strcmp(a, "--dir") == 0) {
-            o.dir = VALUE();
-        } else if (strcmp(a, "--json") == 0) {
-            o.json = VALUE();
-        } else if (strcmp(a, "--keep") == 0) {
-            o.keep = 1;
-        } else {
-            vec_usage(stderr);
-            bench_die("vector: unknown option '%s'", argv[i]);
+        } else if (bench_args_is(&a, "--queries")) {
+            o.queries = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--nlist")) {
+            o.nlist = bench_args_count(&a);
+        } else if (bench_args_is(&a, "--nprobe")) {
+            o.nnprobe = parse_list(a.name, bench_args_value(&a), o.nprobe);
+        } else if (bench_args_is(&a, "--ef")) {
+            o.nef = parse_list(a.name, bench_args_value(&a), o.ef);
+        } else if (bench_args_is(&a, "--engines")) {
+            parse_engines(&o, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--faiss-omp")) {
+            vec_set_faiss_omp(a.name, bench_args_value(&a));
+        } else if (bench_args_is(&a, "--min-time")) {
+            o.min_time = bench_args_seconds(&a);
+        } else if (bench_args_is(&a, "--data")) {
+            o.data = bench_args_value(&a);
+        } else if (!bench_args_run_opt(&a, &o.run)) {
+            bench_args_unknown(&a, "vector", vec_usage);
         }
-#undef VALUE
     }
     if (o.nengines == 0)
         bench_die("vector: no engine compiled in (install libfaiss-dev, libhnswlib-dev, g++ "
                   "and reconfigure, or -DSOP_BENCH_VECTOR_SOP=ON)");
     if (o.queries < 1)
         bench_die("--queries must be at least 1");
-    if (o.repeat < 1)
-        o.repeat = 1;
-    if (bench_mkdirs(o.dir) != 0)
-        bench_die("cannot create %s: %s", o.dir, strerror(errno));
+    bench_run_opts_ready(&o.run);
 
     vec_data d;
     double t0 = bench_now();
@@ -844,14 +769,14 @@ int bench_vector_main(int argc, char **argv)
             d.nq, o.nlist);
     for (size_t i = 0; i < o.nengines; i++)
         fprintf(stderr, " %s", o.engines[i]->name);
-    fprintf(stderr, ", dir=%s\n", o.dir);
+    fprintf(stderr, ", dir=%s\n", o.run.dir);
     t0 = bench_now();
-    for (uint64_t pass = 0; pass < o.repeat; pass++)
+    for (uint64_t pass = 0; pass < o.run.repeat; pass++)
         for (size_t i = 0; i < o.nengines; i++)
             run_engine(&o, o.engines[i], &d, &outs[i], (int)pass);
     fprintf(stderr, "sop-bench vector: done in %.1f s\n", bench_now() - t0);
     report(&o, &d, outs);
-    if (o.json)
+    if (o.run.json)
         write_json(&o, &d, outs);
     int failed = 0;
     for (size_t i = 0; i < o.nengines; i++) {

@@ -95,6 +95,14 @@ extern const vec_engine vec_engine_hnswlib;
 extern const vec_engine vec_engine_sop;
 #endif
 
+/** The GloVe data folder: $SOP_BENCH_GLOVE_DIR, else the build's default
+ *  (also the load suite's). */
+const char *vec_glove_dir(void);
+
+/** --faiss-omp T (vector and load suites): FAISS's OpenMP threads for its
+ *  training and adding, passed to the shim through the environment. */
+void vec_set_faiss_omp(const char *opt, const char *val);
+
 /** The vector subcommand. */
 int bench_vector_main(int argc, char **argv);
 
