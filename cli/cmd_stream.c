@@ -317,6 +317,26 @@ enum { GET_ESC, GET_NOPTS };
 
 /* Reads the value of @h to @out (may be NULL: only the CRC); *crc and
  * *total get what was read. Prints errors. */
+/* get and stat: opens the database at @path read-only, a read transaction
+ * and the value of @key in store @name. On failure (message printed) the
+ * handles opened so far are left in *db and *txn for the caller to close. */
+static int open_read(const char *path, const char *name, const char *key_arg,
+                     const cli_bytes *key, sop_db **db, sop_txn **txn, sop_stream **h)
+{
+    sop_store *st = NULL;
+    int rc = cli_open_db(path, CLI_OPEN_RDONLY, db);
+    if (rc == 0) {
+        int r = sop_txn_begin(*db, SOP_TXN_READ, STREAM_TXN_MAX_MS, txn);
+        if (r != SOP_OK)
+            rc = cli_fail(*db, r, "beginning a transaction");
+    }
+    if (rc == 0)
+        rc = open_stream_store(*db, *txn, name, 0, &st);
+    if (rc == 0)
+        rc = open_value(*db, st, name, key_arg, key, 0, h);
+    return rc;
+}
+
 static int copy_out(sop_db *db, sop_stream *h, FILE *out, const char *file, uint32_t *crc,
                     uint64_t *total)
 {
@@ -365,18 +385,8 @@ static int st_get(const cli_command *self, int argc, char **argv)
         return rc;
     sop_db *db = NULL;
     sop_txn *txn = NULL;
-    sop_store *st = NULL;
     sop_stream *h = NULL;
-    rc = cli_open_db(path, CLI_OPEN_RDONLY, &db);
-    if (rc == 0) {
-        int r = sop_txn_begin(db, SOP_TXN_READ, STREAM_TXN_MAX_MS, &txn);
-        if (r != SOP_OK)
-            rc = cli_fail(db, r, "beginning a transaction");
-    }
-    if (rc == 0)
-        rc = open_stream_store(db, txn, name, 0, &st);
-    if (rc == 0)
-        rc = open_value(db, st, name, key_arg, &key, 0, &h);
+    rc = open_read(path, name, key_arg, &key, &db, &txn, &h);
     FILE *out = NULL;
     if (rc == 0) { /* the value exists: only now is FILE touched */
         out = to_stdout ? stdout : fopen(file, "wb");
@@ -427,18 +437,8 @@ static int st_stat(const cli_command *self, int argc, char **argv)
         return rc;
     sop_db *db = NULL;
     sop_txn *txn = NULL;
-    sop_store *st = NULL;
     sop_stream *h = NULL;
-    rc = cli_open_db(path, CLI_OPEN_RDONLY, &db);
-    if (rc == 0) {
-        int r = sop_txn_begin(db, SOP_TXN_READ, STREAM_TXN_MAX_MS, &txn);
-        if (r != SOP_OK)
-            rc = cli_fail(db, r, "beginning a transaction");
-    }
-    if (rc == 0)
-        rc = open_stream_store(db, txn, name, 0, &st);
-    if (rc == 0)
-        rc = open_value(db, st, name, key_arg, &key, 0, &h);
+    rc = open_read(path, name, key_arg, &key, &db, &txn, &h);
     uint64_t size = 0, chunks = 0, read = 0;
     uint32_t crc = 0;
     if (rc == 0) {
