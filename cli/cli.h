@@ -169,6 +169,18 @@ int cli_open_db(const char *path, int flags, sop_db **dbp);
  *  returns @p status. */
 int cli_close_db(sop_db *db, int status);
 
+/** One attempt of a write: does its work in @p txn, prints its own errors
+ *  and returns 0 or an exit status (the transaction is then rolled back). */
+typedef int (*cli_write_step)(sop_db *db, sop_txn *txn, void *arg);
+
+#define CLI_WRITE_ATTEMPTS 8 /**< attempts of a write that keeps conflicting */
+
+/** Runs @p step in a write transaction of @p db (@p max_ms: its time limit,
+ *  0 the engine's default) and commits; on SOP_ECONFLICT at commit runs it
+ *  again in a new transaction, CLI_WRITE_ATTEMPTS times in all.
+ *  @return 0 or an exit status (errors printed). */
+int cli_write_txn(sop_db *db, uint32_t max_ms, cli_write_step step, void *arg);
+
 /* ------------------------------------------------------------------ */
 /* Keys and output                                                    */
 /* ------------------------------------------------------------------ */

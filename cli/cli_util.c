@@ -489,6 +489,25 @@ int cli_close_db(sop_db *db, int status)
     return status;
 }
 
+int cli_write_txn(sop_db *db, uint32_t max_ms, cli_write_step step, void *arg)
+{
+    for (int attempt = 1;; attempt++) {
+        sop_txn *txn = NULL;
+        int r = sop_txn_begin(db, SOP_TXN_WRITE, max_ms, &txn);
+        if (r != SOP_OK)
+            return cli_fail_at(db, r, "beginning a transaction");
+        int rc = step(db, txn, arg);
+        if (rc != 0) {
+            sop_txn_rollback(txn);
+            return rc;
+        }
+        r = sop_txn_commit(txn);
+        if (r == SOP_ECONFLICT && attempt < CLI_WRITE_ATTEMPTS)
+            continue;
+        return r != SOP_OK ? cli_fail_at(db, r, "committing") : 0;
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Keys                                                               */
 /* ------------------------------------------------------------------ */

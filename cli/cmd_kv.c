@@ -10,7 +10,6 @@
 /* Transactions of a scan may take long on a big store. */
 #define KV_SCAN_MAX_MS (24u * 3600u * 1000u)
 /* Retries of a write transaction that lost a race with another process. */
-#define KV_WRITE_ATTEMPTS 8
 
 static int kv_put(const cli_command *self, int argc, char **argv);
 static int kv_get(const cli_command *self, int argc, char **argv);
@@ -167,6 +166,50 @@ static int read_stdin(char **out, size_t *n)
 /* put                                                                */
 /* ------------------------------------------------------------------ */
 
+typedef struct put_args {
+    const char *name, *key_arg;
+    int escapes, explicit_order;
+    sop_key_order new_order;
+    const cli_bytes *val;
+    cli_bytes *key; /* parsed in the store's key order */
+} put_args;
+
+/* put's write: the store (created with new_order when missing), then the
+ * key in its order, then the upsert */
+static int put_step(sop_db *db, sop_txn *txn, void *arg)
+{
+    put_args *a = arg;
+    sop_store *st = NULL;
+    sop_key_order order = a->new_order;
+    int r = sop_store_open(txn, a->name, &st);
+    if (r == SOP_ENOTFOUND) {
+        sop_store_options so;
+        sop_store_options_init(&so);
+        so.order = a->new_order;
+        r = sop_store_create(txn, a->name, &so, &st);
+        if (r != SOP_OK)
+            return cli_fail(db, r, "creating the store '%s'", a->name);
+    } else if (r != SOP_OK) {
+        return cli_fail(db, r, "opening the store '%s'", a->name);
+    } else {
+        sop_store_options so;
+        sop_store_options_init(&so);
+        r = sop_store_get_options(st, &so);
+        if (r != SOP_OK)
+            return cli_fail(db, r, "reading the options of store '%s'", a->name);
+        order = so.order;
+        if (a->explicit_order && order != a->new_order)
+            return cli_fail(NULL, SOP_EMISMATCH, "store '%s' has key order %s, not %s", a->name,
+                            cli_order_name(order), cli_order_name(a->new_order));
+    }
+    cli_bytes_free(a->key);
+    int rc = cli_key_from_arg(order, a->key_arg, a->escapes, "KEY", a->key);
+    if (rc != 0)
+        return rc;
+    r = sop_upsert(st, &a->key->v, &a->val->v);
+    return r != SOP_OK ? cli_fail(db, r, "writing the key") : 0;
+}
+
 enum { PUT_STDIN, PUT_ORDER, PUT_INT, PUT_ESC, PUT_NOPTS };
 
 static int kv_put(const cli_command *self, int argc, char **argv)
@@ -233,69 +276,10 @@ static int kv_put(const cli_command *self, int argc, char **argv)
 
     sop_db *db = NULL;
     cli_bytes key = {0};
+    put_args a = {name, key_arg, escapes, explicit_order, new_order, &val, &key};
     rc = cli_open_db(path, CLI_OPEN_CREATE, &db);
-    for (int attempt = 0; rc == 0 && attempt < KV_WRITE_ATTEMPTS; attempt++) {
-        sop_txn *txn = NULL;
-        sop_store *st = NULL;
-        sop_key_order order = new_order;
-        int r = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "beginning a transaction");
-            break;
-        }
-        r = sop_store_open(txn, name, &st);
-        if (r == SOP_ENOTFOUND) {
-            sop_store_options so;
-            sop_store_options_init(&so);
-            so.order = new_order;
-            r = sop_store_create(txn, name, &so, &st);
-            if (r != SOP_OK) {
-                rc = cli_fail(db, r, "creating the store '%s'", name);
-                sop_txn_rollback(txn);
-                break;
-            }
-        } else if (r != SOP_OK) {
-            rc = cli_fail(db, r, "opening the store '%s'", name);
-            sop_txn_rollback(txn);
-            break;
-        } else {
-            sop_store_options so;
-            sop_store_options_init(&so);
-            r = sop_store_get_options(st, &so);
-            if (r != SOP_OK) {
-                rc = cli_fail(db, r, "reading the options of store '%s'", name);
-                sop_txn_rollback(txn);
-                break;
-            }
-            order = so.order;
-            if (explicit_order && order != new_order) {
-                rc = cli_fail(NULL, SOP_EMISMATCH, "store '%s' has key order %s, not %s", name,
-                              cli_order_name(order), cli_order_name(new_order));
-                sop_txn_rollback(txn);
-                break;
-            }
-        }
-        cli_bytes_free(&key);
-        rc = cli_key_from_arg(order, key_arg, escapes, "KEY", &key);
-        if (rc != 0) {
-            sop_txn_rollback(txn);
-            break;
-        }
-        r = sop_upsert(st, &key.v, &val.v);
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "writing the key");
-            sop_txn_rollback(txn);
-            break;
-        }
-        r = sop_txn_commit(txn);
-        if (r == SOP_ECONFLICT && attempt + 1 < KV_WRITE_ATTEMPTS) {
-            continue;
-        }
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "committing");
-        }
-        break;
-    }
+    if (rc == 0)
+        rc = cli_write_txn(db, 0, put_step, &a);
     rc = cli_close_db(db, rc);
     cli_bytes_free(&key);
     cli_bytes_free(&val);
@@ -384,6 +368,30 @@ static int kv_get(const cli_command *self, int argc, char **argv)
     return rc;
 }
 
+typedef struct del_args {
+    const char *name, *key_arg;
+    int escapes;
+    cli_bytes *key; /* parsed in the store's key order */
+} del_args;
+
+static int del_step(sop_db *db, sop_txn *txn, void *arg)
+{
+    del_args *a = arg;
+    sop_store *st = NULL;
+    sop_key_order order = SOP_ORDER_BYTES;
+    int rc = open_store(db, txn, a->name, &st, &order);
+    if (rc == 0) {
+        cli_bytes_free(a->key);
+        rc = cli_key_from_arg(order, a->key_arg, a->escapes, "KEY", a->key);
+    }
+    if (rc != 0)
+        return rc;
+    int r = sop_remove(st, &a->key->v);
+    if (r == SOP_ENOTFOUND)
+        return cli_fail(NULL, r, "key '%s' not found in store '%s'", a->key_arg, a->name);
+    return r != SOP_OK ? cli_fail(db, r, "removing the key") : 0;
+}
+
 enum { DEL_ESC, DEL_NOPTS };
 
 static int kv_del(const cli_command *self, int argc, char **argv)
@@ -408,42 +416,10 @@ static int kv_del(const cli_command *self, int argc, char **argv)
     const char *path = pos[0], *name = pos[1], *key_arg = pos[2];
     sop_db *db = NULL;
     cli_bytes key = {0};
+    del_args a = {name, key_arg, opts[DEL_ESC].value != NULL, &key};
     rc = cli_open_db(path, 0, &db);
-    for (int attempt = 0; rc == 0 && attempt < KV_WRITE_ATTEMPTS; attempt++) {
-        sop_txn *txn = NULL;
-        sop_store *st = NULL;
-        sop_key_order order = SOP_ORDER_BYTES;
-        int r = sop_txn_begin(db, SOP_TXN_WRITE, 0, &txn);
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "beginning a transaction");
-            break;
-        }
-        rc = open_store(db, txn, name, &st, &order);
-        if (rc == 0) {
-            cli_bytes_free(&key);
-            rc = cli_key_from_arg(order, key_arg, opts[DEL_ESC].value != NULL, "KEY", &key);
-        }
-        if (rc == 0) {
-            r = sop_remove(st, &key.v);
-            if (r == SOP_ENOTFOUND) {
-                rc = cli_fail(NULL, r, "key '%s' not found in store '%s'", key_arg, name);
-            } else if (r != SOP_OK) {
-                rc = cli_fail(db, r, "removing the key");
-            }
-        }
-        if (rc != 0) {
-            sop_txn_rollback(txn);
-            break;
-        }
-        r = sop_txn_commit(txn);
-        if (r == SOP_ECONFLICT && attempt + 1 < KV_WRITE_ATTEMPTS) {
-            continue;
-        }
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "committing");
-        }
-        break;
-    }
+    if (rc == 0)
+        rc = cli_write_txn(db, 0, del_step, &a);
     rc = cli_close_db(db, rc);
     cli_bytes_free(&key);
     free(pos);

@@ -19,7 +19,6 @@
 
 #define SEARCH_TXN_MS (24u * 3600u * 1000u)
 #define QUERY_BATCH 1000u
-#define WRITE_ATTEMPTS 5 /* small writes (del, drop) retried on SOP_ECONFLICT */
 
 /* ------------------------------------------------------------------ */
 /* progress                                                           */
@@ -477,30 +476,16 @@ static int cmd_search_stats(const cli_command *self, int argc, char **argv)
     return rc ? rc : cli_flush_stdout();
 }
 
-/* Runs @step (del or drop) in a write transaction, again on a conflict. */
-typedef int (*write_step)(sop_db *db, sop_txn *t, char **pos, int npos);
+/* the positional arguments of del and drop */
+typedef struct write_args {
+    char **pos;
+    int npos;
+} write_args;
 
-static int write_txn(sop_db *db, write_step step, char **pos, int npos)
+static int del_step(sop_db *db, sop_txn *t, void *arg)
 {
-    for (int attempt = 0;; attempt++) {
-        sop_txn *t = NULL;
-        int r = sop_txn_begin(db, SOP_TXN_WRITE, SEARCH_TXN_MS, &t);
-        if (r)
-            return cli_fail_at(db, r, "beginning a transaction");
-        int rc = step(db, t, pos, npos);
-        if (rc) {
-            sop_txn_rollback(t);
-            return rc;
-        }
-        r = sop_txn_commit(t);
-        if (r == SOP_ECONFLICT && attempt + 1 < WRITE_ATTEMPTS)
-            continue;
-        return r ? cli_fail_at(db, r, "committing") : 0;
-    }
-}
-
-static int del_step(sop_db *db, sop_txn *t, char **pos, int npos)
-{
+    char **pos = ((write_args *)arg)->pos;
+    int npos = ((write_args *)arg)->npos;
     sop_text *tx;
     int rc = open_index(db, t, pos[0], pos[1], &tx);
     for (int i = 2; i < npos && !rc; i++) {
@@ -515,9 +500,9 @@ static int del_step(sop_db *db, sop_txn *t, char **pos, int npos)
     return rc;
 }
 
-static int drop_step(sop_db *db, sop_txn *t, char **pos, int npos)
+static int drop_step(sop_db *db, sop_txn *t, void *arg)
 {
-    (void)npos;
+    char **pos = ((write_args *)arg)->pos;
     int r = sop_text_remove(t, pos[1]);
     if (r == SOP_ENOTFOUND)
         return cli_error("no text index '%s' in %s", pos[1], pos[0]);
@@ -525,7 +510,7 @@ static int drop_step(sop_db *db, sop_txn *t, char **pos, int npos)
 }
 
 static int write_command(const cli_command *self, int argc, char **argv, int min, int max,
-                         const char *expected, write_step step)
+                         const char *expected, cli_write_step step)
 {
     cli_opt opts[] = {{NULL, 0, 0, NULL}};
     char *pos[CLI_POS_MAX];
@@ -535,7 +520,7 @@ static int write_command(const cli_command *self, int argc, char **argv, int min
     sop_db *db;
     if ((rc = cli_open_db(pos[0], 0, &db)))
         return rc;
-    rc = write_txn(db, step, pos, npos);
+    rc = cli_write_txn(db, SEARCH_TXN_MS, step, &(write_args){pos, npos});
     return cli_close_db(db, rc);
 }
 

@@ -15,7 +15,6 @@
 #define STREAM_TXN_MAX_MS (24u * 3600u * 1000u)
 /* Retries of a put (from a file that can be read again) or rm that lost a
  * race with another process. */
-#define STREAM_WRITE_ATTEMPTS 8
 
 static int st_put(const cli_command *self, int argc, char **argv);
 static int st_get(const cli_command *self, int argc, char **argv);
@@ -296,7 +295,7 @@ static int st_put(const cli_command *self, int argc, char **argv)
     rc = cli_open_db(path, CLI_OPEN_CREATE, &db);
     for (int attempt = 0; rc == 0; attempt++) {
         rc = put_once(db, in, name, key_arg, &key, (uint32_t)cb, &buf,
-                      seekable && attempt + 1 < STREAM_WRITE_ATTEMPTS);
+                      seekable && attempt + 1 < CLI_WRITE_ATTEMPTS);
         if (rc != -1)
             break;
         rc = fseek(in, 0, SEEK_SET) == 0 ? 0 : cli_fail(NULL, -errno, "rewinding '%s'", file);
@@ -474,6 +473,25 @@ static int st_stat(const cli_command *self, int argc, char **argv)
 /* rm                                                                 */
 /* ------------------------------------------------------------------ */
 
+typedef struct rm_args {
+    const char *name, *key_arg;
+    const cli_bytes *key;
+} rm_args;
+
+static int rm_step(sop_db *db, sop_txn *txn, void *arg)
+{
+    const rm_args *a = arg;
+    sop_store *st = NULL;
+    sop_stream *h = NULL;
+    int rc = open_stream_store(db, txn, a->name, 0, &st);
+    if (rc == 0)
+        rc = open_value(db, st, a->name, a->key_arg, a->key, 0, &h);
+    int r;
+    if (rc == 0 && (r = sop_stream_delete(h)) != SOP_OK)
+        rc = cli_fail(db, r, "deleting the value");
+    return rc;
+}
+
 static int st_rm(const cli_command *self, int argc, char **argv)
 {
     cli_opt opts[] = {
@@ -491,31 +509,8 @@ static int st_rm(const cli_command *self, int argc, char **argv)
         return rc;
     sop_db *db = NULL;
     rc = cli_open_db(path, 0, &db);
-    for (int attempt = 0; rc == 0 && attempt < STREAM_WRITE_ATTEMPTS; attempt++) {
-        sop_txn *txn = NULL;
-        sop_store *st = NULL;
-        sop_stream *h = NULL;
-        int r = sop_txn_begin(db, SOP_TXN_WRITE, STREAM_TXN_MAX_MS, &txn);
-        if (r != SOP_OK) {
-            rc = cli_fail(db, r, "beginning a transaction");
-            break;
-        }
-        rc = open_stream_store(db, txn, name, 0, &st);
-        if (rc == 0)
-            rc = open_value(db, st, name, key_arg, &key, 0, &h);
-        if (rc == 0 && (r = sop_stream_delete(h)) != SOP_OK)
-            rc = cli_fail(db, r, "deleting the value");
-        if (rc != 0) {
-            sop_txn_rollback(txn);
-            break;
-        }
-        r = sop_txn_commit(txn);
-        if (r == SOP_ECONFLICT && attempt + 1 < STREAM_WRITE_ATTEMPTS)
-            continue;
-        if (r != SOP_OK)
-            rc = cli_fail(db, r, "committing");
-        break;
-    }
+    if (rc == 0)
+        rc = cli_write_txn(db, STREAM_TXN_MAX_MS, rm_step, &(rm_args){name, key_arg, &key});
     rc = cli_close_db(db, rc);
     cli_bytes_free(&key);
     return rc;
