@@ -17,7 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "mem.h"
-#include "printable.h"
+#include "problem.h"
 #include "sop/agent.h"
 #include "sop/search.h"
 #include "sop/vector.h"
@@ -43,26 +43,24 @@ typedef struct kck {
 static void bad(kck *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bad(kck *k, const char *fmt, ...)
 {
-    char msg[600], line[800];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sop__problem(k->fn, k->ctx, "knowledge base", k->name, fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof line, "knowledge base %s: %s", k->name, msg);
     k->problems++;
-    if (k->fn)
-        k->fn(line, k->ctx);
 }
 
 /* A problem of tx_check_doc(), counted there. */
-static void text_problem(const char *msg, void *ctx)
+static void text_problem_f(kck *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_problem_f(kck *k, const char *fmt, ...)
 {
-    kck *k = ctx;
-    char line[800];
-    snprintf(line, sizeof line, "knowledge base %s: %s", k->name, msg);
-    if (k->fn)
-        k->fn(line, k->ctx);
+    va_list ap;
+    va_start(ap, fmt);
+    sop__problem(k->fn, k->ctx, "knowledge base", k->name, fmt, ap);
+    va_end(ap);
 }
+
+static void text_problem(const char *msg, void *ctx) { text_problem_f(ctx, "%s", msg); }
 
 /* Damage met by a read is a problem; anything else ends the check. */
 static int soft(kck *k, int rc, const char *what)

@@ -24,7 +24,7 @@
 #include "err.h"
 #include "mem.h"
 #include "postings.h"
-#include "printable.h"
+#include "problem.h"
 #include "textidx.h"
 
 typedef struct tdoc {
@@ -63,15 +63,11 @@ typedef struct tck {
 static void bad(tck *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bad(tck *k, const char *fmt, ...)
 {
-    char msg[500], line[700];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sop__problem(k->fn, k->ctx, "text index", k->name, fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof line, "text index %s: %s", k->name, msg);
     k->problems++;
-    if (k->fn)
-        k->fn(line, k->ctx);
 }
 
 static uint64_t id_hash(const uint8_t *p, size_t n)

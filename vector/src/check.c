@@ -27,7 +27,7 @@
 #include "err.h"
 #include "kmeans.h"
 #include "mem.h"
-#include "printable.h"
+#include "problem.h"
 #include "vmath.h"
 #include "vstore.h"
 
@@ -67,15 +67,11 @@ typedef struct vck {
 static void bad(vck *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bad(vck *k, const char *fmt, ...)
 {
-    char msg[400], line[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    sop__problem(k->fn, k->ctx, "vector store", k->name, fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof line, "vector store %s: %s", k->name, msg);
     k->problems++;
-    if (k->fn)
-        k->fn(line, k->ctx);
 }
 
 static int id_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)

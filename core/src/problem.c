@@ -1,7 +1,8 @@
-/* printable.c - see printable.h. */
-#include "printable.h"
+/* problem.c - see problem.h. */
+#include "problem.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *sop__printable(char out[SOP__PRINTABLE_MAX], const void *p, size_t n)
@@ -25,4 +26,15 @@ const char *sop__printable(char out[SOP__PRINTABLE_MAX], const void *p, size_t n
     }
     out[o] = '\0';
     return out;
+}
+
+void sop__problem(sop_check_fn fn, void *ctx, const char *kind, const char *name,
+                  const char *fmt, va_list ap)
+{
+    char msg[600], line[1024];
+    if (!fn)
+        return;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    snprintf(line, sizeof line, "%s %s: %s", kind, name, msg);
+    fn(line, ctx);
 }
