@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "cluster_fixture.h"
 #include "redis_server.h"
 #include "sop/sop.h"
 #include "testutil.h"
@@ -45,17 +47,6 @@
 #define LEASE_MS 1000
 
 static tu_redis g_redis;
-static int g_fail;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static double now_s(void)
 {
@@ -75,21 +66,6 @@ static void opts_for(sop_db_options *o, const char *url)
     o->checkpoint_bytes = 256u << 10;
 }
 
-static int64_t get_i64(sop_store *s, const char *key)
-{
-    sop_val k = {key, strlen(key)}, v;
-    int64_t x = 0;
-    if (sop_get(s, &k, &v) == 0 && v.size == sizeof x)
-        memcpy(&x, v.data, sizeof x);
-    return x;
-}
-
-static int put_i64(sop_store *s, const char *key, int64_t x)
-{
-    sop_val k = {key, strlen(key)}, v = {&x, sizeof x};
-    return sop_upsert(s, &k, &v);
-}
-
 static int setup(const char *path, const char *url)
 {
     sop_db_options o;
@@ -101,19 +77,7 @@ static int setup(const char *path, const char *url)
         sop_db_close(db);
         return rc;
     }
-    sop_txn *t;
-    sop_store *s;
-    rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-    if (!rc)
-        rc = sop_store_create(t, "acct", NULL, &s);
-    for (int i = 0; !rc && i < NACCT; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "a%02d", i);
-        rc = put_i64(s, key, INITIAL);
-    }
-    rc = rc ? rc : sop_txn_commit(t);
-    if (rc)
-        fprintf(stderr, "setup: %s (%s)\n", sop_strerror(rc), sop_db_errmsg(db));
+    rc = cl_create_accounts(db, NACCT, INITIAL);
     sop_db_close(db);
     return rc;
 }
@@ -134,21 +98,21 @@ static int transfer(sop_db *db, int me, unsigned *seed, int hot)
         return rc;
     rc = sop_store_open(t, "acct", &s);
     if (!rc && hot) {
-        rc = put_i64(s, "hot", get_i64(s, "hot") + 1);
+        rc = cl_put_i64(s, "hot", cl_get_i64(s, "hot") + 1);
     } else if (!rc) {
         int a = (int)(rand_r(seed) % NACCT), b = (int)(rand_r(seed) % NACCT);
         char ka[16], kb[16], kn[16];
         snprintf(ka, sizeof ka, "a%02d", a);
         snprintf(kb, sizeof kb, "a%02d", b);
         snprintf(kn, sizeof kn, "n%d", me);
-        int64_t va = get_i64(s, ka), amt = va > 0 ? 1 + rand_r(seed) % (va < 50 ? va : 50) : 0;
+        int64_t va = cl_get_i64(s, ka), amt = va > 0 ? 1 + rand_r(seed) % (va < 50 ? va : 50) : 0;
         if (a != b && amt) {
-            rc = put_i64(s, ka, va - amt);
+            rc = cl_put_i64(s, ka, va - amt);
             if (!rc)
-                rc = put_i64(s, kb, get_i64(s, kb) + amt);
+                rc = cl_put_i64(s, kb, cl_get_i64(s, kb) + amt);
         }
         if (!rc)
-            rc = put_i64(s, kn, get_i64(s, kn) + 1);
+            rc = cl_put_i64(s, kn, cl_get_i64(s, kn) + 1);
     }
     if (rc) {
         sop_txn_rollback(t);
@@ -166,7 +130,7 @@ static int64_t read_counter(sop_db *db, const char *key)
     int64_t x = -1;
     if (sop_txn_begin(db, SOP_TXN_READ, 0, &t) == 0) {
         if (sop_store_open(t, "acct", &s) == 0)
-            x = get_i64(s, key);
+            x = cl_get_i64(s, key);
         sop_txn_rollback(t);
     }
     return x;
@@ -251,12 +215,12 @@ static void run_bank(const char *name, double seconds, int chaos)
 {
     const char *path = tu_tmpdir(name);
     if (setup(path, g_redis.url)) {
-        g_fail++;
+        tu_failed++;
         return;
     }
     int fds[2];
     if (pipe(fds)) {
-        g_fail++;
+        tu_failed++;
         return;
     }
     pid_t pids[NPROC];
@@ -316,9 +280,9 @@ static void run_bank(const char *name, double seconds, int chaos)
             for (int i = 0; i < NACCT; i++) {
                 char key[16];
                 snprintf(key, sizeof key, "a%02d", i);
-                total += get_i64(s, key);
+                total += cl_get_i64(s, key);
             }
-            hot = get_i64(s, "hot");
+            hot = cl_get_i64(s, "hot");
             sop_txn_rollback(t);
         }
         CHECK(total == (int64_t)NACCT * INITIAL, "%s: total %" PRId64, name, total);
@@ -431,7 +395,7 @@ static void run_killed(const char *self)
 {
     const char *path = tu_tmpdir("killed");
     if (setup(path, g_redis.url)) {
-        g_fail++;
+        tu_failed++;
         return;
     }
     /* the victim: its first commit dies after appending, lock held */
@@ -499,6 +463,6 @@ int main(int argc, char **argv)
     if (!only || !strcmp(only, "chaos"))
         run_bank("chaos", secs * 2, 1);
     tu_redis_kill(&g_redis);
-    fprintf(stderr, "cluster: %s\n", g_fail ? "FAILED" : "ok");
-    return g_fail ? 1 : 0;
+    fprintf(stderr, "cluster: %s\n", tu_failed ? "FAILED" : "ok");
+    return tu_failed ? 1 : 0;
 }

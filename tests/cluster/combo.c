@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "cluster_fixture.h"
 #include "mirror.h"
 #include "prefix_fault_vfs.h"
 #include "redis_server.h"
@@ -68,19 +70,8 @@
 #define DEADLINE_S 120  /* a phase that takes longer has hung */
 
 static tu_redis g_redis;
-static int g_fail;
 static char g_root[512], g_db[600], g_rep[600], g_drv[NDRIVES][600];
 static const char *g_drives[NDRIVES];
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static double now_s(void)
 {
@@ -115,21 +106,6 @@ static int open_db(const sop_db_options *o, const char *path, sop_db **db)
     return rc;
 }
 
-static int64_t get_i64(sop_store *s, const char *key)
-{
-    sop_val k = {key, strlen(key)}, v;
-    int64_t x = 0;
-    if (sop_get(s, &k, &v) == 0 && v.size == sizeof x)
-        memcpy(&x, v.data, sizeof x);
-    return x;
-}
-
-static int put_i64(sop_store *s, const char *key, int64_t x)
-{
-    sop_val k = {key, strlen(key)}, v = {&x, sizeof x};
-    return sop_upsert(s, &k, &v);
-}
-
 static int setup(void)
 {
     sop_db_options o;
@@ -138,19 +114,7 @@ static int setup(void)
     int rc = open_db(&o, g_db, &db);
     if (rc)
         return rc;
-    sop_txn *t;
-    sop_store *s;
-    rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-    if (!rc)
-        rc = sop_store_create(t, "acct", NULL, &s);
-    for (int i = 0; !rc && i < NACCT; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "a%02d", i);
-        rc = put_i64(s, key, INITIAL);
-    }
-    rc = rc ? rc : sop_txn_commit(t);
-    if (rc)
-        fprintf(stderr, "setup: %s (%s)\n", sop_strerror(rc), sop_db_errmsg(db));
+    rc = cl_create_accounts(db, NACCT, INITIAL);
     sop_db_close(db);
     return rc;
 }
@@ -172,15 +136,15 @@ static int transfer(sop_db *db, int me, unsigned *seed)
         snprintf(kb, sizeof kb, "a%02d", b);
         snprintf(kn, sizeof kn, "n%d", me);
         snprintf(kp, sizeof kp, "pad%d", me);
-        int64_t va = get_i64(s, ka), amt = va > 0 ? 1 + rand_r(seed) % (va < 50 ? va : 50) : 0;
+        int64_t va = cl_get_i64(s, ka), amt = va > 0 ? 1 + rand_r(seed) % (va < 50 ? va : 50) : 0;
         if (a != b && amt) {
-            rc = put_i64(s, ka, va - amt);
+            rc = cl_put_i64(s, ka, va - amt);
             if (!rc)
-                rc = put_i64(s, kb, get_i64(s, kb) + amt);
+                rc = cl_put_i64(s, kb, cl_get_i64(s, kb) + amt);
         }
-        int64_t n = get_i64(s, kn) + 1;
+        int64_t n = cl_get_i64(s, kn) + 1;
         if (!rc)
-            rc = put_i64(s, kn, n);
+            rc = cl_put_i64(s, kn, n);
         char pad[PAD];
         memset(pad, 'a' + (int)(n % 26), sizeof pad);
         if (!rc)
@@ -343,7 +307,7 @@ static void tell_all(int *cmd, char c)
 {
     for (int i = 0; i < NPROC; i++)
         if (write(cmd[i], &c, 1) != 1)
-            g_fail++;
+            tu_failed++;
 }
 
 /* The highest segment number among the shard files of drive @d (0: none). */
@@ -376,12 +340,12 @@ static int read_all(sop_db *db, int64_t *total, int64_t *count)
     for (int i = 0; !rc && i < NACCT; i++) {
         char key[16];
         snprintf(key, sizeof key, "a%02d", i);
-        *total += get_i64(s, key);
+        *total += cl_get_i64(s, key);
     }
     for (int i = 0; !rc && i < NPROC; i++) {
         char key[16];
         snprintf(key, sizeof key, "n%d", i);
-        count[i] = get_i64(s, key);
+        count[i] = cl_get_i64(s, key);
         /* and the pad value, which lives in its own blob */
         snprintf(key, sizeof key, "pad%d", i);
         sop_val v;
@@ -603,7 +567,7 @@ static void run_combo(void)
         g_drives[d] = g_drv[d];
     }
     if (setup()) {
-        g_fail++;
+        tu_failed++;
         return;
     }
     long acked[NPROC + 1] = {0};
@@ -695,6 +659,6 @@ int main(void)
     }
     run_combo();
     tu_redis_kill(&g_redis);
-    fprintf(stderr, "combo: %s\n", g_fail ? "FAILED" : "ok");
-    return g_fail ? 1 : 0;
+    fprintf(stderr, "combo: %s\n", tu_failed ? "FAILED" : "ok");
+    return tu_failed ? 1 : 0;
 }

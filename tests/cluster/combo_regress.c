@@ -44,6 +44,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "cluster_fixture.h"
 #include "mirror.h"
 #include "prefix_fault_vfs.h"
 #include "redis_server.h"
@@ -51,114 +53,23 @@
 #include "testutil.h"
 
 static tu_redis g_redis;
-static int g_fail;
 
-#define GAP(cond, ...)                                                                             \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "REGRESSION %s:%d: ", __FILE__, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-typedef struct fx {
-    char db[600], rep[600], drv[4][600];
-    const char *drives[4];
-} fx;
-
-static void fx_init(fx *x, const char *name)
-{
-    const char *root = tu_tmpdir(name);
-    snprintf(x->db, sizeof x->db, "%s/db", root);
-    snprintf(x->rep, sizeof x->rep, "%s/replica", root);
-    for (int d = 0; d < 4; d++) {
-        snprintf(x->drv[d], sizeof x->drv[d], "%s/drive%d", root, d);
-        x->drives[d] = x->drv[d];
-    }
-}
+/* A promise that did not hold: "REGRESSION file:line: ...", counted. */
+#define GAP(cond, ...) TU_CHECK_AS("REGRESSION", cond, __VA_ARGS__)
 
 static int g_standalone; /* split-view-standalone: the same without Redis */
 
-/* Clustered; with @ec 4 drives (parity 2); with @rep the replica folder. */
-static sop_db *xopen(fx *x, int ec, int rep, sop_vfs *vfs)
+/* Clustered (standalone for split-view-standalone), as @x says. */
+static sop_db *xopen(const cl_fx *x, sop_vfs *vfs)
 {
     sop_db_options o;
-    sop_db_options_init(&o);
-    o.mode = g_standalone ? SOP_STANDALONE : SOP_CLUSTERED;
-    o.redis_url = g_redis.url;
-    o.lease_ms = 1000;
-    o.segment_bytes = 1u << 20;
-    o.vfs = vfs;
-    if (ec) {
-        o.drives = x->drives;
-        o.ndrives = 4;
-        o.parity = 2;
-    }
-    if (rep)
-        o.replica_path = x->rep;
-    sop_db *db;
-    int rc = sop_db_open(x->db, &o, &db);
-    if (rc) {
-        fprintf(stderr, "open %s: %s (%s)\n", x->db, sop_strerror(rc), sop_db_errmsg(db));
-        sop_db_close(db);
-        return NULL;
-    }
-    return db;
+    cl_options(x, g_redis.url, vfs, &o);
+    if (g_standalone)
+        o.mode = SOP_STANDALONE;
+    return cl_open(x, &o);
 }
 
-/* Upserts keys [from, to) with 2 KiB values, @per a transaction. */
-static int put(sop_db *db, int from, int to, int per)
-{
-    char val[2048];
-    for (int k = from; k < to; k += per) {
-        sop_txn *t;
-        sop_store *s;
-        int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-        if (rc)
-            return rc;
-        rc = sop_store_open(t, "s", &s);
-        if (rc == SOP_ENOTFOUND)
-            rc = sop_store_create(t, "s", NULL, &s);
-        for (int i = k; !rc && i < k + per && i < to; i++) {
-            char key[16];
-            snprintf(key, sizeof key, "k%06d", i);
-            memset(val, 'a' + i % 26, sizeof val);
-            rc = sop_upsert(s, &(sop_val){key, strlen(key)}, &(sop_val){val, sizeof val});
-        }
-        rc = rc ? (sop_txn_rollback(t), rc) : sop_txn_commit(t);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* How many of keys [0, n) a READ transaction of @db sees. */
-static int seen(sop_db *db, int n)
-{
-    sop_txn *t;
-    sop_store *s;
-    int got = 0;
-    if (sop_txn_begin(db, SOP_TXN_READ, 0, &t))
-        return -1;
-    if (sop_store_open(t, "s", &s) == 0)
-        for (int i = 0; i < n; i++) {
-            char key[16];
-            snprintf(key, sizeof key, "k%06d", i);
-            sop_val v;
-            got += sop_get(s, &(sop_val){key, strlen(key)}, &v) == 0;
-        }
-    sop_txn_rollback(t);
-    return got;
-}
-
-static int exists(const char *dir, const char *name)
-{
-    char p[700];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return access(p, F_OK) == 0;
-}
+#define VLEN 2048 /* the values' size */
 
 /* The writer's VFS: posix, but its creation of segment 2's shard on drive
  * 1 (after drive 0's, before drives 1..3: the order of vfs_ec.c) first
@@ -172,41 +83,41 @@ static int hook_open(sop_vfs *v, const char *path, int flags, unsigned mode, sop
     if ((flags & SOP_O_CREATE) && g_follower && strstr(path, "/drive1/seg-00000002")) {
         sop_db *b = g_follower;
         g_follower = NULL;
-        seen(b, 1);
+        cl_seen(b, 1, VLEN);
     }
     return sop_vfs_posix()->open(sop_vfs_posix(), path, flags, mode, out);
 }
 
 static void probe_ec_race(void)
 {
-    fx x;
-    fx_init(&x, "ec-race");
+    cl_fx x;
+    cl_fx_init(&x, "ec-race", 1, 0);
     g_hook_vfs = *sop_vfs_posix();
     g_hook_vfs.open = hook_open;
-    sop_db *a = xopen(&x, 1, 0, &g_hook_vfs), *b = a ? xopen(&x, 1, 0, NULL) : NULL;
+    sop_db *a = xopen(&x, &g_hook_vfs), *b = a ? xopen(&x, NULL) : NULL;
     if (!a || !b) {
-        g_fail++;
+        tu_failed++;
         sop_db_close(a);
         return;
     }
-    int rc = put(a, 0, 10, 10);
-    GAP(rc == 0 && seen(b, 10) == 10, "setup");
+    int rc = cl_put(a, 0, 10, 10, VLEN);
+    GAP(rc == 0 && cl_seen(b, 10, VLEN) == 10, "setup");
     /* the writer fills segment 1 and rotates into segment 2, the other
      * process following meanwhile (in hook_open) */
     g_follower = b;
     int n = 10;
-    while (!rc && !exists(x.drv[3], "seg-00000002") && n < 4000) {
-        rc = put(a, n, n + 50, 50);
+    while (!rc && !cl_exists(x.drv[3], "seg-00000002") && n < 4000) {
+        rc = cl_put(a, n, n + 50, 50, VLEN);
         n += 50;
     }
-    rc = rc ? rc : put(a, n, n + 50, 10); /* commits in segment 2 */
+    rc = rc ? rc : cl_put(a, n, n + 50, 10, VLEN); /* commits in segment 2 */
     n += 50;
     GAP(rc == 0 && !g_follower, "writer: %s (the hook %s)", sop_strerror(rc),
         g_follower ? "did not run" : "ran");
-    int sb = seen(b, n);
+    int sb = cl_seen(b, n, VLEN);
     GAP(sb == n, "ec-race: the other process sees %d of the %d keys acknowledged (a stale read)",
         sb, n);
-    rc = put(b, n, n + 1, 1);
+    rc = cl_put(b, n, n + 1, 1, VLEN);
     GAP(rc == 0, "ec-race: its commit: %s (%s)", sop_strerror(rc), sop_db_errmsg(b));
     sop_db_close(b);
     sop_db_close(a);
@@ -224,11 +135,9 @@ static void probe_ec_race(void)
 
 /* Fails the database directory of @db's process (EIO on writes) and
  * checkpoints: a failover to the replica. */
-static int failover(sop_db *db, sop_vfs *pf, const fx *x)
+static int failover(sop_db *db, sop_vfs *pf, const cl_fx *x)
 {
-    char prefix[700];
-    snprintf(prefix, sizeof prefix, "%s/", x->db);
-    pfx_vfs_arm(pf, 0, prefix, PF_WRITE | PF_SYNC | PF_TRUNC, 0, -EIO);
+    pfx_vfs_arm(pf, 0, x->prefix, PF_WRITE | PF_SYNC | PF_TRUNC, 0, -EIO);
     int rc = sop_db_checkpoint(db);
     sop_replica_status st;
     sop_db_replica_status(db, &st);
@@ -237,11 +146,11 @@ static int failover(sop_db *db, sop_vfs *pf, const fx *x)
 
 static void probe_reinstate_busy(void)
 {
-    fx x;
-    fx_init(&x, "reinstate-busy");
-    sop_db *p = xopen(&x, 1, 1, NULL);
-    if (!p || put(p, 0, 10, 10) || sop_db_close(p)) {
-        g_fail++;
+    cl_fx x;
+    cl_fx_init(&x, "reinstate-busy", 1, 1);
+    sop_db *p = xopen(&x, NULL);
+    if (!p || cl_put(p, 0, 10, 10, VLEN) || sop_db_close(p)) {
+        tu_failed++;
         return;
     }
     int up[2], down[2];
@@ -252,17 +161,17 @@ static void probe_reinstate_busy(void)
         /* the other process: fails over, then writes on while the parent
          * reinstates */
         sop_vfs *pf = pfx_vfs_new(NULL);
-        sop_db *c = xopen(&x, 1, 1, pf);
+        sop_db *c = xopen(&x, pf);
         char b = c && failover(c, pf, &x) == 0 ? 0 : 1;
         if (write(up[1], &b, 1) != 1 || read(down[0], &b, 1) != 1)
             _exit(2);
-        int rc = put(c, 1000, 1300, 10);
+        int rc = cl_put(c, 1000, 1300, 10, VLEN);
         rc = rc ? rc : sop_db_checkpoint(c);
         _exit(rc || sop_db_close(c) ? 3 : 0);
     }
     char b = 1;
     GAP(read(up[0], &b, 1) == 1 && b == 0, "the other process did not fail over");
-    p = xopen(&x, 1, 1, NULL); /* sees the replica active, the directory stale */
+    p = xopen(&x, NULL); /* sees the replica active, the directory stale */
     sop_replica_status st = {0};
     if (p)
         sop_db_replica_status(p, &st);
@@ -297,29 +206,29 @@ static void probe_reinstate_busy(void)
  * one's commits since. */
 static void probe_split_view(void)
 {
-    fx x;
-    fx_init(&x, "split-view");
+    cl_fx x;
+    cl_fx_init(&x, "split-view", 0, 1);
     sop_vfs *pf = pfx_vfs_new(NULL);
-    sop_db *a = xopen(&x, 0, 1, pf), *b = a ? xopen(&x, 0, 1, NULL) : NULL;
-    if (!a || !b || put(a, 0, 10, 10) || failover(a, pf, &x)) {
-        g_fail++;
+    sop_db *a = xopen(&x, pf), *b = a ? xopen(&x, NULL) : NULL;
+    if (!a || !b || cl_put(a, 0, 10, 10, VLEN) || failover(a, pf, &x)) {
+        tu_failed++;
         sop_db_close(b);
         sop_db_close(a);
         pfx_vfs_free(pf);
         return;
     }
-    int rc = put(a, 10, 20, 5);
+    int rc = cl_put(a, 10, 20, 5, VLEN);
     GAP(rc == 0, "split-view: the process that failed over: %s", sop_strerror(rc));
-    int sb = seen(b, 20);
+    int sb = cl_seen(b, 20, VLEN);
     GAP(sb == 20, "split-view: the other process sees %d of the 20 keys acknowledged", sb);
-    rc = put(b, 20, 30, 5);
+    rc = cl_put(b, 20, 30, 5, VLEN);
     GAP(rc == 0, "split-view: the other process's commits: %s (%s)", sop_strerror(rc),
         sop_db_errmsg(b));
     sop_db_close(b);
     sop_db_close(a);
     pfx_vfs_free(pf);
-    sop_db *c = xopen(&x, 0, 1, NULL);
-    int n = c ? seen(c, 30) : -1;
+    sop_db *c = xopen(&x, NULL);
+    int n = c ? cl_seen(c, 30, VLEN) : -1;
     uint64_t problems = 0;
     rc = c ? sop_db_check(c, NULL, NULL, &problems) : -1;
     GAP(n == 30 && rc == 0, "split-view: reopened: %d of the 30 keys acknowledged, check %s "
@@ -330,29 +239,29 @@ static void probe_split_view(void)
 /* The same with two standalone processes (shared memory, LOCK). */
 static void probe_split_view_standalone(void)
 {
-    fx x;
-    fx_init(&x, "split-view-standalone");
+    cl_fx x;
+    cl_fx_init(&x, "split-view-standalone", 0, 1);
     g_standalone = 1;
     sop_vfs *pf = pfx_vfs_new(NULL);
-    sop_db *a = xopen(&x, 0, 1, pf);
+    sop_db *a = xopen(&x, pf);
     int up[2], down[2];
-    if (!a || put(a, 0, 10, 10) || pipe(up) || pipe(down))
+    if (!a || cl_put(a, 0, 10, 10, VLEN) || pipe(up) || pipe(down))
         abort();
     pid_t pid = fork();
     if (pid == 0) {
-        sop_db *b = xopen(&x, 0, 1, NULL);
+        sop_db *b = xopen(&x, NULL);
         char c = b ? 0 : 1;
         if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
             _exit(9);
-        int code = seen(b, 20) == 20 ? 0 : 1;
-        code |= put(b, 20, 30, 5) ? 2 : 0;
+        int code = cl_seen(b, 20, VLEN) == 20 ? 0 : 1;
+        code |= cl_put(b, 20, 30, 5, VLEN) ? 2 : 0;
         sop_db_close(b);
         _exit(code);
     }
     char c = 1;
     GAP(read(up[0], &c, 1) == 1 && c == 0, "the other process did not open");
     GAP(failover(a, pf, &x) == 0, "no failover");
-    GAP(put(a, 10, 20, 5) == 0, "split-view-standalone: the process that failed over");
+    GAP(cl_put(a, 10, 20, 5, VLEN) == 0, "split-view-standalone: the process that failed over");
     GAP(write(down[1], "x", 1) == 1, "pipe");
     int ws;
     waitpid(pid, &ws, 0);
@@ -362,8 +271,8 @@ static void probe_split_view_standalone(void)
         "commits failed (%#x)", ws);
     sop_db_close(a);
     pfx_vfs_free(pf);
-    sop_db *r = xopen(&x, 0, 1, NULL);
-    int n = r ? seen(r, 30) : -1;
+    sop_db *r = xopen(&x, NULL);
+    int n = r ? cl_seen(r, 30, VLEN) : -1;
     uint64_t problems = 0;
     int rc = r ? sop_db_check(r, NULL, NULL, &problems) : -1;
     GAP(n == 30 && rc == 0, "split-view-standalone: reopened: %d of the 30 keys acknowledged, "
@@ -374,19 +283,20 @@ static void probe_split_view_standalone(void)
 
 static void probe_open_reinstate(void)
 {
-    fx x;
-    fx_init(&x, "open-reinstate");
+    cl_fx x;
+    cl_fx_init(&x, "open-reinstate", 0, 1);
     sop_vfs *pf = pfx_vfs_new(NULL);
-    sop_db *db = xopen(&x, 0, 1, pf);
-    if (!db || put(db, 0, 10, 10) || failover(db, pf, &x) || put(db, 10, 20, 10)) {
-        g_fail++;
+    sop_db *db = xopen(&x, pf);
+    if (!db || cl_put(db, 0, 10, 10, VLEN) || failover(db, pf, &x) ||
+        cl_put(db, 10, 20, 10, VLEN)) {
+        tu_failed++;
         sop_db_close(db);
         pfx_vfs_free(pf);
         return;
     }
     sop_db_close(db);
     pfx_vfs_free(pf);
-    db = xopen(&x, 0, 1, NULL); /* alone, the folder healthy again */
+    db = xopen(&x, NULL); /* alone, the folder healthy again */
     sop_replica_status st = {0};
     if (db)
         sop_db_replica_status(db, &st);
@@ -414,6 +324,6 @@ int main(int argc, char **argv)
     if (!only || !strcmp(only, "split-view-standalone"))
         probe_split_view_standalone();
     tu_redis_kill(&g_redis);
-    fprintf(stderr, "combo_regress: %s\n", g_fail ? "FAILED" : "ok");
-    return g_fail ? 1 : 0;
+    fprintf(stderr, "combo_regress: %s\n", tu_failed ? "FAILED" : "ok");
+    return tu_failed ? 1 : 0;
 }

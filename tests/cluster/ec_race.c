@@ -23,117 +23,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "cluster_fixture.h"
 #include "redis_server.h"
 #include "sop/sop.h"
 #include "testutil.h"
 
 static tu_redis g_redis;
-static int g_fail;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-typedef struct fx {
-    char db[600], drv[4][600];
-    const char *drives[4];
-} fx;
-
-static void fx_init(fx *x, const char *name)
+/* Clustered, erasure coded (cl_fx_init(.., 1, 0)), with a lease of 2 s. */
+static void opts(const cl_fx *x, sop_db_options *o, sop_vfs *vfs)
 {
-    const char *root = tu_tmpdir(name);
-    snprintf(x->db, sizeof x->db, "%s/db", root);
-    for (int d = 0; d < 4; d++) {
-        snprintf(x->drv[d], sizeof x->drv[d], "%s/drive%d", root, d);
-        x->drives[d] = x->drv[d];
-    }
-}
-
-static void opts(const fx *x, sop_db_options *o, sop_vfs *vfs)
-{
-    sop_db_options_init(o);
-    o->mode = SOP_CLUSTERED;
-    o->redis_url = g_redis.url;
+    cl_options(x, g_redis.url, vfs, o);
     o->lease_ms = 2000;
-    o->segment_bytes = 1u << 20;
-    o->vfs = vfs;
-    o->drives = x->drives;
-    o->ndrives = 4;
-    o->parity = 2;
 }
 
-static sop_db *xopen(const fx *x, sop_vfs *vfs)
+static sop_db *xopen(const cl_fx *x, sop_vfs *vfs)
 {
     sop_db_options o;
     opts(x, &o, vfs);
-    sop_db *db;
-    int rc = sop_db_open(x->db, &o, &db);
-    if (rc) {
-        fprintf(stderr, "open %s: %s (%s)\n", x->db, sop_strerror(rc), sop_db_errmsg(db));
-        sop_db_close(db);
-        return NULL;
-    }
-    return db;
+    return cl_open(x, &o);
 }
 
-static void val_of(int i, char *val, size_t n) { memset(val, 'a' + i % 26, n); }
-
-/* Upserts keys [from, to) with 2 KiB values, @per a transaction. */
-static int put(sop_db *db, int from, int to, int per)
-{
-    char val[2048];
-    for (int k = from; k < to; k += per) {
-        sop_txn *t;
-        sop_store *s;
-        int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-        if (rc)
-            return rc;
-        rc = sop_store_open(t, "s", &s);
-        if (rc == SOP_ENOTFOUND)
-            rc = sop_store_create(t, "s", NULL, &s);
-        for (int i = k; !rc && i < k + per && i < to; i++) {
-            char key[16];
-            snprintf(key, sizeof key, "k%06d", i);
-            val_of(i, val, sizeof val);
-            rc = sop_upsert(s, &(sop_val){key, strlen(key)}, &(sop_val){val, sizeof val});
-        }
-        rc = rc ? (sop_txn_rollback(t), rc) : sop_txn_commit(t);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* How many of keys [0, n) a READ transaction sees with their values;
- * -1 on an error. */
-static int seen(sop_db *db, int n)
-{
-    sop_txn *t;
-    sop_store *s;
-    int got = 0, bad = 0;
-    if (sop_txn_begin(db, SOP_TXN_READ, 0, &t))
-        return -1;
-    if (sop_store_open(t, "s", &s) == 0)
-        for (int i = 0; i < n; i++) {
-            char key[16], want[2048];
-            snprintf(key, sizeof key, "k%06d", i);
-            sop_val v;
-            int rc = sop_get(s, &(sop_val){key, strlen(key)}, &v);
-            val_of(i, want, sizeof want);
-            if (rc == 0 && v.size == sizeof want && memcmp(v.data, want, sizeof want) == 0)
-                got++;
-            else if (rc != SOP_ENOTFOUND)
-                bad++;
-        }
-    sop_txn_rollback(t);
-    return bad ? -1 : got;
-}
+#define VLEN 2048 /* the values' size */
 
 /* The follower: a handle here (db), or a process running commands. */
 typedef struct follower {
@@ -143,14 +55,14 @@ typedef struct follower {
 } follower;
 
 typedef struct msg {
-    char op; /* 'S' seen(n), 'P' put(n, to, 1), 'Q' quit */
+    char op; /* 'S' cl_seen(n), 'P' cl_put(n, to, 1), 'Q' quit */
     int n, to;
 } msg;
 
 static int fl_call(follower *f, char op, int n, int to)
 {
     if (f->db)
-        return op == 'S' ? seen(f->db, n) : put(f->db, n, to, 1);
+        return op == 'S' ? cl_seen(f->db, n, VLEN) : cl_put(f->db, n, to, 1, VLEN);
     msg m = {op, n, to};
     int r = -99;
     if (write(f->cmd, &m, sizeof m) != (ssize_t)sizeof m ||
@@ -159,7 +71,7 @@ static int fl_call(follower *f, char op, int n, int to)
     return r;
 }
 
-static int fl_start(follower *f, const fx *x, int forked)
+static int fl_start(follower *f, const cl_fx *x, int forked)
 {
     memset(f, 0, sizeof *f);
     if (!forked)
@@ -178,7 +90,7 @@ static int fl_start(follower *f, const fx *x, int forked)
         while (read(c[0], &m, sizeof m) == (ssize_t)sizeof m && m.op != 'Q') {
             if (!db && !(db = xopen(x, NULL))) /* at the first command */
                 _exit(3);
-            int v = m.op == 'S' ? seen(db, m.n) : put(db, m.n, m.to, 1);
+            int v = m.op == 'S' ? cl_seen(db, m.n, VLEN) : cl_put(db, m.n, m.to, 1, VLEN);
             if (write(r[1], &v, sizeof v) != (ssize_t)sizeof v)
                 _exit(4);
         }
@@ -225,17 +137,10 @@ static int hook_open(sop_vfs *v, const char *path, int flags, unsigned mode, sop
     return sop_vfs_posix()->open(sop_vfs_posix(), path, flags, mode, out);
 }
 
-static int exists(const char *dir, const char *name)
-{
-    char p[700];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return access(p, F_OK) == 0;
-}
-
 static void scenario(const char *name, int drive, int forked)
 {
-    fx x;
-    fx_init(&x, name);
+    cl_fx x;
+    cl_fx_init(&x, name, 1, 0);
     g_hook_vfs = *sop_vfs_posix();
     g_hook_vfs.open = hook_open;
     g_drive = drive;
@@ -250,15 +155,15 @@ static void scenario(const char *name, int drive, int forked)
         fl_stop(&fl);
         return;
     }
-    int rc = put(a, 0, 10, 10);
+    int rc = cl_put(a, 0, 10, 10, VLEN);
     CHECK(rc == 0 && fl_call(&fl, 'S', 10, 0) == 10, "%s: setup", name);
     g_fl = &fl;
     int n = 10;
-    while (!rc && !exists(x.drv[3], "seg-00000002") && n < 4000) {
-        rc = put(a, n, n + 50, 50);
+    while (!rc && !cl_exists(x.drv[3], "seg-00000002") && n < 4000) {
+        rc = cl_put(a, n, n + 50, 50, VLEN);
         n += 50;
     }
-    rc = rc ? rc : put(a, n, n + 50, 10); /* commits in segment 2 */
+    rc = rc ? rc : cl_put(a, n, n + 50, 10, VLEN); /* commits in segment 2 */
     n += 50;
     CHECK(rc == 0 && !g_fl, "%s: writer: %s (the hook %s)", name, sop_strerror(rc),
           g_fl ? "did not run" : "ran");
@@ -268,9 +173,9 @@ static void scenario(const char *name, int drive, int forked)
     rc = fl_call(&fl, 'P', n, n + 5);
     CHECK(rc == 0, "%s: the follower's commits: %s", name, sop_strerror(rc));
     n += 5;
-    got = seen(a, n);
+    got = cl_seen(a, n, VLEN);
     CHECK(got == n, "%s: the writer sees %d of %d keys", name, got, n);
-    rc = put(a, n, n + 50, 10);
+    rc = cl_put(a, n, n + 50, 10, VLEN);
     n += 50;
     CHECK(rc == 0, "%s: the writer's commits after: %s", name, sop_strerror(rc));
     got = fl_call(&fl, 'S', n, 0);
@@ -288,7 +193,7 @@ static void scenario(const char *name, int drive, int forked)
           "%s: repair found %" PRIu64 " bad shards, %" PRIu64 " unrecoverable stripes", name,
           r.bad_shards, r.unrecoverable);
     sop_db *db = xopen(&x, NULL);
-    got = db ? seen(db, n) : -1;
+    got = db ? cl_seen(db, n, VLEN) : -1;
     CHECK(got == n, "%s: after reopening, %d of %d keys", name, got, n);
     uint64_t problems = 99;
     CHECK(db && sop_db_check(db, NULL, NULL, &problems) == 0 && problems == 0,
@@ -311,9 +216,9 @@ int main(void)
     scenario("ec_race/d1p", 1, 1);
     scenario("ec_race/d2p", 2, 1);
     tu_redis_kill(&g_redis);
-    if (g_fail)
-        fprintf(stderr, "%d checks failed\n", g_fail);
+    if (tu_failed)
+        fprintf(stderr, "%d checks failed\n", tu_failed);
     else
         printf("ec_race: ok\n");
-    return g_fail ? 1 : 0;
+    return tu_failed ? 1 : 0;
 }

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "redis_server.h"
 #include "sop/sop.h"
 #include "testutil.h"
@@ -34,18 +35,6 @@
 #define NBASE 1200
 #define VBYTES 3000
 #define ID_FILE "sop-ec.id" /* a drive's identity file (ec_vfs.h) */
-
-static int g_fail;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static char g_drv[NDRV][600];
 static const char *g_drives[NDRV];
@@ -267,9 +256,9 @@ int main(void)
     CHECK(ok == NBASE + acked, "%ld of %ld records read back", ok, NBASE + acked);
 out:
     tu_redis_kill(&r);
-    if (g_fail)
-        fprintf(stderr, "%d checks failed\n", g_fail);
+    if (tu_failed)
+        fprintf(stderr, "%d checks failed\n", tu_failed);
     else
         printf("ec_repair: ok\n");
-    return g_fail ? 1 : 0;
+    return tu_failed ? 1 : 0;
 }

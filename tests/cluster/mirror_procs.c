@@ -41,126 +41,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+#include "cluster_fixture.h"
 #include "mirror.h"
 #include "prefix_fault_vfs.h"
 #include "redis_server.h"
 #include "sop/sop.h"
 #include "testutil.h"
 
-#define LEASE_MS 1000
+#define VLEN 1500 /* the values' size */
 
 static tu_redis g_redis;
-static int g_fail;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-typedef struct fx {
-    char db[600], rep[600], prefix[610], drv[4][600];
-    const char *drives[4];
-    int ec;
-} fx;
-
-static void fx_init(fx *x, const char *name, int ec)
-{
-    const char *root = tu_tmpdir(name);
-    snprintf(x->db, sizeof x->db, "%s/db", root);
-    snprintf(x->rep, sizeof x->rep, "%s/replica", root);
-    snprintf(x->prefix, sizeof x->prefix, "%s/", x->db);
-    for (int d = 0; d < 4; d++) {
-        snprintf(x->drv[d], sizeof x->drv[d], "%s/drive%d", root, d);
-        x->drives[d] = x->drv[d];
-    }
-    x->ec = ec;
-}
-
-static void opts(const fx *x, sop_vfs *vfs, sop_db_options *o)
-{
-    sop_db_options_init(o);
-    o->mode = SOP_CLUSTERED;
-    o->redis_url = g_redis.url;
-    o->lease_ms = LEASE_MS;
-    o->segment_bytes = 1u << 20;
-    o->vfs = vfs;
-    o->replica_path = x->rep;
-    if (x->ec) {
-        o->drives = x->drives;
-        o->ndrives = 4;
-        o->parity = 2;
-    }
-}
-
-static sop_db *xopen(const fx *x, sop_vfs *vfs)
+static sop_db *xopen(const cl_fx *x, sop_vfs *vfs)
 {
     sop_db_options o;
-    opts(x, vfs, &o);
-    sop_db *db;
-    int rc = sop_db_open(x->db, &o, &db);
-    if (rc) {
-        fprintf(stderr, "open %s: %s (%s)\n", x->db, sop_strerror(rc), sop_db_errmsg(db));
-        sop_db_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-static void make_val(int k, char *v, size_t n) { memset(v, 'a' + k % 26, n); }
-
-/* Upserts keys [from, to), @per a transaction (conflicts retried). */
-static int put(sop_db *db, int from, int to, int per)
-{
-    char val[1500];
-    for (int k = from; k < to;) {
-        sop_txn *t;
-        sop_store *s;
-        int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-        if (rc)
-            return rc;
-        rc = sop_store_open(t, "s", &s);
-        if (rc == SOP_ENOTFOUND)
-            rc = sop_store_create(t, "s", NULL, &s);
-        for (int i = k; !rc && i < k + per && i < to; i++) {
-            char key[16];
-            snprintf(key, sizeof key, "k%06d", i);
-            make_val(i, val, sizeof val);
-            rc = sop_upsert(s, &(sop_val){key, strlen(key)}, &(sop_val){val, sizeof val});
-        }
-        rc = rc ? (sop_txn_rollback(t), rc) : sop_txn_commit(t);
-        if (rc == SOP_ECONFLICT)
-            continue;
-        if (rc)
-            return rc;
-        k += per;
-    }
-    return 0;
-}
-
-/* How many of keys [0, n) a READ transaction of @db sees with their value. */
-static int seen(sop_db *db, int n)
-{
-    sop_txn *t;
-    sop_store *s;
-    int got = 0;
-    if (sop_txn_begin(db, SOP_TXN_READ, 0, &t))
-        return -1;
-    if (sop_store_open(t, "s", &s) == 0)
-        for (int i = 0; i < n; i++) {
-            char key[16], want[1500], buf[1500];
-            snprintf(key, sizeof key, "k%06d", i);
-            make_val(i, want, sizeof want);
-            size_t len = 0;
-            got += sop_get_copy(s, &(sop_val){key, strlen(key)}, buf, sizeof buf, &len) == 0 &&
-                   len == sizeof want && !memcmp(buf, want, len);
-        }
-    sop_txn_rollback(t);
-    return got;
+    cl_options(x, g_redis.url, vfs, &o);
+    return cl_open(x, &o);
 }
 
 static sop_replica_status status(sop_db *db)
@@ -173,7 +70,7 @@ static sop_replica_status status(sop_db *db)
 
 /* Fails the database directory for @db (EIO on writes, syncs, truncates)
  * and checkpoints: a failover to the replica. */
-static int failover(sop_db *db, sop_vfs *pf, const fx *x)
+static int failover(sop_db *db, sop_vfs *pf, const cl_fx *x)
 {
     pfx_vfs_arm(pf, 0, x->prefix, PF_WRITE | PF_SYNC | PF_TRUNC, 0, -EIO);
     int rc = sop_db_checkpoint(db);
@@ -188,7 +85,7 @@ static int is_db_file(const char *n)
 }
 
 /* The database files of the two folders: same names, same bytes. */
-static void check_level(const fx *x, const char *what)
+static void check_level(const cl_fx *x, const char *what)
 {
     for (int pass = 0; pass < 2; pass++) {
         const char *a = pass ? x->rep : x->db, *b = pass ? x->db : x->rep;
@@ -210,7 +107,7 @@ static void check_level(const fx *x, const char *what)
 
 /* Reopened alone: in sync, @n keys, clean; closed; the folders level; each
  * folder alone (standalone, no replica) holds the same @n keys. */
-static void check_after(const fx *x, int n, const char *what)
+static void check_after(const cl_fx *x, int n, const char *what)
 {
     sop_db *db = xopen(x, NULL);
     CHECK(db, "%s: reopen", what);
@@ -219,7 +116,7 @@ static void check_after(const fx *x, int n, const char *what)
     sop_replica_status st = status(db);
     CHECK(st.in_sync, "%s: reopened alone, the replica is not reinstated (active %d)", what,
           st.active);
-    int got = seen(db, n);
+    int got = cl_seen(db, n, VLEN);
     uint64_t problems = 0;
     int rc = sop_db_check(db, NULL, NULL, &problems);
     CHECK(got == n && rc == 0 && problems == 0, "%s: reopened: %d of the %d keys acknowledged, "
@@ -239,7 +136,7 @@ static void check_after(const fx *x, int n, const char *what)
         }
         sop_db *a;
         rc = sop_db_open(i ? x->rep : x->db, &o, &a);
-        got = rc ? -1 : seen(a, n);
+        got = rc ? -1 : cl_seen(a, n, VLEN);
         CHECK(got == n, "%s: folder %d alone: %s, %d of %d keys", what, i, sop_strerror(rc), got,
               n);
         sop_db_close(a);
@@ -251,8 +148,8 @@ static void check_after(const fx *x, int n, const char *what)
 static void split_view(int ec)
 {
     const char *what = ec ? "split-view-ec" : "split-view";
-    fx x;
-    fx_init(&x, what, ec);
+    cl_fx x;
+    cl_fx_init(&x, what, ec, 1);
     int up[2], down[2];
     if (pipe(up) || pipe(down))
         abort();
@@ -264,10 +161,10 @@ static void split_view(int ec)
         if (read(down[0], &c, 1) != 1)
             _exit(9);
         sop_db *b = xopen(&x, NULL);
-        c = b && seen(b, 100) == 100 ? 0 : 1;
+        c = b && cl_seen(b, 100, VLEN) == 100 ? 0 : 1;
         if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
             _exit(9);
-        int code = 0, n = seen(b, 200);
+        int code = 0, n = cl_seen(b, 200, VLEN);
         sop_replica_status st = status(b);
         if (n != 200) {
             fprintf(stderr, "%s: the other process sees %d of the 200 keys acknowledged\n", what,
@@ -277,7 +174,7 @@ static void split_view(int ec)
             fprintf(stderr, "%s: the other process: active %d, in sync %d\n", what, st.active,
                     st.in_sync);
             code = 3;
-        } else if (put(b, 200, 300, 10) || sop_db_checkpoint(b)) {
+        } else if (cl_put_retrying(b, 200, 300, 10, VLEN) || sop_db_checkpoint(b)) {
             fprintf(stderr, "%s: the other process's commits: %s\n", what, sop_db_errmsg(b));
             code = 4;
         } else if (status(b).active != 1) {
@@ -289,18 +186,18 @@ static void split_view(int ec)
     }
     sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *a = xopen(&x, pf);
-    CHECK(a && put(a, 0, 100, 10) == 0, "%s: setup", what);
+    CHECK(a && cl_put_retrying(a, 0, 100, 10, VLEN) == 0, "%s: setup", what);
     CHECK(write(down[1], "x", 1) == 1, "pipe");
     char c = 1;
     CHECK(read(up[0], &c, 1) == 1 && c == 0, "%s: the other process did not open", what);
     CHECK(failover(a, pf, &x) == 0, "%s: no failover", what);
-    int rc = put(a, 100, 200, 10);
+    int rc = cl_put_retrying(a, 100, 200, 10, VLEN);
     CHECK(rc == 0, "%s: the process that failed over: %s", what, sop_strerror(rc));
     CHECK(write(down[1], "x", 1) == 1, "pipe");
     int ws;
     waitpid(pid, &ws, 0);
     CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "%s: the other process failed (%#x)", what, ws);
-    int n = seen(a, 300);
+    int n = cl_seen(a, 300, VLEN);
     CHECK(n == 300, "%s: the process that failed over sees %d of 300 keys", what, n);
     sop_db_close(a);
     pfx_vfs_free(pf);
@@ -316,8 +213,8 @@ static void split_view(int ec)
 static void reinstate_busy(void)
 {
     const char *what = "reinstate-busy";
-    fx x;
-    fx_init(&x, what, 0);
+    cl_fx x;
+    cl_fx_init(&x, what, 0, 1);
     int up[2], down[2];
     if (pipe(up) || pipe(down))
         abort();
@@ -329,17 +226,18 @@ static void reinstate_busy(void)
         if (read(down[0], &c, 1) != 1)
             _exit(9);
         sop_db *b = xopen(&x, NULL);
-        c = b && put(b, 100, 150, 10) == 0 ? 0 : 1;
+        c = b && cl_put_retrying(b, 100, 150, 10, VLEN) == 0 ? 0 : 1;
         if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
             _exit(9);
-        int code = put(b, 150, 200, 10) ? 2 : 0;
+        int code = cl_put_retrying(b, 150, 200, 10, VLEN) ? 2 : 0;
         if (sop_db_close(b) && !code)
             code = 3;
         _exit(code);
     }
     sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *a = xopen(&x, pf);
-    CHECK(a && put(a, 0, 100, 10) == 0 && failover(a, pf, &x) == 0, "%s: setup", what);
+    CHECK(a && cl_put_retrying(a, 0, 100, 10, VLEN) == 0 && failover(a, pf, &x) == 0, "%s: setup",
+          what);
     pfx_vfs_disarm(pf); /* the database directory is healthy again */
     CHECK(write(down[1], "x", 1) == 1, "pipe");
     char c = 1;
@@ -358,7 +256,7 @@ static void reinstate_busy(void)
     sop_replica_status st = status(a);
     CHECK(st.in_sync && st.active == 1, "%s: after reinstate: active %d, in sync %d", what,
           st.active, st.in_sync);
-    CHECK(put(a, 200, 250, 10) == 0, "%s: commits after reinstate", what);
+    CHECK(cl_put_retrying(a, 200, 250, 10, VLEN) == 0, "%s: commits after reinstate", what);
     sop_db_close(a);
     pfx_vfs_free(pf);
     close(up[0]);
@@ -372,12 +270,13 @@ static void reinstate_busy(void)
 static void open_reinstate(void)
 {
     const char *what = "open-reinstate";
-    fx x;
-    fx_init(&x, what, 0);
+    cl_fx x;
+    cl_fx_init(&x, what, 0, 1);
     sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db *a = xopen(&x, pf);
-    if (!a || put(a, 0, 100, 10) || failover(a, pf, &x) || put(a, 100, 200, 10)) {
-        g_fail++;
+    if (!a || cl_put_retrying(a, 0, 100, 10, VLEN) || failover(a, pf, &x) ||
+        cl_put_retrying(a, 100, 200, 10, VLEN)) {
+        tu_failed++;
         sop_db_close(a);
         pfx_vfs_free(pf);
         return;
@@ -449,7 +348,7 @@ static int kill_write(sop_vfs *v, sop_file *f, const void *buf, size_t n, uint64
  * ran in this process) dies in the middle of the next commit: its bytes
  * reach the database directory only. Forked before this process has
  * threads. */
-static int killed_writer(const fx *x, sop_db **b)
+static int killed_writer(const cl_fx *x, sop_db **b)
 {
     char rp[620];
     snprintf(rp, sizeof rp, "%s/", x->rep);
@@ -464,18 +363,18 @@ static int killed_writer(const fx *x, sop_db **b)
         g_kill_vfs.write = kill_write;
         g_kill_prefix = rp;
         sop_db *w = xopen(x, &g_kill_vfs);
-        char c = w && put(w, 0, 100, 10) == 0 ? 0 : 1;
+        char c = w && cl_put_retrying(w, 0, 100, 10, VLEN) == 0 ? 0 : 1;
         if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
             _exit(2);
         g_kill_armed = 1;
-        put(w, 100, 110, 10);
+        cl_put_retrying(w, 100, 110, 10, VLEN);
         _exit(3); /* not killed */
     }
     char c = 1;
     int ok = read(up[0], &c, 1) == 1 && c == 0;
     if (ok && b) {
         *b = xopen(x, NULL); /* stays open throughout */
-        ok = *b && seen(*b, 100) == 100;
+        ok = *b && cl_seen(*b, 100, VLEN) == 100;
     }
     ok &= write(down[1], "x", 1) == 1;
     int ws;
@@ -490,16 +389,16 @@ static int killed_writer(const fx *x, sop_db **b)
 static void open_reconcile(void)
 {
     const char *what = "open-reconcile";
-    fx x;
-    fx_init(&x, what, 0);
+    cl_fx x;
+    cl_fx_init(&x, what, 0, 1);
     CHECK(killed_writer(&x, NULL) == 0, "%s: the writer was not killed mid-commit", what);
-    usleep(2 * LEASE_MS * 1000); /* its lock and its entry in procs expire */
+    usleep(2 * CL_LEASE_MS * 1000); /* its lock and its entry in procs expire */
     /* the commit in flight may or may not be recovered: 100 or 110 keys */
     sop_db *db = xopen(&x, NULL);
     CHECK(db, "%s: reopen", what);
     if (!db)
         return;
-    int n = seen(db, 110);
+    int n = cl_seen(db, 110, VLEN);
     CHECK(n == 100 || n == 110, "%s: %d keys", what, n);
     sop_db_close(db);
     check_level(&x, what);
@@ -509,16 +408,16 @@ static void open_reconcile(void)
 static void dead_writer(void)
 {
     const char *what = "dead-writer";
-    fx x;
-    fx_init(&x, what, 0);
+    cl_fx x;
+    cl_fx_init(&x, what, 0, 1);
     sop_db *b = NULL;
     CHECK(killed_writer(&x, &b) == 0, "%s: the writer was not killed mid-commit", what);
     if (!b)
         return;
     /* the next commit (its lock waits for the dead writer's lease) */
-    int rc = put(b, 1000, 1010, 10);
+    int rc = cl_put_retrying(b, 1000, 1010, 10, VLEN);
     CHECK(rc == 0, "%s: commit after the dead writer: %s", what, sop_strerror(rc));
-    int n = seen(b, 110);
+    int n = cl_seen(b, 110, VLEN);
     CHECK(n == 100 || n == 110, "%s: %d keys", what, n);
     CHECK(status(b).in_sync, "%s: not in sync", what);
     rc = sop_db_checkpoint(b);
@@ -532,38 +431,39 @@ static void dead_writer(void)
 static void redis_down(void)
 {
     const char *what = "redis-down";
-    fx x;
-    fx_init(&x, what, 0);
+    cl_fx x;
+    cl_fx_init(&x, what, 0, 1);
     sop_vfs *pf = pfx_vfs_new(NULL);
     sop_db_options o;
-    opts(&x, pf, &o);
+    cl_options(&x, g_redis.url, pf, &o);
     o.cache_bytes = 4096; /* reads go to the segments */
     sop_db *a = NULL;
     int rc = sop_db_open(x.db, &o, &a);
-    if (rc || put(a, 0, 100, 10)) {
+    if (rc || cl_put_retrying(a, 0, 100, 10, VLEN)) {
         fprintf(stderr, "%s: setup: %s\n", what, sop_db_errmsg(a));
-        g_fail++;
+        tu_failed++;
         sop_db_close(a);
         pfx_vfs_free(pf);
         return;
     }
     tu_redis_kill(&g_redis);
     pfx_vfs_arm(pf, 0, x.prefix, PF_READ, 0, -EIO);
-    int n = seen(a, 100);
+    int n = cl_seen(a, 100, VLEN);
     CHECK(n < 100, "%s: %d keys read after a failover Redis was not told", what, n);
     sop__mstate s1;
     CHECK(sop__mstate_read(sop_vfs_posix(), x.rep, 1, &s1) == 0 && s1.active == 1,
           "%s: the failover is not persisted", what);
-    n = seen(a, 100);
+    n = cl_seen(a, 100, VLEN);
     CHECK(n < 100, "%s: %d keys read on a second try, Redis still down", what, n);
     CHECK(tu_redis_restart(&g_redis) == 0, "%s: cannot restart redis-server", what);
-    n = seen(a, 100);
+    n = cl_seen(a, 100, VLEN);
     CHECK(n == 100, "%s: Redis back: %d of 100 keys", what, n);
     sop_replica_status st = status(a);
     CHECK(st.active == 1 && !st.in_sync, "%s: active %d, in sync %d", what, st.active,
           st.in_sync);
     /* the first write transaction may span the new epoch: "retry it" */
-    for (int tries = 0; (rc = put(a, 100, 120, 10)) == SOP_EREDIS && tries < 3; tries++)
+    for (int tries = 0; (rc = cl_put_retrying(a, 100, 120, 10, VLEN)) == SOP_EREDIS && tries < 3;
+         tries++)
         ;
     CHECK(rc == 0, "%s: commits: %s (%s)", what, sop_strerror(rc), sop_db_errmsg(a));
     sop_db_close(a);
@@ -596,6 +496,6 @@ int main(int argc, char **argv)
     if (!only || !strcmp(only, "redis-down"))
         redis_down();
     tu_redis_kill(&g_redis);
-    fprintf(stderr, "mirror_procs: %s\n", g_fail ? "FAILED" : "ok");
-    return g_fail ? 1 : 0;
+    fprintf(stderr, "mirror_procs: %s\n", tu_failed ? "FAILED" : "ok");
+    return tu_failed ? 1 : 0;
 }

@@ -12,23 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "redis_server.h"
 #include "sop/sop.h"
 #include "testutil.h"
 
 #define SECRET "s3cret-pw"
-
-static int g_fail;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 static int open_url(const char *path, const char *url, char *msg, size_t msglen)
 {
@@ -126,9 +115,9 @@ int main(void)
     }
 
     tu_redis_kill(&r);
-    if (g_fail)
-        fprintf(stderr, "%d checks failed\n", g_fail);
+    if (tu_failed)
+        fprintf(stderr, "%d checks failed\n", tu_failed);
     else
         printf("redis_url: ok\n");
-    return g_fail ? 1 : 0;
+    return tu_failed ? 1 : 0;
 }

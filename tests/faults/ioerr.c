@@ -83,106 +83,30 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "fault_sweep.h"
 #include "fault_vfs.h"
 #include "sop/sop.h"
 #include "testutil.h"
 
 #define ITER_ALARM_S 60 /* one iteration longer than this is a hang */
-#define MAX_REPORTS 30   /* detailed lines printed; then only the tally */
-
-static uint64_t g_bad;      /* failed checks */
-static int g_case_bad;      /* the running iteration (or panic case) failed */
-static uint64_t g_bad_cases;
 static int g_verbose;
-static char g_where[256]; /* the iteration running, for failure reports */
-static char g_class[64];  /* its operation and fault class, for the tally */
-
-/* Failed checks by kind: (operation + fault class, message format), with
- * the first message as an example. */
-typedef struct tally {
-    const char *fmt;
-    char cls[64];
-    uint64_t n;
-    char example[600];
-} tally;
-#define MAX_TALLY 64
-static tally g_tally[MAX_TALLY];
-static int g_ntally;
-
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fatal(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ioerr: FATAL [%s]: ", g_where);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-    char msg[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    g_bad++;
-    g_case_bad = 1;
-    if (g_bad <= MAX_REPORTS)
-        fprintf(stderr, "ioerr: BAD [%s]: %s\n", g_where, msg);
-    int i = 0;
-    while (i < g_ntally && !(g_tally[i].fmt == fmt && !strcmp(g_tally[i].cls, g_class)))
-        i++;
-    if (i == g_ntally && g_ntally < MAX_TALLY) {
-        g_tally[i].fmt = fmt;
-        snprintf(g_tally[i].cls, sizeof g_tally[i].cls, "%s", g_class);
-        snprintf(g_tally[i].example, sizeof g_tally[i].example, "[%s]: %s", g_where, msg);
-        g_ntally++;
-    }
-    if (i < g_ntally)
-        g_tally[i].n++;
-}
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "ioerr: HANG: an iteration exceeded its time limit: ";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    w = write(2, g_where, strlen(g_where));
-    w = write(2, "\n", 1);
-    (void)w;
-    _exit(3);
-}
 
 /* ------------------------------------------------------------------ */
 /* Files                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Replaces directory @dst by a byte copy of the regular files of @src. */
-static void copy_dir(const char *src, const char *dst)
-{
-    if (tu_copydir(src, dst))
-        fatal("cannot copy %s to %s", src, dst);
-}
-
 static uint64_t file_size(const char *path)
 {
     struct stat st;
     if (stat(path, &st))
-        fatal("stat %s: %s", path, strerror(errno));
+        fs_fatal("stat %s: %s", path, strerror(errno));
     return (uint64_t)st.st_size;
 }
 
@@ -190,7 +114,7 @@ static int count_segments(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        fatal("opendir %s", dir);
+        fs_fatal("opendir %s", dir);
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
@@ -202,17 +126,6 @@ static int count_segments(const char *dir)
 /* ------------------------------------------------------------------ */
 /* Content signature                                                  */
 /* ------------------------------------------------------------------ */
-
-static void fnv(uint64_t *h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= b[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
-static void fnv_len(uint64_t *h, uint64_t n) { fnv(h, &n, sizeof n); }
 
 #define MAX_STORES 16
 typedef struct names {
@@ -238,15 +151,15 @@ static int db_sig(sop_db *db, uint64_t *out)
     if (rc)
         return rc;
     names ns = {0};
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = FS_FNV_INIT;
     rc = sop_store_list(txn, collect_name, &ns);
     for (int i = 0; !rc && i < ns.n; i++) {
         sop_store *s;
         rc = sop_store_open(txn, ns.name[i], &s);
         if (rc)
             break;
-        fnv_len(&h, strlen(ns.name[i]));
-        fnv(&h, ns.name[i], strlen(ns.name[i]));
+        fs_fnv_u64(&h, strlen(ns.name[i]));
+        fs_fnv(&h, ns.name[i], strlen(ns.name[i]));
         uint64_t count = 0, items = 0;
         rc = sop_store_count(s, &count);
         sop_cursor *c = NULL;
@@ -259,10 +172,10 @@ static int db_sig(sop_db *db, uint64_t *out)
             rc = sop_cursor_get(c, &k, &v);
             if (rc)
                 break;
-            fnv_len(&h, k.size);
-            fnv(&h, k.data, k.size);
-            fnv_len(&h, v.size);
-            fnv(&h, v.data, v.size);
+            fs_fnv_u64(&h, k.size);
+            fs_fnv(&h, k.data, k.size);
+            fs_fnv_u64(&h, v.size);
+            fs_fnv(&h, v.data, v.size);
             items++;
             rc = sop_cursor_next(c);
         }
@@ -274,7 +187,7 @@ static int db_sig(sop_db *db, uint64_t *out)
                     count, items);
             rc = SOP_ECORRUPT;
         }
-        fnv_len(&h, items);
+        fs_fnv_u64(&h, items);
     }
     sop_txn_rollback(txn);
     *out = h;
@@ -505,7 +418,7 @@ static void open_or_die(xctx *c)
     sop_db_options o = db_opts(c->fv, x_sync_none(c->x));
     int rc = sop_db_open(c->dir, &o, &c->db);
     if (rc)
-        fatal("unarmed open: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
+        fs_fatal("unarmed open: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
     c->opened = 1;
 }
 
@@ -522,7 +435,7 @@ static void x_prep(xctx *c)
         open_or_die(c);
         int rc = txn_prep(c->db);
         if (rc)
-            fatal("unarmed prep commit: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
+            fs_fatal("unarmed prep commit: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
         return;
     }
     default:
@@ -543,7 +456,7 @@ static int x_run(xctx *c)
         rc = sop_db_open(c->dir, &o, &c->db);
         c->opened = rc == 0;
         if (rc && !*sop_db_errmsg(c->db))
-            bad("open failed with %s but sop_db_errmsg() is empty", sop_err_name(rc));
+            fs_bad("open failed with %s but sop_db_errmsg() is empty", sop_err_name(rc));
         return rc;
     }
     case X_SMALL:
@@ -555,43 +468,28 @@ static int x_run(xctx *c)
     case X_CLOSE:
         rc = sop_db_close(c->db);
         if (rc == SOP_EBUSY)
-            fatal("close: SOP_EBUSY with no transaction open");
+            fs_fatal("close: SOP_EBUSY with no transaction open");
         c->db = NULL;
         c->opened = 0;
         return rc;
     case X_CHECK:
         rc = sop_db_check(c->db, NULL, NULL, &problems);
         if (rc == SOP_ECORRUPT && !problems)
-            bad("check returned SOP_ECORRUPT with 0 problems");
+            fs_bad("check returned SOP_ECORRUPT with 0 problems");
         return rc;
     }
     return -EINVAL;
 }
 
 /* ------------------------------------------------------------------ */
-/* Fault classes                                                      */
+/* Fault classes: fs_kinds[] (fault_sweep.h), all four                */
 /* ------------------------------------------------------------------ */
-
-enum { F_EIO, F_ENOSPC, F_SHORT, F_SYNC, NF };
-typedef struct fclass {
-    const char *name;
-    int err;
-    unsigned mask;
-    int mutating; /* only calls that change durable state: a hit must fail X */
-} fclass;
-static const fclass fclasses[NF] = {
-    {"EIO", -EIO, FAULT_OP_ALL & ~FAULT_OP_CLOSE, 0},
-    {"ENOSPC", -ENOSPC,
-     FAULT_OP_WRITE | FAULT_OP_SYNC | FAULT_OP_OPEN_CREATE | FAULT_OP_TRUNCATE | FAULT_OP_MKDIR, 1},
-    {"SHORT", FAULT_ERR_SHORT, FAULT_OP_READ | FAULT_OP_WRITE, 0},
-    {"SYNC", -EIO, FAULT_OP_SYNC | FAULT_OP_SYNCDIR, 1},
-};
 
 static int allowed(int x, int f, int rc)
 {
     if (rc == SOP_OK || rc == -EIO)
         return 1;
-    if (rc == SOP_ECORRUPT && f == F_SHORT && x != X_CKPT && x != X_CLOSE)
+    if (rc == SOP_ECORRUPT && f == FS_SHORT && x != X_CKPT && x != X_CLOSE)
         return 1;
     switch (x) {
     case X_OPEN:
@@ -621,39 +519,6 @@ static const char *snap_for(int x)
     return x == X_REPAIR ? g_snap_torn : x == X_COMPACT ? g_snap_compact : g_snap;
 }
 
-static int same_handle_panicked(sop_db *db)
-{
-    sop_txn *t;
-    int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t);
-    if (rc == 0) {
-        sop_txn_rollback(t);
-        return 0;
-    }
-    if (rc != SOP_EPANIC)
-        bad("begin READ after X: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
-    return rc == SOP_EPANIC;
-}
-
-/* Every later call of a panicked handle returns SOP_EPANIC. */
-static void assert_panic_sticks(sop_db *db)
-{
-    sop_txn *t = NULL;
-    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-    if (rc != SOP_EPANIC) {
-        bad("panicked handle: begin WRITE returned %s", sop_err_name(rc));
-        if (!rc)
-            sop_txn_rollback(t);
-    }
-    rc = sop_db_checkpoint(db);
-    if (rc != SOP_EPANIC)
-        bad("panicked handle: checkpoint returned %s", sop_err_name(rc));
-    rc = sop_db_check(db, NULL, NULL, NULL);
-    if (rc != SOP_EPANIC)
-        bad("panicked handle: check returned %s", sop_err_name(rc));
-    if (!*sop_db_errmsg(db))
-        bad("panicked handle: empty sop_db_errmsg()");
-}
-
 static int sig_ok(int x, uint64_t s, int rc, int stage)
 {
     uint64_t before = g_sig_before[x], after = g_sig_after[x];
@@ -673,7 +538,7 @@ static void verify_reopen(int x, int rc, int stage)
     sop_db *db;
     int orc = sop_db_open(g_work, &o, &db);
     if (orc) {
-        bad("reopen with the real VFS: %s (%s)", sop_err_name(orc), sop_db_errmsg(db));
+        fs_bad("reopen with the real VFS: %s (%s)", sop_err_name(orc), sop_db_errmsg(db));
         g_bad_state[x]++;
         sop_db_close(db);
         return;
@@ -681,57 +546,54 @@ static void verify_reopen(int x, int rc, int stage)
     uint64_t problems = 0;
     int crc = sop_db_check(db, NULL, NULL, &problems);
     if (crc) {
-        bad("check after reopen: %s, %" PRIu64 " problems (%s)", sop_err_name(crc), problems,
-            sop_db_errmsg(db));
+        fs_bad("check after reopen: %s, %" PRIu64 " problems (%s)", sop_err_name(crc), problems,
+               sop_db_errmsg(db));
         g_bad_state[x]++;
     }
     uint64_t s = 0;
     int src = db_sig(db, &s);
     if (src) {
-        bad("content after reopen: %s (%s)", sop_err_name(src), sop_db_errmsg(db));
+        fs_bad("content after reopen: %s (%s)", sop_err_name(src), sop_db_errmsg(db));
         g_bad_state[x]++;
     } else if (!sig_ok(x, s, rc, stage)) {
-        bad("content after reopen is neither the state before nor after X (X returned %s, "
-            "commit %s)",
-            sop_err_name(rc), stage ? "called" : "not called");
+        fs_bad("content after reopen is neither the state before nor after X (X returned %s, "
+               "commit %s)",
+               sop_err_name(rc), stage ? "called" : "not called");
         g_bad_state[x]++;
     }
     int clrc = sop_db_close(db);
     if (clrc)
-        bad("close after reopen: %s", sop_err_name(clrc));
+        fs_bad("close after reopen: %s", sop_err_name(clrc));
 }
 
 /* One iteration; returns whether the armed fault was reached. */
 static int iteration(int x, int f, int persistent, uint64_t n)
 {
-    const fclass *fc = &fclasses[f];
-    snprintf(g_where, sizeof g_where, "X=%s fault=%s %s n=%" PRIu64, x_name[x], fc->name,
-             persistent ? "persistent" : "transient", n);
-    snprintf(g_class, sizeof g_class, "X=%s fault=%s", x_name[x], fc->name);
-    g_case_bad = 0;
-    alarm(ITER_ALARM_S);
-    copy_dir(snap_for(x), g_work);
+    const fs_kind *fc = &fs_kinds[f];
+    fs_case_begin_nth(ITER_ALARM_S, x_name[x], f, persistent, n);
+    fs_copy_dir(snap_for(x), g_work);
     xctx c = {.x = x, .dir = g_work};
     c.fv = fault_vfs_new(NULL);
     if (!c.fv)
-        fatal("fault_vfs_new");
+        fs_fatal("fault_vfs_new");
     x_prep(&c);
     fault_vfs_fail_nth(c.fv, fc->mask, n, fc->err, persistent);
     int rc = x_run(&c);
     uint64_t hit = fault_vfs_triggered(c.fv);
     fault_vfs_disarm(c.fv);
     if (g_verbose)
-        fprintf(stderr, "ioerr: [%s] -> %s, hit %" PRIu64 "\n", g_where, sop_err_name(rc), hit);
+        fprintf(stderr, "ioerr: [%s] -> %s, hit %" PRIu64 "\n", fs_where_now(), sop_err_name(rc),
+                hit);
 
     if (!allowed(x, f, rc)) {
-        bad("X returned %s, not a documented result for this operation (%s)", sop_err_name(rc),
-            c.db ? sop_db_errmsg(c.db) : "");
+        fs_bad("X returned %s, not a documented result for this operation (%s)", sop_err_name(rc),
+               c.db ? sop_db_errmsg(c.db) : "");
         g_bad_rc[x]++;
     }
     if (!hit && rc)
-        bad("X failed with %s but no fault was injected", sop_err_name(rc));
+        fs_bad("X failed with %s but no fault was injected", sop_err_name(rc));
     if (hit && fc->mutating && rc == SOP_OK)
-        bad("a failed %s was ignored: X returned SOP_OK", f == F_SYNC ? "sync" : "write");
+        fs_bad("a failed %s was ignored: X returned SOP_OK", f == FS_SYNC ? "sync" : "write");
 
     /* the same handle, fault disarmed */
     if (c.db && c.opened) {
@@ -741,47 +603,49 @@ static int iteration(int x, int f, int persistent, uint64_t n)
         int must_panic = rc == SOP_EPANIC ||
                          ((x == X_SMALL || x == X_LARGE || x == X_CKPT) &&
                           (c.stage || x == X_CKPT) && hit && fc->mutating && rc);
-        if (same_handle_panicked(c.db)) {
-            assert_panic_sticks(c.db);
+        if (fs_panicked(c.db)) {
+            fs_panic_sticks(c.db);
+            int prc = sop_db_checkpoint(c.db);
+            if (prc != SOP_EPANIC)
+                fs_bad("panicked handle: checkpoint returned %s", sop_err_name(prc));
         } else {
             if (must_panic)
-                bad("X returned %s (after a failed write/sync in commit, or a failed "
-                    "checkpoint), but the handle is not in the panic state",
-                    sop_err_name(rc));
+                fs_bad("X returned %s (after a failed write/sync in commit, or a failed "
+                       "checkpoint), but the handle is not in the panic state",
+                       sop_err_name(rc));
             uint64_t problems = 0;
             int crc = sop_db_check(c.db, NULL, NULL, &problems);
             if (crc)
-                bad("check on the same handle after X: %s, %" PRIu64 " problems (%s)",
-                    sop_err_name(crc), problems, sop_db_errmsg(c.db));
+                fs_bad("check on the same handle after X: %s, %" PRIu64 " problems (%s)",
+                       sop_err_name(crc), problems, sop_db_errmsg(c.db));
             uint64_t s = 0;
             int src = db_sig(c.db, &s);
             if (src)
-                bad("content on the same handle after X: %s (%s)", sop_err_name(src),
-                    sop_db_errmsg(c.db));
+                fs_bad("content on the same handle after X: %s (%s)", sop_err_name(src),
+                       sop_db_errmsg(c.db));
             else if (!sig_ok(x, s, rc, c.stage))
-                bad("content on the same handle after X (%s) is neither before nor after",
-                    sop_err_name(rc));
+                fs_bad("content on the same handle after X (%s) is neither before nor after",
+                       sop_err_name(rc));
         }
     }
     if (c.db) {
         int clrc = sop_db_close(c.db);
         if (clrc && c.opened)
-            bad("close after X (fault disarmed): %s", sop_err_name(clrc));
+            fs_bad("close after X (fault disarmed): %s", sop_err_name(clrc));
         else if (clrc && !c.opened)
-            bad("close of a failed-open handle: %s", sop_err_name(clrc));
+            fs_bad("close of a failed-open handle: %s", sop_err_name(clrc));
     }
     fault_vfs_free(c.fv);
     verify_reopen(x, rc, c.stage);
-    alarm(0);
-    g_bad_cases += (uint64_t)g_case_bad;
+    fs_case_end();
     return hit != 0;
 }
 
 /* Runs X without faults: its result must be OK; returns the signature. */
 static uint64_t reference_run(int x)
 {
-    snprintf(g_where, sizeof g_where, "reference X=%s", x_name[x]);
-    copy_dir(snap_for(x), g_work);
+    fs_where("reference X=%s", x_name[x]);
+    fs_copy_dir(snap_for(x), g_work);
     xctx c = {.x = x, .dir = g_work};
     c.fv = fault_vfs_new(NULL);
     x_prep(&c);
@@ -789,36 +653,29 @@ static uint64_t reference_run(int x)
     int segs = count_segments(g_work);
     int rc = x_run(&c);
     if (rc)
-        fatal("X without fault: %s (%s)", sop_err_name(rc), c.db ? sop_db_errmsg(c.db) : "");
-    if (g_verbose) {
-        static const char *const kn[] = {"open", "create", "close", "read", "write", "sync",
-                                         "size", "truncate", "lock", "remove", "rename",
-                                         "mkdir", "syncdir", "list"};
-        fprintf(stderr, "ioerr: X=%s calls:", x_name[x]);
-        for (int k = 0; k < 14; k++)
-            fprintf(stderr, " %s %" PRIu64, kn[k], fault_vfs_ops(c.fv, 1u << k));
-        fputc('\n', stderr);
-    }
+        fs_fatal("X without fault: %s (%s)", sop_err_name(rc), c.db ? sop_db_errmsg(c.db) : "");
+    if (g_verbose)
+        fs_print_ops(c.fv, x_name[x]);
     if (x == X_COMPACT)
         printf("ioerr: X=compact: the open went from %d to %d segment files%s\n", segs,
                count_segments(g_work),
                count_segments(g_work) < segs ? "" : " (compaction did not delete any: not covered)");
     if (c.db && sop_db_close(c.db))
-        fatal("close");
+        fs_fatal("close");
     fault_vfs_free(c.fv);
     sop_db_options o = db_opts(NULL, 0);
     sop_db *db;
     rc = sop_db_open(g_work, &o, &db);
     if (rc)
-        fatal("reopen: %s", sop_err_name(rc));
+        fs_fatal("reopen: %s", sop_err_name(rc));
     uint64_t problems;
     rc = sop_db_check(db, NULL, NULL, &problems);
     if (rc)
-        fatal("check: %s", sop_err_name(rc));
+        fs_fatal("check: %s", sop_err_name(rc));
     uint64_t s;
     rc = db_sig(db, &s);
     if (rc)
-        fatal("sig: %s", sop_err_name(rc));
+        fs_fatal("sig: %s", sop_err_name(rc));
     sop_db_close(db);
     return s;
 }
@@ -831,24 +688,24 @@ static uint64_t reference_run(int x)
  * commits that only the log holds (copied while the database is open). */
 static void build_fixture(const char *base, const char *snap)
 {
-    snprintf(g_where, sizeof g_where, "fixture");
+    fs_where("fixture");
     sop_db_options o = db_opts(NULL, 0);
     sop_db *db;
     int rc = sop_db_open(base, &o, &db);
     if (!rc)
         rc = fixture_txn(db, 0);
     if (rc)
-        fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+        fs_fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
     if ((rc = sop_db_close(db)) != 0)
-        fatal("fixture close: %s", sop_err_name(rc));
+        fs_fatal("fixture close: %s", sop_err_name(rc));
     rc = sop_db_open(base, &o, &db);
     if (!rc)
         rc = fixture_txn(db, 1);
     if (!rc)
         rc = fixture_txn(db, 2);
     if (rc)
-        fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
-    copy_dir(base, snap); /* every commit is synced (SYNC_FULL) */
+        fs_fatal("fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+    fs_copy_dir(base, snap); /* every commit is synced (SYNC_FULL) */
     sop_db_close(db);
 }
 
@@ -857,21 +714,21 @@ static void build_fixture(const char *base, const char *snap)
  * checkpoint's in-place write was cut; open must repair it from the dw. */
 static void build_torn(const char *snap, const char *torn)
 {
-    copy_dir(snap, torn);
+    fs_copy_dir(snap, torn);
     char path[4096];
     snprintf(path, sizeof path, "%s/registry.dw", torn);
     if (file_size(path) < 32 + 4096)
-        fatal("registry.dw holds no block");
+        fs_fatal("registry.dw holds no block");
     snprintf(path, sizeof path, "%s/registry", torn);
     FILE *fp = fopen(path, "r+b");
     if (!fp)
-        fatal("open %s", path);
+        fs_fatal("open %s", path);
     unsigned char junk[2048];
     uint64_t s = 12345;
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (unsigned char)tu_rand(&s);
     if (fseek(fp, 2048, SEEK_SET) || fwrite(junk, 1, sizeof junk, fp) != sizeof junk)
-        fatal("write %s", path);
+        fs_fatal("write %s", path);
     fclose(fp);
 }
 
@@ -882,7 +739,7 @@ static void build_torn(const char *snap, const char *torn)
  * the old ones) and deletes the emptied ones. */
 static void build_compact(const char *tmp, const char *out)
 {
-    snprintf(g_where, sizeof g_where, "compaction fixture");
+    fs_where("compaction fixture");
     sop_db_options o = db_opts(NULL, 1);
     sop_db *db;
     sop_txn *txn;
@@ -922,8 +779,8 @@ static void build_compact(const char *tmp, const char *out)
     }
     free(v);
     if (rc)
-        fatal("compaction fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
-    copy_dir(tmp, out);
+        fs_fatal("compaction fixture: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+    fs_copy_dir(tmp, out);
     sop_db_close(db);
 }
 
@@ -942,17 +799,14 @@ static int scan_cb(const sop_val *k, const sop_val *v, void *ctx)
 /* A commit whose segment sync (or append) fails. */
 static void panic_test(const char *label, unsigned mask, int err, uint64_t nth)
 {
-    snprintf(g_where, sizeof g_where, "panic %s", label);
-    snprintf(g_class, sizeof g_class, "panic");
-    g_case_bad = 0;
-    alarm(ITER_ALARM_S);
-    copy_dir(g_snap, g_work);
+    fs_case_begin(ITER_ALARM_S, "panic", "panic %s", label);
+    fs_copy_dir(g_snap, g_work);
     sop_vfs *fv = fault_vfs_new(NULL);
     sop_db_options o = db_opts(fv, 0);
     sop_db *db;
     int rc = sop_db_open(g_work, &o, &db);
     if (rc)
-        fatal("open: %s", sop_err_name(rc));
+        fs_fatal("open: %s", sop_err_name(rc));
     /* handles that exist before the failure */
     sop_txn *r0, *w0;
     sop_store *s0, *sw;
@@ -960,74 +814,72 @@ static void panic_test(const char *label, unsigned mask, int err, uint64_t nth)
     if (sop_txn_begin(db, SOP_TXN_READ, 0, &r0) || sop_store_open(r0, "acct", &s0) ||
         sop_cursor_open(s0, &c0) || sop_txn_begin(db, SOP_TXN_NOCHECK, 0, &w0) ||
         sop_store_open(w0, "nums", &sw) || put_num(sw, 77777, 10, 9000))
-        fatal("setup");
+        fs_fatal("setup");
     int stage = 0;
     fault_vfs_fail_nth(fv, mask, nth, err, 0);
     rc = txn_small(db, &stage);
     uint64_t hit = fault_vfs_triggered(fv);
     fault_vfs_disarm(fv);
     if (!hit || !stage)
-        fatal("the fault was not reached in commit");
+        fs_fatal("the fault was not reached in commit");
     /* sync: -EIO or SOP_EPANIC (SOP_EFULL for ENOSPC); append: SOP_EPANIC,
      * or SOP_EFULL for ENOSPC */
     int want_ok = rc == SOP_EPANIC || (err == -ENOSPC ? rc == SOP_EFULL : rc == -EIO);
     if (!want_ok)
-        bad("commit with a failed %s returned %s", mask == FAULT_OP_SYNC ? "sync" : "append",
-            sop_err_name(rc));
+        fs_bad("commit with a failed %s returned %s", mask == FAULT_OP_SYNC ? "sync" : "append",
+               sop_err_name(rc));
     if (!*sop_db_errmsg(db))
-        bad("empty sop_db_errmsg() after the failed commit");
+        fs_bad("empty sop_db_errmsg() after the failed commit");
     /* every later call: SOP_EPANIC (no retry of the sync ever succeeds) */
     sop_val k = {"a010", 4}, v;
     if ((rc = sop_get(s0, &k, &v)) != SOP_EPANIC)
-        bad("get in an older READ txn: %s", sop_err_name(rc));
+        fs_bad("get in an older READ txn: %s", sop_err_name(rc));
     if ((rc = sop_cursor_first(c0)) != SOP_EPANIC)
-        bad("cursor_first in an older READ txn: %s", sop_err_name(rc));
+        fs_bad("cursor_first in an older READ txn: %s", sop_err_name(rc));
     if ((rc = sop_scan(s0, NULL, scan_cb, NULL)) != SOP_EPANIC)
-        bad("scan in an older READ txn: %s", sop_err_name(rc));
+        fs_bad("scan in an older READ txn: %s", sop_err_name(rc));
     if ((rc = put_num(sw, 77778, 10, 9001)) != SOP_EPANIC)
-        bad("upsert in an older WRITE txn: %s", sop_err_name(rc));
+        fs_bad("upsert in an older WRITE txn: %s", sop_err_name(rc));
     if ((rc = sop_txn_commit(w0)) != SOP_EPANIC)
-        bad("commit of an older WRITE txn: %s (must never succeed after a failed sync)",
-            sop_err_name(rc));
+        fs_bad("commit of an older WRITE txn: %s (must never succeed after a failed sync)",
+               sop_err_name(rc));
     sop_txn_rollback(r0);
     sop_txn *t = NULL;
     if ((rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t)) != SOP_EPANIC) {
-        bad("begin WRITE: %s", sop_err_name(rc));
+        fs_bad("begin WRITE: %s", sop_err_name(rc));
         if (!rc)
             sop_txn_rollback(t);
     }
     if ((rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t)) != SOP_EPANIC) {
-        bad("begin READ: %s", sop_err_name(rc));
+        fs_bad("begin READ: %s", sop_err_name(rc));
         if (!rc)
             sop_txn_rollback(t);
     }
     if ((rc = sop_db_checkpoint(db)) != SOP_EPANIC)
-        bad("checkpoint: %s", sop_err_name(rc));
+        fs_bad("checkpoint: %s", sop_err_name(rc));
     if ((rc = sop_db_check(db, NULL, NULL, NULL)) != SOP_EPANIC)
-        bad("check: %s", sop_err_name(rc));
+        fs_bad("check: %s", sop_err_name(rc));
     stage = 0;
     if ((rc = txn_small(db, &stage)) != SOP_EPANIC)
-        bad("a new commit: %s", sop_err_name(rc));
+        fs_bad("a new commit: %s", sop_err_name(rc));
     if ((rc = sop_db_close(db)) != SOP_OK)
-        bad("close of a panicked handle: %s", sop_err_name(rc));
+        fs_bad("close of a panicked handle: %s", sop_err_name(rc));
     fault_vfs_free(fv);
     verify_reopen(X_SMALL, -EIO, 1); /* all or nothing; w0 never present */
-    alarm(0);
-    g_bad_cases += (uint64_t)g_case_bad;
+    fs_case_end();
 }
 
 /* A failed commit sync, then power is cut (child process): the unsynced
  * commit may be lost or kept, never in part. */
 static void panic_powerloss(uint64_t seed)
 {
-    snprintf(g_where, sizeof g_where, "panic+powerloss seed %" PRIu64, seed);
-    snprintf(g_class, sizeof g_class, "panic+powerloss");
-    g_case_bad = 0;
-    copy_dir(g_snap, g_work);
+    /* no time limit until the child is done */
+    fs_case_begin(0, "panic+powerloss", "panic+powerloss seed %" PRIu64, seed);
+    fs_copy_dir(g_snap, g_work);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
-        fatal("fork");
+        fs_fatal("fork");
     if (pid == 0) {
         sop_vfs *fv = fault_vfs_new(NULL);
         sop_db_options o = db_opts(fv, 0);
@@ -1043,37 +895,27 @@ static void panic_powerloss(uint64_t seed)
     }
     int st;
     if (waitpid(pid, &st, 0) != pid)
-        fatal("waitpid");
+        fs_fatal("waitpid");
     if (!WIFEXITED(st) || WEXITSTATUS(st) != FAULT_VFS_CRASH_EXIT) {
-        bad("child did not reach the power cut (status %d)", st);
+        fs_bad("child did not reach the power cut (status %d)", st);
     } else {
         alarm(ITER_ALARM_S);
         verify_reopen(X_SMALL, -EIO, 1);
-        alarm(0);
     }
-    g_bad_cases += (uint64_t)g_case_bad;
+    fs_case_end();
 }
 
 /* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--only") && i + 1 < argc)
-            only = argv[++i];
-        else if (!strcmp(argv[i], "--verbose"))
-            g_verbose = 1;
-        else {
-            fprintf(stderr, "usage: ioerr [--only open|repair|compact|small|large|ckpt|close|"
-                            "check|panic] [--verbose]\n");
-            return 2;
-        }
+    const char *only;
+    if (fs_args(argc, argv, &only, &g_verbose)) {
+        fprintf(stderr, "usage: ioerr [--only open|repair|compact|small|large|ckpt|close|"
+                        "check|panic] [--verbose]\n");
+        return 2;
     }
-    signal(SIGALRM, on_alarm);
-    signal(SIGPIPE, SIG_IGN);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fs_init("ioerr");
     const char *base = tu_tmpdir("base");
     g_snap = tu_tmpdir("snap");
     g_snap_torn = tu_tmpdir("snap-torn");
@@ -1094,7 +936,7 @@ int main(int argc, char **argv)
     if (g_sig_after[X_REPAIR] != s0 || g_sig_after[X_CHECK] != s0 || g_sig_after[X_SMALL] == s0 ||
         g_sig_after[X_LARGE] == s0 || g_sig_after[X_CKPT] == s0 || g_sig_after[X_COMPACT] == s0 ||
         g_sig_after[X_CKPT] != g_sig_after[X_CLOSE])
-        fatal("reference states are not as designed");
+        fs_fatal("reference states are not as designed");
 
     uint64_t total = 0;
     for (int x = 0; x < NX; x++) {
@@ -1104,21 +946,19 @@ int main(int argc, char **argv)
         char detail[512];
         size_t dl = 0;
         detail[0] = 0;
-        for (int f = 0; f < NF; f++)
+        for (int f = 0; f < FS_NKINDS; f++)
             for (int p = 0; p < 2; p++) {
                 /* compact (several MiB copied per iteration) and repair
                  * (open again, plus the registry.dw path): persistent
                  * faults only for the classes that fail writes and syncs */
-                if ((x == X_COMPACT || x == X_REPAIR) && p && !fclasses[f].mutating)
+                if ((x == X_COMPACT || x == X_REPAIR) && p && !fs_kinds[f].mutating)
                     continue;
                 uint64_t n = 1;
                 while (iteration(x, f, p, n))
                     n++;
                 xpoints += n - 1;
-                dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s/%c %" PRIu64,
-                                       dl ? ", " : "", fclasses[f].name, p ? 'p' : 't', n - 1);
-                if (dl >= sizeof detail)
-                    dl = sizeof detail - 1;
+                fs_detail_add(detail, sizeof detail, &dl, "%s%s/%c %" PRIu64, dl ? ", " : "",
+                              fs_kinds[f].name, p ? 'p' : 't', n - 1);
             }
         printf("ioerr: X=%-6s %4" PRIu64 " injection points (%s); bad rc %" PRIu64
                ", bad state %" PRIu64 "\n",
@@ -1138,11 +978,5 @@ int main(int argc, char **argv)
         printf("ioerr: panic tests: 5 failed commits, 8 power cuts after a failed fsync\n");
     }
 
-    for (int i = 0; i < g_ntally; i++)
-        printf("ioerr: failed %5" PRIu64 "x, e.g. %s\n", g_tally[i].n, g_tally[i].example);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("ioerr: %" PRIu64 " failed checks in %.1f s\n", g_bad, secs);
-    printf("ioerr: %" PRIu64 " injection points, %" PRIu64 " bad\n", total, g_bad_cases);
-    return g_bad ? 1 : 0;
+    return fs_finish(total);
 }

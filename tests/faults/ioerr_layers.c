@@ -95,14 +95,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "fault_sweep.h"
 #include "fault_vfs.h"
 #include "sop/agent.h"
 #include "sop/search.h"
@@ -111,77 +109,13 @@
 #include "testutil.h"
 
 #define ITER_ALARM_S 60 /* one case longer than this is a hang */
-#define MAX_REPORTS 30  /* detailed lines printed; then only the tally */
 #define STRIDE_FULL 64  /* at most this many cases per (X, F, mode) */
 
 /* The vector layer's process-wide cache of centroid sets: emptied before
  * each case so that every case does the same I/O. Internal. */
 void vc_clear(void);
 
-static uint64_t g_bad;  /* failed checks */
-static int g_case_bad;  /* the running case failed */
-static uint64_t g_bad_cases;
 static int g_verbose;
-static char g_where[256];
-static char g_class[64];
-
-typedef struct tally {
-    const char *fmt;
-    char cls[64];
-    uint64_t n;
-    char example[1000];
-} tally;
-#define MAX_TALLY 64
-static tally g_tally[MAX_TALLY];
-static int g_ntally;
-
-static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fatal(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "ioerr-layers: FATAL [%s]: ", g_where);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(2);
-}
-
-static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void bad(const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    g_bad++;
-    g_case_bad = 1;
-    if (g_bad <= MAX_REPORTS)
-        fprintf(stderr, "ioerr-layers: BAD [%s]: %s\n", g_where, msg);
-    int i = 0;
-    while (i < g_ntally && !(g_tally[i].fmt == fmt && !strcmp(g_tally[i].cls, g_class)))
-        i++;
-    if (i == g_ntally && g_ntally < MAX_TALLY) {
-        g_tally[i].fmt = fmt;
-        snprintf(g_tally[i].cls, sizeof g_tally[i].cls, "%s", g_class);
-        snprintf(g_tally[i].example, sizeof g_tally[i].example, "[%s]: %s", g_where, msg);
-        g_ntally++;
-    }
-    if (i < g_ntally)
-        g_tally[i].n++;
-}
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "ioerr-layers: HANG: a case exceeded its time limit: ";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    w = write(2, g_where, strlen(g_where));
-    w = write(2, "\n", 1);
-    (void)w;
-    _exit(3);
-}
 
 /* ------------------------------------------------------------------ */
 /* Data                                                               */
@@ -197,17 +131,6 @@ static void on_alarm(int sig)
 #define TSINGLE 6 /* d500..d505 in the template (singles) */
 #define KBN 10    /* records of the fallback file */
 #define KBBATCH 4
-
-static void fnv(uint64_t *h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= b[i];
-        *h *= 0x100000001b3ull;
-    }
-}
-
-static void fnv_u64(uint64_t *h, uint64_t v) { fnv(h, &v, sizeof v); }
 
 /* The vector of item @i, @variant 0 (original) or 1 (replaced). */
 static void vvec(int i, int variant, float *v)
@@ -429,13 +352,13 @@ static int vqueries(sop_vstore *vs, uint64_t *h)
         int rc = sop_vstore_query(vs, &vq, hits, &nh);
         if (rc)
             return rc;
-        fnv_u64(h, nh);
+        fs_fnv_u64(h, nh);
         for (uint32_t i = 0; i < nh; i++) {
-            fnv_u64(h, hits[i].id.size);
-            fnv(h, hits[i].id.data, hits[i].id.size);
-            fnv_u64(h, hits[i].payload.size);
-            fnv(h, hits[i].payload.data, hits[i].payload.size);
-            fnv_u64(h, (uint64_t)llround((double)hits[i].score * 1e4));
+            fs_fnv_u64(h, hits[i].id.size);
+            fs_fnv(h, hits[i].id.data, hits[i].id.size);
+            fs_fnv_u64(h, hits[i].payload.size);
+            fs_fnv(h, hits[i].payload.data, hits[i].payload.size);
+            fs_fnv_u64(h, (uint64_t)llround((double)hits[i].score * 1e4));
         }
     }
     return 0;
@@ -456,11 +379,11 @@ static int tqueries(sop_text *tx, uint64_t *h)
         int rc = sop_text_search(tx, &tq, hits, &nh);
         if (rc)
             return rc;
-        fnv_u64(h, nh);
+        fs_fnv_u64(h, nh);
         for (uint32_t i = 0; i < nh; i++) {
-            fnv_u64(h, hits[i].id.size);
-            fnv(h, hits[i].id.data, hits[i].id.size);
-            fnv_u64(h, (uint64_t)llround(hits[i].score * 1e6));
+            fs_fnv_u64(h, hits[i].id.size);
+            fs_fnv(h, hits[i].id.data, hits[i].id.size);
+            fs_fnv_u64(h, (uint64_t)llround(hits[i].score * 1e6));
         }
     }
     return 0;
@@ -473,7 +396,7 @@ static int x_vsearch(xctx *c)
     int rc = sop_txn_begin(c->db, SOP_TXN_READ, 0, &t);
     if (rc)
         return rc;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = FS_FNV_INIT;
     rc = sop_vstore_open(t, "vec", &vs);
     if (!rc)
         rc = vqueries(vs, &h);
@@ -489,7 +412,7 @@ static int x_tsearch(xctx *c)
     int rc = sop_txn_begin(c->db, SOP_TXN_READ, 0, &t);
     if (rc)
         return rc;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = FS_FNV_INIT;
     rc = sop_text_open(t, "txt", &tx);
     if (!rc)
         rc = tqueries(tx, &h);
@@ -617,8 +540,8 @@ typedef struct state {
 static void problem_line(const char *problem, void *ctx)
 {
     (void)ctx;
-    if (g_bad < MAX_REPORTS)
-        fprintf(stderr, "ioerr-layers:   [%s] check: %s\n", g_where, problem);
+    if (fs_bad_checks() < FS_MAX_REPORTS)
+        fprintf(stderr, "ioerr-layers:   [%s] check: %s\n", fs_where_now(), problem);
 }
 
 /* The vector store's content, and an exhaustive query checked against a
@@ -627,7 +550,7 @@ static int vstate(sop_vstore *vs, state *st, const char *when)
 {
     static float have[VUNIVERSE][DIMS];
     static int present[VUNIVERSE];
-    uint64_t h = 0xcbf29ce484222325ull, n = 0, count = 0;
+    uint64_t h = FS_FNV_INIT, n = 0, count = 0;
     for (int k = 0; k < VUNIVERSE; k++) {
         char id[16];
         vid(vuniverse(k), id, sizeof id);
@@ -635,24 +558,24 @@ static int vstate(sop_vstore *vs, state *st, const char *when)
         int rc = sop_vstore_get(vs, id, strlen(id), have[k], &pl);
         present[k] = rc == 0;
         if (rc == SOP_ENOTFOUND) {
-            fnv_u64(&h, 0);
+            fs_fnv_u64(&h, 0);
             continue;
         }
         if (rc)
             return rc;
         n++;
-        fnv_u64(&h, 1);
-        fnv(&h, have[k], sizeof have[k]);
-        fnv_u64(&h, pl.size);
-        fnv(&h, pl.data, pl.size);
+        fs_fnv_u64(&h, 1);
+        fs_fnv(&h, have[k], sizeof have[k]);
+        fs_fnv_u64(&h, pl.size);
+        fs_fnv(&h, pl.data, pl.size);
     }
     int rc = sop_vstore_count(vs, &count);
     if (rc)
         return rc;
     if (count != n)
-        bad("%s: sop_vstore_count() says %" PRIu64 " items, %" PRIu64 " ids are present", when,
-            count, n);
-    fnv_u64(&h, count);
+        fs_bad("%s: sop_vstore_count() says %" PRIu64 " items, %" PRIu64 " ids are present", when,
+               count, n);
+    fs_fnv_u64(&h, count);
     st->vsig = h;
     /* exhaustive queries against the brute force */
     for (int q = 0; q < 3; q++) {
@@ -688,7 +611,8 @@ static int vstate(sop_vstore *vs, state *st, const char *when)
         }
         uint32_t want = m < 6 ? (uint32_t)m : 6;
         if (nh != want) {
-            bad("%s: an exhaustive query returned %u hits, the store holds %d items", when, nh, m);
+            fs_bad("%s: an exhaustive query returned %u hits, the store holds %d items", when, nh,
+                   m);
             continue;
         }
         for (uint32_t i = 0; i < nh; i++) {
@@ -702,23 +626,23 @@ static int vstate(sop_vstore *vs, state *st, const char *when)
                     k = j;
             }
             if (k < 0 || !present[k]) {
-                bad("%s: an exhaustive query returned '%.*s', which the store does not hold", when,
-                    (int)hits[i].id.size, (const char *)hits[i].id.data);
+                fs_bad("%s: an exhaustive query returned '%.*s', which the store does not hold",
+                       when, (int)hits[i].id.size, (const char *)hits[i].id.data);
                 break;
             }
             double s = 0;
             for (int d = 0; d < DIMS; d++)
                 s += ((double)have[k][d] - qv[d]) * ((double)have[k][d] - qv[d]);
             if (fabs(sqrt(s) - hits[i].score) > 1e-3 || fabs(dist[i] - hits[i].score) > 1e-3) {
-                bad("%s: exhaustive query %d, hit %u ('%.*s'): score %g, its distance %g, the "
-                    "%u-th nearest is at %g",
-                    when, q, i, (int)hits[i].id.size, (const char *)hits[i].id.data,
-                    (double)hits[i].score, sqrt(s), i + 1, dist[i]);
+                fs_bad("%s: exhaustive query %d, hit %u ('%.*s'): score %g, its distance %g, the "
+                       "%u-th nearest is at %g",
+                       when, q, i, (int)hits[i].id.size, (const char *)hits[i].id.data,
+                       (double)hits[i].score, sqrt(s), i + 1, dist[i]);
                 break;
             }
         }
     }
-    uint64_t qh = 0xcbf29ce484222325ull;
+    uint64_t qh = FS_FNV_INIT;
     rc = vqueries(vs, &qh);
     st->vq = qh;
     return rc;
@@ -726,35 +650,35 @@ static int vstate(sop_vstore *vs, state *st, const char *when)
 
 static int tstate(sop_text *tx, state *st, const char *when)
 {
-    uint64_t h = 0xcbf29ce484222325ull, n = 0, total = 0;
+    uint64_t h = FS_FNV_INIT, n = 0, total = 0;
     for (int k = 0; k < TUNIVERSE; k++) {
         char id[16];
         tid(tuniverse(k), id, sizeof id);
         uint32_t len = 0;
         int rc = sop_text_doc_len(tx, id, strlen(id), &len);
         if (rc == SOP_ENOTFOUND) {
-            fnv_u64(&h, 0);
+            fs_fnv_u64(&h, 0);
             continue;
         }
         if (rc)
             return rc;
         n++;
         total += len;
-        fnv_u64(&h, 1 + (uint64_t)len);
+        fs_fnv_u64(&h, 1 + (uint64_t)len);
     }
     sop_text_stat ts;
     int rc = sop_text_stats(tx, &ts);
     if (rc)
         return rc;
     if (ts.docs != n || ts.total_len != total)
-        bad("%s: text statistics say %" PRIu64 " documents of %" PRIu64 " terms, the records %" PRIu64
-            " of %" PRIu64,
-            when, ts.docs, ts.total_len, n, total);
-    fnv_u64(&h, ts.docs);
-    fnv_u64(&h, ts.total_len);
-    fnv_u64(&h, ts.terms);
+        fs_bad("%s: text statistics say %" PRIu64 " documents of %" PRIu64
+               " terms, the records %" PRIu64 " of %" PRIu64,
+               when, ts.docs, ts.total_len, n, total);
+    fs_fnv_u64(&h, ts.docs);
+    fs_fnv_u64(&h, ts.total_len);
+    fs_fnv_u64(&h, ts.terms);
     st->tsig = h;
-    uint64_t qh = 0xcbf29ce484222325ull;
+    uint64_t qh = FS_FNV_INIT;
     rc = tqueries(tx, &qh);
     st->tq = qh;
     return rc;
@@ -770,33 +694,34 @@ static void kbstate(sop_txn *t, uint64_t acked, int complete_wanted, const char 
     uint64_t count = 0;
     if (rc == SOP_ENOTFOUND) {
         if (acked && acked != UINT64_MAX)
-            bad("%s: the knowledge base is missing, %" PRIu64 " records were acknowledged", when,
-                acked);
+            fs_bad("%s: the knowledge base is missing, %" PRIu64 " records were acknowledged", when,
+                   acked);
         if (complete_wanted)
-            bad("%s: the knowledge base is missing after a load that succeeded", when);
+            fs_bad("%s: the knowledge base is missing after a load that succeeded", when);
         return;
     }
     if (rc) {
-        bad("%s: sop_kb_open: %s", when, sop_err_name(rc));
+        fs_bad("%s: sop_kb_open: %s", when, sop_err_name(rc));
         return;
     }
     uint64_t problems = 0;
     rc = sop_kb_check(t, "kb", problem_line, NULL, &problems);
     if (rc || problems)
-        bad("%s: sop_kb_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
+        fs_bad("%s: sop_kb_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
     if ((rc = sop_kb_count(kb, &count))) {
-        bad("%s: sop_kb_count: %s", when, sop_err_name(rc));
+        fs_bad("%s: sop_kb_count: %s", when, sop_err_name(rc));
         return;
     }
     if (count != KBN && count % KBBATCH)
-        bad("%s: the knowledge base holds %" PRIu64 " records, not whole batches of %d", when,
-            count, KBBATCH);
+        fs_bad("%s: the knowledge base holds %" PRIu64 " records, not whole batches of %d", when,
+               count, KBBATCH);
     if (acked != UINT64_MAX && (count < acked || count > acked + KBBATCH))
-        bad("%s: the knowledge base holds %" PRIu64 " records, %" PRIu64
-            " were acknowledged (at most one batch may be in flight)",
-            when, count, acked);
+        fs_bad("%s: the knowledge base holds %" PRIu64 " records, %" PRIu64
+               " were acknowledged (at most one batch may be in flight)",
+               when, count, acked);
     if (complete_wanted && count != KBN)
-        bad("%s: the load succeeded but the knowledge base holds %" PRIu64 " records", when, count);
+        fs_bad("%s: the load succeeded but the knowledge base holds %" PRIu64 " records", when,
+               count);
     for (int i = 0; i < KBN; i++) {
         char id[16], text[256], meta[64];
         snprintf(id, sizeof id, "k%03d", i);
@@ -806,29 +731,29 @@ static void kbstate(sop_txn *t, uint64_t acked, int complete_wanted, const char 
         sop_kb_record r;
         rc = sop_kb_get(kb, id, &r);
         if (want && rc)
-            bad("%s: record %s of the first %" PRIu64 ": %s", when, id, count, sop_err_name(rc));
+            fs_bad("%s: record %s of the first %" PRIu64 ": %s", when, id, count, sop_err_name(rc));
         else if (!want && rc != SOP_ENOTFOUND)
-            bad("%s: record %s beyond the first %" PRIu64 ": %s", when, id, count,
-                sop_err_name(rc));
+            fs_bad("%s: record %s beyond the first %" PRIu64 ": %s", when, id, count,
+                   sop_err_name(rc));
         else if (want && (strcmp(r.text, text) || !r.metadata || strcmp(r.metadata, meta)))
-            bad("%s: record %s holds other text or metadata", when, id);
+            fs_bad("%s: record %s holds other text or metadata", when, id);
         sop_kb_hit hits[3];
         uint32_t nh = 3;
         rc = sop_kb_search(kb, NULL, g_kbwords[i], 3, hits, &nh);
         if (rc) {
-            bad("%s: sop_kb_search: %s", when, sop_err_name(rc));
+            fs_bad("%s: sop_kb_search: %s", when, sop_err_name(rc));
             continue;
         }
         int found = 0;
         for (uint32_t j = 0; j < nh; j++)
             found |= !strcmp(hits[j].id, id);
         if (found != want)
-            bad("%s: a search for '%s' %s record %s, which is %s", when, g_kbwords[i],
-                found ? "finds" : "misses", id, want ? "present" : "absent");
+            fs_bad("%s: a search for '%s' %s record %s, which is %s", when, g_kbwords[i],
+                   found ? "finds" : "misses", id, want ? "present" : "absent");
     }
     int complete = sop_kb_complete(t, "kb");
     if (complete != (count == KBN))
-        bad("%s: complete mark %d with %" PRIu64 " records", when, complete, count);
+        fs_bad("%s: complete mark %d with %" PRIu64 " records", when, complete, count);
 }
 
 /* Runs every check on @db in one READ transaction: the layer checks, the
@@ -840,26 +765,26 @@ static int check_all(sop_db *db, int x, state *st, uint64_t acked, int complete_
     sop_txn *t;
     int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t);
     if (rc) {
-        bad("%s: begin READ: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
+        fs_bad("%s: begin READ: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
         return -1;
     }
     uint64_t problems = 0;
     rc = sop_vstore_check(t, "vec", problem_line, NULL, &problems);
     if (rc || problems)
-        bad("%s: sop_vstore_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
+        fs_bad("%s: sop_vstore_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
     problems = 0;
     rc = sop_text_check(t, "txt", problem_line, NULL, &problems);
     if (rc || problems)
-        bad("%s: sop_text_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
+        fs_bad("%s: sop_text_check: %s, %" PRIu64 " problems", when, sop_err_name(rc), problems);
     int out = 0;
     sop_vstore *vs;
     sop_text *tx;
     if ((rc = sop_vstore_open(t, "vec", &vs)) || (rc = vstate(vs, st, when))) {
-        bad("%s: reading the vector store: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
+        fs_bad("%s: reading the vector store: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
         out = -1;
     }
     if ((rc = sop_text_open(t, "txt", &tx)) || (rc = tstate(tx, st, when))) {
-        bad("%s: reading the text index: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
+        fs_bad("%s: reading the text index: %s (%s)", when, sop_err_name(rc), sop_db_errmsg(db));
         out = -1;
     }
     if (x == X_KBLOAD)
@@ -872,25 +797,14 @@ static int check_all(sop_db *db, int x, state *st, uint64_t acked, int complete_
 /* Fault kinds                                                        */
 /* ------------------------------------------------------------------ */
 
-enum { F_EIO, F_ENOSPC, F_SHORT, NF };
-typedef struct fkind {
-    const char *name;
-    int err;
-    unsigned mask;
-    int mutating; /* only calls that change durable state: a hit must fail X */
-} fkind;
-static const fkind fkinds[NF] = {
-    {"EIO", -EIO, FAULT_OP_ALL & ~FAULT_OP_CLOSE, 0},
-    {"ENOSPC", -ENOSPC,
-     FAULT_OP_WRITE | FAULT_OP_SYNC | FAULT_OP_OPEN_CREATE | FAULT_OP_TRUNCATE | FAULT_OP_MKDIR, 1},
-    {"SHORT", FAULT_ERR_SHORT, FAULT_OP_READ | FAULT_OP_WRITE, 0},
-};
+/* fs_kinds[] (fault_sweep.h) but SYNC: no sync is performed here */
+#define NF FS_NKINDS_DATA
 
 static int allowed(int x, int f, int rc)
 {
     if (rc == SOP_OK || rc == -EIO)
         return 1;
-    if (rc == SOP_ECORRUPT && f == F_SHORT)
+    if (rc == SOP_ECORRUPT && f == FS_SHORT)
         return 1;
     if (x_readonly(x))
         return 0;
@@ -911,39 +825,7 @@ static void open_db(xctx *c)
     sop_db_options o = db_opts(c->fv, 1);
     int rc = sop_db_open(g_work, &o, &c->db);
     if (rc)
-        fatal("unarmed open: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
-}
-
-static int panicked(sop_db *db)
-{
-    sop_txn *t;
-    int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t);
-    if (rc == 0) {
-        sop_txn_rollback(t);
-        return 0;
-    }
-    if (rc != SOP_EPANIC)
-        bad("begin READ after X: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
-    return 1;
-}
-
-static void assert_panic_sticks(sop_db *db)
-{
-    sop_txn *t = NULL;
-    int rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
-    if (rc != SOP_EPANIC) {
-        bad("panicked handle: begin WRITE returned %s", sop_err_name(rc));
-        if (!rc)
-            sop_txn_rollback(t);
-    }
-    sop_voptimize_options o;
-    sop_voptimize_options_init(&o);
-    if ((rc = sop_vstore_optimize(db, "vec", &o)) != SOP_EPANIC)
-        bad("panicked handle: optimize returned %s", sop_err_name(rc));
-    if ((rc = sop_db_check(db, NULL, NULL, NULL)) != SOP_EPANIC)
-        bad("panicked handle: check returned %s", sop_err_name(rc));
-    if (!*sop_db_errmsg(db))
-        bad("panicked handle: empty sop_db_errmsg()");
+        fs_fatal("unarmed open: %s (%s)", sop_err_name(rc), sop_db_errmsg(c->db));
 }
 
 /* The state must be the one before X or the one after it (exactly the
@@ -955,26 +837,31 @@ static void compare_state(int x, const state *s, int rc, const xctx *c, const ch
     int is_b = s->vsig == b->vsig && s->tsig == b->tsig;
     int is_a = s->vsig == a->vsig && s->tsig == a->tsig;
     if (!is_b && !is_a) {
-        bad("%s: the content is neither the state before nor the one after X (X returned %s, "
-            "commit %s; vector %s, text %s)",
-            when, sop_err_name(rc), c->stage ? "called" : "not called",
-            s->vsig == b->vsig ? "before" : s->vsig == a->vsig ? "after" : "other",
-            s->tsig == b->tsig ? "before" : s->tsig == a->tsig ? "after" : "other");
+        fs_bad("%s: the content is neither the state before nor the one after X (X returned %s, "
+               "commit %s; vector %s, text %s)",
+               when, sop_err_name(rc), c->stage ? "called" : "not called",
+               s->vsig == b->vsig   ? "before"
+               : s->vsig == a->vsig ? "after"
+                                    : "other",
+               s->tsig == b->tsig   ? "before"
+               : s->tsig == a->tsig ? "after"
+                                    : "other");
         return;
     }
     if (rc == SOP_OK && !is_a)
-        bad("%s: X returned SOP_OK but the content is the state before it", when);
+        fs_bad("%s: X returned SOP_OK but the content is the state before it", when);
     if (rc && !c->stage && x != X_VOPT && x != X_KBLOAD && !is_b)
-        bad("%s: X failed (%s) before its commit but the content is the state after it", when,
-            sop_err_name(rc));
+        fs_bad("%s: X failed (%s) before its commit but the content is the state after it", when,
+               sop_err_name(rc));
     /* searches: those of the state found (vopt: before == after in content,
      * but the index may be the old or the new one) */
     int vq_ok = (is_b && s->vq == b->vq) || (is_a && s->vq == a->vq) || c->retrained;
     int tq_ok = (is_b && s->tq == b->tq) || (is_a && s->tq == a->tq);
     if (!vq_ok)
-        bad("%s: vector queries return other results than the reference run of this state", when);
+        fs_bad("%s: vector queries return other results than the reference run of this state",
+               when);
     if (!tq_ok)
-        bad("%s: text searches return other results than the reference run of this state", when);
+        fs_bad("%s: text searches return other results than the reference run of this state", when);
 }
 
 /* Reopens with the real VFS, checks everything; then completes a failed
@@ -987,14 +874,14 @@ static void verify_reopen(int x, int rc, const xctx *c)
      * process, as an application's would be */
     int orc = sop_db_open(g_work, &o, &db);
     if (orc) {
-        bad("reopen with the real VFS: %s (%s)", sop_err_name(orc), sop_db_errmsg(db));
+        fs_bad("reopen with the real VFS: %s (%s)", sop_err_name(orc), sop_db_errmsg(db));
         sop_db_close(db);
         return;
     }
     uint64_t problems = 0;
     int crc = sop_db_check(db, problem_line, NULL, &problems);
     if (crc || problems)
-        bad("sop_db_check after reopen: %s, %" PRIu64 " problems", sop_err_name(crc), problems);
+        fs_bad("sop_db_check after reopen: %s, %" PRIu64 " problems", sop_err_name(crc), problems);
     state s;
     if (!check_all(db, x, &s, x == X_KBLOAD ? c->acked : 0, x == X_KBLOAD && rc == SOP_OK,
                    "after reopen"))
@@ -1002,8 +889,8 @@ static void verify_reopen(int x, int rc, const xctx *c)
     if (rc && (x == X_VOPT || x == X_KBLOAD)) {
         int r2 = x == X_VOPT ? x_vopt(&(xctx){.db = db}) : kb_load(db, NULL);
         if (r2)
-            bad("%s again without faults: %s (%s)", x_name[x], sop_err_name(r2),
-                sop_db_errmsg(db));
+            fs_bad("%s again without faults: %s (%s)", x_name[x], sop_err_name(r2),
+                   sop_db_errmsg(db));
         else if (!check_all(db, x, &s, UINT64_MAX, 1, "after completing it")) {
             xctx c2 = *c;
             c2.retrained = x == X_VOPT;
@@ -1016,75 +903,75 @@ static void verify_reopen(int x, int rc, const xctx *c)
             if (!sop_txn_begin(db, SOP_TXN_READ, 0, &t)) {
                 if (!sop_vstore_open(t, "vec", &vs) && !sop_vstore_stats(vs, &st, NULL, 0) &&
                     (st.optimizing || st.version < 2 || st.nlist != NLIST))
-                    bad("after completing vopt: version %u, nlist %u, optimizing %d", st.version,
-                        st.nlist, st.optimizing);
+                    fs_bad("after completing vopt: version %u, nlist %u, optimizing %d", st.version,
+                           st.nlist, st.optimizing);
                 sop_txn_rollback(t);
             }
         }
     }
     int clrc = sop_db_close(db);
     if (clrc)
-        bad("close after reopen: %s", sop_err_name(clrc));
+        fs_bad("close after reopen: %s", sop_err_name(clrc));
 }
 
 /* One case: X with the nth call of kind @f failing. Returns whether the
  * fault was reached. */
 static int one_case(int x, int f, int persistent, uint64_t n)
 {
-    const fkind *fk = &fkinds[f];
-    snprintf(g_where, sizeof g_where, "X=%s fault=%s %s n=%" PRIu64, x_name[x], fk->name,
-             persistent ? "persistent" : "transient", n);
-    snprintf(g_class, sizeof g_class, "X=%s fault=%s", x_name[x], fk->name);
-    g_case_bad = 0;
-    alarm(ITER_ALARM_S);
-    if (tu_copydir(g_tmpl, g_work))
-        fatal("cannot copy the template");
+    const fs_kind *fk = &fs_kinds[f];
+    fs_case_begin_nth(ITER_ALARM_S, x_name[x], f, persistent, n);
+    fs_copy_dir(g_tmpl, g_work);
     vc_clear();
     xctx c = {0};
     c.fv = fault_vfs_new(&g_base);
     if (!c.fv)
-        fatal("fault_vfs_new");
+        fs_fatal("fault_vfs_new");
     open_db(&c);
     fault_vfs_fail_nth(c.fv, fk->mask, n, fk->err, persistent);
     int rc = x_run(x, &c);
     uint64_t hit = fault_vfs_triggered(c.fv);
     fault_vfs_disarm(c.fv);
     if (!allowed(x, f, rc))
-        bad("X returned %s, not a documented result for this operation (%s)", sop_err_name(rc),
-            sop_db_errmsg(c.db));
+        fs_bad("X returned %s, not a documented result for this operation (%s)", sop_err_name(rc),
+               sop_db_errmsg(c.db));
     if (!hit && rc)
-        bad("X failed with %s but no fault was injected", sop_err_name(rc));
+        fs_bad("X failed with %s but no fault was injected", sop_err_name(rc));
     /* a failed write or sync is never ignored: X fails, or (the checkpoint
      * that follows a commit failed, and the commit stands) the handle is
      * in the panic state */
-    int pan = panicked(c.db);
+    int pan = fs_panicked(c.db);
     if (g_verbose)
-        fprintf(stderr, "ioerr-layers: [%s] -> %s, hit %" PRIu64 "%s\n", g_where,
+        fprintf(stderr, "ioerr-layers: [%s] -> %s, hit %" PRIu64 "%s\n", fs_where_now(),
                 sop_err_name(rc), hit, pan ? ", panicked" : "");
     if (hit && fk->mutating && rc == SOP_OK && !pan)
-        bad("a failed write was ignored: X returned SOP_OK and the handle is not in the panic "
-            "state");
+        fs_bad("a failed write was ignored: X returned SOP_OK and the handle is not in the panic "
+               "state");
     if (!hit)
-        bad("the fault was not reached (X's I/O is not deterministic)");
+        fs_bad("the fault was not reached (X's I/O is not deterministic)");
     if (x_readonly(x) && rc == SOP_OK && c.result != g_result[x])
-        bad("the search succeeded but returned other results than without faults");
+        fs_bad("the search succeeded but returned other results than without faults");
 
     /* the same handle, fault disarmed */
     int must_panic = rc == SOP_EPANIC ||
                      (fk->mutating && rc && c.stage && hit && !c.hit_before && x != X_VOPT &&
                       x != X_KBLOAD);
     if (pan) {
-        assert_panic_sticks(c.db);
+        fs_panic_sticks(c.db);
+        sop_voptimize_options oo;
+        sop_voptimize_options_init(&oo);
+        int prc = sop_vstore_optimize(c.db, "vec", &oo);
+        if (prc != SOP_EPANIC)
+            fs_bad("panicked handle: optimize returned %s", sop_err_name(prc));
     } else {
         if (must_panic)
-            bad("X returned %s after a failed write in its commit, but the handle is not in the "
-                "panic state",
-                sop_err_name(rc));
+            fs_bad("X returned %s after a failed write in its commit, but the handle is not in the "
+                   "panic state",
+                   sop_err_name(rc));
         uint64_t problems = 0;
         int crc = sop_db_check(c.db, problem_line, NULL, &problems);
         if (crc || problems)
-            bad("sop_db_check on the same handle: %s, %" PRIu64 " problems", sop_err_name(crc),
-                problems);
+            fs_bad("sop_db_check on the same handle: %s, %" PRIu64 " problems", sop_err_name(crc),
+                   problems);
         state s;
         if (!check_all(c.db, x, &s, x == X_KBLOAD ? c.acked : 0, x == X_KBLOAD && rc == SOP_OK,
                        "same handle"))
@@ -1092,21 +979,18 @@ static int one_case(int x, int f, int persistent, uint64_t n)
     }
     int clrc = sop_db_close(c.db);
     if (clrc)
-        bad("close after X (fault disarmed): %s", sop_err_name(clrc));
+        fs_bad("close after X (fault disarmed): %s", sop_err_name(clrc));
     fault_vfs_free(c.fv);
     verify_reopen(x, rc, &c);
-    alarm(0);
-    g_bad_cases += (uint64_t)g_case_bad;
+    fs_case_end();
     return hit != 0;
 }
 
 /* X without faults: counts its I/O calls per kind, and its state after. */
 static void reference_run(int x)
 {
-    snprintf(g_where, sizeof g_where, "reference X=%s", x_name[x]);
-    snprintf(g_class, sizeof g_class, "reference");
-    if (tu_copydir(g_tmpl, g_work))
-        fatal("cannot copy the template");
+    fs_case_begin(0, "reference", "reference X=%s", x_name[x]); /* no time limit */
+    fs_copy_dir(g_tmpl, g_work);
     vc_clear();
     xctx c = {0};
     c.fv = fault_vfs_new(&g_base);
@@ -1114,36 +998,29 @@ static void reference_run(int x)
     fault_vfs_reset_ops(c.fv);
     int rc = x_run(x, &c);
     if (rc)
-        fatal("X without faults: %s (%s)", sop_err_name(rc), sop_db_errmsg(c.db));
+        fs_fatal("X without faults: %s (%s)", sop_err_name(rc), sop_db_errmsg(c.db));
     for (int f = 0; f < NF; f++)
-        g_count[x][f] = fault_vfs_ops(c.fv, fkinds[f].mask);
-    if (g_verbose) {
-        static const char *const kn[] = {"open", "create", "close", "read", "write", "sync",
-                                         "size", "truncate", "lock", "remove", "rename",
-                                         "mkdir", "syncdir", "list"};
-        fprintf(stderr, "ioerr-layers: X=%s calls:", x_name[x]);
-        for (int k = 0; k < 14; k++)
-            fprintf(stderr, " %s %" PRIu64, kn[k], fault_vfs_ops(c.fv, 1u << k));
-        fputc('\n', stderr);
-    }
+        g_count[x][f] = fault_vfs_ops(c.fv, fs_kinds[f].mask);
+    if (g_verbose)
+        fs_print_ops(c.fv, x_name[x]);
     if (sop_db_close(c.db))
-        fatal("close");
+        fs_fatal("close");
     fault_vfs_free(c.fv);
     sop_db_options o = db_opts(NULL, 0);
     sop_db *db;
     vc_clear();
     if ((rc = sop_db_open(g_work, &o, &db)))
-        fatal("reopen: %s", sop_err_name(rc));
-    uint64_t before = g_bad;
+        fs_fatal("reopen: %s", sop_err_name(rc));
+    uint64_t before = fs_bad_checks();
     if (check_all(db, x, &g_after[x], x == X_KBLOAD ? KBN : 0, x == X_KBLOAD, "reference") ||
-        g_bad != before)
-        fatal("the reference state does not check clean");
+        fs_bad_checks() != before)
+        fs_fatal("the reference state does not check clean");
     sop_db_close(db);
     g_result[x] = c.result; /* a search X's results, compared in one_case() */
     if (x == X_TBULK && (doc_single(g_work, "d700") || doc_single(g_work, "d739")))
-        fatal("tbulk wrote single records: the bulk path was not taken");
+        fs_fatal("tbulk wrote single records: the bulk path was not taken");
     if (x == X_TADD && !doc_single(g_work, "d600"))
-        fatal("tadd did not write a single record");
+        fs_fatal("tadd did not write a single record");
 }
 
 /* Whether document @id of the text index has a single record (key 0x00 .
@@ -1160,12 +1037,12 @@ static int doc_single(const char *dir, const char *id)
     size_t kl = 1 + (size_t)snprintf(key + 1, sizeof key - 1, "%s", id);
     sop_val k = {key, kl}, v;
     if (sop_db_open(dir, &o, &db))
-        fatal("open %s", dir);
+        fs_fatal("open %s", dir);
     if (sop_txn_begin(db, SOP_TXN_READ, 0, &t) || sop_store_open(t, "txt.txt.doc", &s))
-        fatal("cannot read the text index's record store");
+        fs_fatal("cannot read the text index's record store");
     int rc = sop_get(s, &k, &v);
     if (rc && rc != SOP_ENOTFOUND)
-        fatal("get: %s", sop_err_name(rc));
+        fs_fatal("get: %s", sop_err_name(rc));
     sop_txn_rollback(t);
     sop_db_close(db);
     return rc == 0;
@@ -1177,13 +1054,13 @@ static int doc_single(const char *dir, const char *id)
 
 static void build_template(const char *dir)
 {
-    snprintf(g_where, sizeof g_where, "template");
+    fs_where("template");
     sop_db_options o = db_opts(NULL, 0);
     sop_db *db;
     sop_txn *t;
     int rc = sop_db_open(dir, &o, &db);
     if (rc)
-        fatal("open: %s", sop_err_name(rc));
+        fs_fatal("open: %s", sop_err_name(rc));
     /* the vector store: 48 items, trained into 4 clusters */
     rc = sop_txn_begin(db, SOP_TXN_WRITE, 0, &t);
     if (!rc) {
@@ -1219,37 +1096,37 @@ static void build_template(const char *dir)
         rc = rc ? (sop_txn_rollback(t), rc) : sop_txn_commit(t);
     }
     if (rc)
-        fatal("template: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+        fs_fatal("template: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
     xctx c = {.db = db};
     if ((rc = x_vopt(&c)) || (rc = t_addrange(&c, 500, 500 + TSINGLE)))
-        fatal("template: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
+        fs_fatal("template: %s (%s)", sop_err_name(rc), sop_db_errmsg(db));
     if ((rc = sop_db_close(db)))
-        fatal("template close: %s", sop_err_name(rc));
+        fs_fatal("template close: %s", sop_err_name(rc));
     /* the state before every X */
     vc_clear();
     if ((rc = sop_db_open(dir, &o, &db)))
-        fatal("template reopen: %s", sop_err_name(rc));
+        fs_fatal("template reopen: %s", sop_err_name(rc));
     uint64_t problems = 0;
     if (sop_db_check(db, problem_line, NULL, &problems) ||
-        check_all(db, X_VADD, &g_before, 0, 0, "template") || g_bad)
-        fatal("the template does not check clean");
+        check_all(db, X_VADD, &g_before, 0, 0, "template") || fs_bad_checks())
+        fs_fatal("the template does not check clean");
     sop_txn *rt;
     sop_vstore *vs;
     sop_vstore_stat st;
     if (sop_txn_begin(db, SOP_TXN_READ, 0, &rt) || sop_vstore_open(rt, "vec", &vs) ||
         sop_vstore_stats(vs, &st, NULL, 0) || !st.trained || st.nlist != NLIST)
-        fatal("the template's vector store is not trained");
+        fs_fatal("the template's vector store is not trained");
     sop_txn_rollback(rt);
     sop_db_close(db);
     if (doc_single(dir, "d000") || doc_single(dir, "d120") || !doc_single(dir, "d501"))
-        fatal("the template's text index does not hold its documents in blocks and singles");
+        fs_fatal("the template's text index does not hold its documents in blocks and singles");
 }
 
 static void write_fallback(const char *path)
 {
     FILE *f = fopen(path, "w");
     if (!f)
-        fatal("cannot write %s", path);
+        fs_fatal("cannot write %s", path);
     fprintf(f, "{\"format\":\"sop-fallback\",\"version\":1,\"name\":\"kb\",\"records\":[");
     for (int i = 0; i < KBN; i++) {
         char text[256], meta[64];
@@ -1274,27 +1151,18 @@ static uint64_t stride_for(uint64_t count)
 
 int main(int argc, char **argv)
 {
-    const char *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--only") && i + 1 < argc)
-            only = argv[++i];
-        else if (!strcmp(argv[i], "--verbose"))
-            g_verbose = 1;
-        else {
-            fprintf(stderr, "usage: ioerr_layers [--only vadd|vopt|vdel|vsearch|tadd|tbulk|trepl|"
-                            "tdel|tsearch|kbload] [--verbose]\n");
-            return 2;
-        }
+    const char *only;
+    if (fs_args(argc, argv, &only, &g_verbose)) {
+        fprintf(stderr, "usage: ioerr_layers [--only vadd|vopt|vdel|vsearch|tadd|tbulk|trepl|"
+                        "tdel|tsearch|kbload] [--verbose]\n");
+        return 2;
     }
     g_base = *sop_vfs_posix();
     g_base.sync = nosync;
     g_base.sync_dir = nosync_dir;
-    signal(SIGALRM, on_alarm);
-    signal(SIGPIPE, SIG_IGN);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fs_init("ioerr-layers");
     if (sop_embedder_builtin(64, &g_emb))
-        fatal("built-in embedder");
+        fs_fatal("built-in embedder");
     g_tmpl = tu_tmpdir("template");
     g_work = tu_tmpdir("work");
     snprintf(g_fallback, sizeof g_fallback, "%s/kb.json", tu_tmpdir("files"));
@@ -1307,7 +1175,7 @@ int main(int argc, char **argv)
     for (int x = 0; x < NX; x++) {
         if (only && strcmp(only, x_name[x]))
             continue;
-        uint64_t xpoints = 0, cases0 = g_bad_cases;
+        uint64_t xpoints = 0, cases0 = fs_bad_cases();
         char detail[512];
         size_t dl = 0;
         detail[0] = 0;
@@ -1320,33 +1188,23 @@ int main(int argc, char **argv)
                     pts++;
                 }
                 xpoints += pts;
-                dl += (size_t)snprintf(detail + dl, sizeof detail - dl, "%s%s/%c %" PRIu64,
-                                       dl ? ", " : "", fkinds[f].name, p ? 'p' : 't', pts);
-                if (dl >= sizeof detail)
-                    dl = sizeof detail - 1;
+                fs_detail_add(detail, sizeof detail, &dl, "%s%s/%c %" PRIu64, dl ? ", " : "",
+                              fs_kinds[f].name, p ? 'p' : 't', pts);
             }
-            dl += (size_t)snprintf(detail + dl, sizeof detail - dl, " of %" PRIu64 " calls", count);
+            fs_detail_add(detail, sizeof detail, &dl, " of %" PRIu64 " calls", count);
             if (st > 1)
-                dl += (size_t)snprintf(detail + dl, sizeof detail - dl, ", stride %" PRIu64, st);
-            if (dl >= sizeof detail)
-                dl = sizeof detail - 1;
+                fs_detail_add(detail, sizeof detail, &dl, ", stride %" PRIu64, st);
         }
         printf("ioerr-layers: %-6s X=%-7s %4" PRIu64 " injection points (%s); %" PRIu64 " bad\n",
-               l_name[x_layer(x)], x_name[x], xpoints, detail, g_bad_cases - cases0);
+               l_name[x_layer(x)], x_name[x], xpoints, detail, fs_bad_cases() - cases0);
         fflush(stdout);
         lpoints[x_layer(x)] += xpoints;
-        lcases[x_layer(x)] += g_bad_cases - cases0;
+        lcases[x_layer(x)] += fs_bad_cases() - cases0;
         total += xpoints;
     }
     for (int l = 0; l < NL; l++)
         printf("ioerr-layers: layer %-6s %5" PRIu64 " injection points, %" PRIu64 " bad\n",
                l_name[l], lpoints[l], lcases[l]);
-    for (int i = 0; i < g_ntally; i++)
-        printf("ioerr-layers: failed %5" PRIu64 "x, e.g. %s\n", g_tally[i].n, g_tally[i].example);
     sop_embedder_free(g_emb);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("ioerr-layers: %" PRIu64 " failed checks in %.1f s\n", g_bad, secs);
-    printf("ioerr-layers: %" PRIu64 " injection points, %" PRIu64 " bad\n", total, g_bad_cases);
-    return g_bad_cases ? 1 : 0;
+    return fs_finish(total);
 }

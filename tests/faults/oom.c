@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "sop/agent.h"
 #include "sop/search.h"
 #include "sop/vector.h"
@@ -107,19 +108,8 @@ void vc_clear(void);
 #define ADD 6    /* visits the write transaction adds */
 #define DIMS 8
 
-static int g_fail;
 static long g_cases;
 static sop_embedder *g_emb;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
 
 typedef struct stores {
     sop_store *kv;
@@ -404,7 +394,7 @@ static void sweep(const char *tmpl, const char *path, op_kind k)
             cases++;
             if (!one_case(tmpl, path, k, n, persistent))
                 break;
-            if (g_fail > 20)
+            if (tu_failed > 20)
                 return;
         }
         printf("oom %-10s %-10s: %ld allocations, %ld cases\n", op_names[k],
@@ -459,6 +449,6 @@ int main(void)
     for (op_kind k = OP_OPEN; k <= OP_LOAD; k++)
         sweep(tmpl, path, k);
     sop_embedder_free(g_emb);
-    printf("oom: %ld cases, %d failed\n", g_cases, g_fail);
-    return g_fail ? 1 : 0;
+    printf("oom: %ld cases, %d failed\n", g_cases, tu_failed);
+    return tu_failed ? 1 : 0;
 }
