@@ -21,59 +21,14 @@
 #include "sop/agent.h"
 #include "sop/search.h"
 #include "sop/vector.h"
+#include "check_report.h"
 #include "testutil.h"
 
-typedef struct lines {
-    int n;
-    char text[64][800];
-} lines;
-
-static void collect(const char *problem, void *ctx)
-{
-    lines *l = ctx;
-    if (l->n < 64)
-        snprintf(l->text[l->n], sizeof l->text[0], "%s", problem);
-    l->n++;
-}
-
-static int check(sop_db *db, const char *name, lines *l, uint64_t *p)
-{
-    sop_txn *t;
-    memset(l, 0, sizeof *l);
-    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), 0);
-    int rc = sop_kb_check(t, name, collect, l, p);
-    sop_txn_rollback(t);
-    return rc;
-}
-
-static void assert_clean(sop_db *db, const char *name)
-{
-    lines l;
-    uint64_t p = 99;
-    int rc = check(db, name, &l, &p);
-    for (int i = 0; i < l.n && i < 64; i++)
-        fprintf(stderr, "unexpected: %s\n", l.text[i]);
-    assert_int_equal(rc, SOP_OK);
-    assert_int_equal(p, 0);
-}
+static void assert_clean(sop_db *db, const char *name) { tu_assert_clean(db, sop_kb_check, name); }
 
 static void assert_reports(sop_db *db, const char *what)
 {
-    lines l;
-    uint64_t p = 0;
-    int rc = check(db, "med", &l, &p);
-    assert_int_equal(rc, SOP_ECORRUPT);
-    assert_true(p > 0);
-    assert_int_equal((int)p, l.n);
-    if (getenv("SOP_TEST_SHOW"))
-        for (int i = 0; i < l.n && i < 64; i++)
-            fprintf(stderr, "  %s\n", l.text[i]);
-    for (int i = 0; i < l.n && i < 64; i++)
-        if (strstr(l.text[i], what))
-            return;
-    for (int i = 0; i < l.n && i < 64; i++)
-        fprintf(stderr, "reported: %s\n", l.text[i]);
-    fail_msg("no problem mentions \"%s\"", what);
+    tu_assert_reports(db, sop_kb_check, NULL, "med", what); /* its indexes' lines too */
 }
 
 static sop_embedder *g_emb;

@@ -21,6 +21,7 @@
 
 #include "sop/sop.h"
 #include "sop/vector.h"
+#include "check_report.h"
 #include "testutil.h"
 
 #define D 8
@@ -28,60 +29,12 @@
 
 /* ---- problems reported -------------------------------------------------- */
 
-typedef struct lines {
-    int n;
-    char text[64][400];
-} lines;
+/* The checks of store "v". */
+static void assert_clean(sop_db *db) { tu_assert_clean(db, sop_vstore_check, "v"); }
 
-static void collect(const char *problem, void *ctx)
+static void assert_reports(sop_db *db, const char *what)
 {
-    lines *l = ctx;
-    if (l->n < 64)
-        snprintf(l->text[l->n], sizeof l->text[0], "%s", problem);
-    l->n++;
-}
-
-/* Runs the check in a READ transaction: its code, lines in @l. */
-static int check(sop_db *db, const char *name, lines *l, uint64_t *problems)
-{
-    sop_txn *t;
-    memset(l, 0, sizeof *l);
-    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), 0);
-    int rc = sop_vstore_check(t, name, collect, l, problems);
-    sop_txn_rollback(t);
-    return rc;
-}
-
-static void assert_clean(sop_db *db, const char *name)
-{
-    lines l;
-    uint64_t p = 99;
-    int rc = check(db, name, &l, &p);
-    for (int i = 0; i < l.n && i < 64; i++)
-        fprintf(stderr, "unexpected: %s\n", l.text[i]);
-    assert_int_equal(rc, SOP_OK);
-    assert_int_equal(p, 0);
-    assert_int_equal(l.n, 0);
-}
-
-/* The check must fail with a line containing @what. */
-static void assert_reports(sop_db *db, const char *name, const char *what)
-{
-    lines l;
-    uint64_t p = 0;
-    int rc = check(db, name, &l, &p);
-    assert_int_equal(rc, SOP_ECORRUPT);
-    assert_true(p > 0);
-    assert_int_equal((int)p, l.n);
-    if (getenv("SOP_TEST_SHOW")) /* the lines, to read them */
-        for (int i = 0; i < l.n && i < 64; i++)
-            fprintf(stderr, "  %s\n", l.text[i]);
-    for (int i = 0; i < l.n && i < 64; i++)
-        if (strstr(l.text[i], what) && !strncmp(l.text[i], "vector store ", 13))
-            return;
-    for (int i = 0; i < l.n && i < 64; i++)
-        fprintf(stderr, "reported: %s\n", l.text[i]);
-    fail_msg("no problem mentions \"%s\"", what);
+    tu_assert_reports(db, sop_vstore_check, "vector store", "v", what);
 }
 
 /* ---- data ---------------------------------------------------------------- */
@@ -167,6 +120,21 @@ static int stop_after(uint64_t done, uint64_t total, void *ctx)
     return --*left <= 0 ? 42 : 0;
 }
 
+/* Optimizes store "v" in batches of @batch; with @stop, stops it (42)
+ * after two batches. */
+static int optimize(sop_db *db, uint32_t batch, int stop)
+{
+    sop_voptimize_options oo;
+    sop_voptimize_options_init(&oo);
+    oo.batch = batch;
+    int left = 2;
+    if (stop) {
+        oo.progress = stop_after;
+        oo.progress_ctx = &left;
+    }
+    return sop_vstore_optimize(db, "v", &oo);
+}
+
 /* A trained store (version 1, N items, some deleted and some revived)
  * and, with @migrating, an optimize stopped after two batches. */
 static sop_db *fixture(const char *dir, int migrating)
@@ -177,34 +145,44 @@ static sop_db *fixture(const char *dir, int migrating)
     write_items(db, "v", 0, N / 2, 1, 7);
     write_items(db, "v", 0, 40, 2, 0); /* revives some */
     assert_int_equal(stats(db, "v").version, 1);
-    assert_clean(db, "v");
+    assert_clean(db);
     if (migrating) {
-        sop_voptimize_options oo;
-        sop_voptimize_options_init(&oo);
-        oo.batch = 40;
-        int left = 2;
-        oo.progress = stop_after;
-        oo.progress_ctx = &left;
-        assert_int_equal(sop_vstore_optimize(db, "v", &oo), 42);
+        assert_int_equal(optimize(db, 40, 1), 42);
         assert_int_equal(stats(db, "v").optimizing, 1);
-        assert_clean(db, "v");
+        assert_clean(db);
     }
     return db;
 }
 
-/* ---- raw access to the store's B-trees --------------------------------- */
+/* ---- damage, through raw access to the store's B-trees ------------------- */
 
+/* A fixture being damaged: a WRITE transaction with one B-tree open. */
 typedef struct raw {
+    sop_db *db;
     sop_txn *t;
     sop_store *s;
 } raw;
 
-static raw raw_open(sop_db *db, const char *store)
+/* A fixture (see fixture()) in @dir, and its B-tree @store (NULL: none)
+ * open in a WRITE transaction, to damage. */
+static raw damage(const char *dir, int migrating, const char *store)
 {
-    raw r;
-    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &r.t), 0);
-    assert_int_equal(sop_store_open(r.t, store, &r.s), 0);
+    raw r = {fixture(dir, migrating), NULL, NULL};
+    assert_int_equal(sop_txn_begin(r.db, SOP_TXN_WRITE, 0, &r.t), 0);
+    if (store)
+        assert_int_equal(sop_store_open(r.t, store, &r.s), 0);
     return r;
+}
+
+/* Commits the damage; the check must then report @what and, unless NULL,
+ * @what2. Closes the database. */
+static void assert_damage_reported(raw *r, const char *what, const char *what2)
+{
+    assert_int_equal(sop_txn_commit(r->t), 0);
+    assert_reports(r->db, what);
+    if (what2)
+        assert_reports(r->db, what2);
+    assert_int_equal(sop_db_close(r->db), 0);
 }
 
 /* The @nth item of the store (copied). */
@@ -223,19 +201,54 @@ static void raw_nth(raw *r, int nth, uint8_t *key, size_t *kl, uint8_t *val, siz
     sop_cursor_close(c);
 }
 
-static void put32be(uint8_t *p, uint32_t v)
+/* An index entry's key: its cluster and its distance's bits (32 bits
+ * each, big-endian), then the item's id. The version 1 slot of the item's
+ * content record holds the same two, little-endian, at 4 and 8. */
+#define AT_CLUSTER 0
+#define AT_DISTANCE 4
+
+/* The 32-bit word at @at of the key of index entry @nth. */
+static uint32_t entry_word(raw *r, int nth, int at)
 {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
-    p[3] = (uint8_t)v;
+    uint8_t key[300];
+    size_t kl;
+    raw_nth(r, nth, key, &kl, NULL, NULL);
+    const uint8_t *p = key + at;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static char *sname(char *buf, const char *kind, int v)
+/* Moves index entry @nth to the key whose word at @at is @word, and
+ * writes @word in the version 1 slot of the item's content record too,
+ * so that the two agree. */
+static void move_entry(raw *r, int nth, int at, uint32_t word)
 {
-    if (v < 0)
-        snprintf(buf, 64, "v.vec.%s", kind);
-    else
-        snprintf(buf, 64, "v.vec.%s.%d", kind, v);
-    return buf;
+    uint8_t key[300], val[D * 4];
+    size_t kl, vl;
+    raw_nth(r, nth, key, &kl, val, &vl);
+    sop_val k = {key, kl};
+    assert_int_equal(sop_remove(r->s, &k), 0);
+    for (int i = 0; i < 4; i++)
+        key[at + i] = (uint8_t)(word >> (24 - 8 * i));
+    sop_val nk = {key, kl}, v = {val, vl};
+    assert_int_equal(sop_add(r->s, &nk, &v), 0);
+    sop_store *content;
+    assert_int_equal(sop_store_open(r->t, "v.vec.content", &content), 0);
+    sop_val id = {key + 8, kl - 8}, rec;
+    assert_int_equal(sop_get(content, &id, &rec), 0);
+    uint8_t buf[512];
+    memcpy(buf, rec.data, rec.size);
+    sop_val nv = {buf, rec.size};
+    int found = 0;
+    for (int s = 0; s < buf[2]; s++) {
+        uint8_t *slot = buf + 4 + 20 * s;
+        if (slot[0] == 1) { /* version 1 */
+            for (int i = 0; i < 4; i++)
+                slot[4 + at + i] = (uint8_t)(word >> (8 * i));
+            found = 1;
+        }
+    }
+    assert_true(found);
+    assert_int_equal(sop_update(content, &id, &nv), 0);
 }
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -249,38 +262,30 @@ static void test_clean_lifecycle(void **state)
         snprintf(dir, sizeof dir, "clean%d", m);
         sop_db *db = open_db(dir);
         create(db, "v", metrics[m], 120);
-        assert_clean(db, "v"); /* empty */
+        assert_clean(db); /* empty */
         write_items(db, "v", 0, 100, 0, 0);
-        assert_clean(db, "v"); /* flat */
+        assert_clean(db); /* flat */
         write_items(db, "v", 100, N, 0, 5);
         assert_int_equal(stats(db, "v").version, 1); /* trained by itself */
-        assert_clean(db, "v");
+        assert_clean(db);
         write_items(db, "v", 50, 150, 1, 3); /* updates, deletes */
         write_items(db, "v", 0, 30, 2, 0);   /* revives tombstones */
-        assert_clean(db, "v");
+        assert_clean(db);
         /* an optimize stopped half-way, writes during the migration */
-        sop_voptimize_options oo;
-        sop_voptimize_options_init(&oo);
-        oo.batch = 50;
-        int left = 2;
-        oo.progress = stop_after;
-        oo.progress_ctx = &left;
-        assert_int_equal(sop_vstore_optimize(db, "v", &oo), 42);
-        assert_clean(db, "v");
+        assert_int_equal(optimize(db, 50, 1), 42);
+        assert_clean(db);
         write_items(db, "v", 0, 60, 3, 4);
         write_items(db, "v", 250, 320, 3, 9);
-        assert_clean(db, "v");
-        oo.progress = NULL;
-        assert_int_equal(sop_vstore_optimize(db, "v", &oo), 0);
+        assert_clean(db);
+        assert_int_equal(optimize(db, 50, 0), 0);
         sop_vstore_stat st = stats(db, "v");
         assert_int_equal(st.version, 2);
         assert_int_equal(st.optimizing, 0);
-        assert_clean(db, "v");
+        assert_clean(db);
         /* and once more, in one batch */
-        oo.batch = UINT32_MAX;
-        assert_int_equal(sop_vstore_optimize(db, "v", &oo), 0);
+        assert_int_equal(optimize(db, UINT32_MAX, 0), 0);
         assert_int_equal(stats(db, "v").version, 3);
-        assert_clean(db, "v");
+        assert_clean(db);
         /* in a WRITE transaction, after writes of its own */
         sop_txn *t;
         sop_vstore *vs;
@@ -319,37 +324,27 @@ static void test_bad_calls(void **state)
 static void test_entry_removed(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-removed", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "ivf", 1));
+    raw r = damage("d-removed", 0, "v.vec.ivf.1");
     uint8_t key[300];
     size_t kl;
     raw_nth(&r, 17, key, &kl, NULL, NULL);
     sop_val k = {key, kl};
     assert_int_equal(sop_remove(r.s, &k), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "has no index entry in version 1");
-    assert_reports(db, "v", "sop_vstore_count() says");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "has no index entry in version 1", "sop_vstore_count() says");
 }
 
 /* A second entry of an item, at another distance. */
 static void test_entry_twice(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-twice", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "ivf", 1));
+    raw r = damage("d-twice", 0, "v.vec.ivf.1");
     uint8_t key[300], val[D * 4];
     size_t kl, vl;
     raw_nth(&r, 5, key, &kl, val, &vl);
     key[4] ^= 0x01; /* the distance's bits */
     sop_val k = {key, kl}, v = {val, vl};
     assert_int_equal(sop_add(r.s, &k, &v), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "its record says");
-    assert_reports(db, "v", "the distance in its key");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "its record says", "the distance in its key");
 }
 
 /* An entry moved to another cluster, its record changed to agree: only the
@@ -357,99 +352,41 @@ static void test_entry_twice(void **state)
 static void test_wrong_cluster(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-cluster", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "ivf", 1));
-    uint8_t key[300], val[D * 4];
-    size_t kl, vl;
-    raw_nth(&r, 3, key, &kl, val, &vl);
-    sop_val k = {key, kl};
-    assert_int_equal(sop_remove(r.s, &k), 0);
-    uint32_t cid = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
-    uint32_t other = (cid + 3) % 8;
-    put32be(key, other);
-    sop_val nk = {key, kl}, v = {val, vl};
-    assert_int_equal(sop_add(r.s, &nk, &v), 0);
-    sop_store *content;
-    assert_int_equal(sop_store_open(r.t, "v.vec.content", &content), 0);
-    sop_val id = {key + 8, kl - 8}, rec;
-    assert_int_equal(sop_get(content, &id, &rec), 0);
-    uint8_t buf[512];
-    memcpy(buf, rec.data, rec.size);
-    size_t rl = rec.size;
-    int found = 0;
-    for (int s = 0; s < buf[2]; s++) {
-        uint8_t *slot = buf + 4 + 20 * s;
-        if (slot[0] == 1) { /* version 1, little-endian */
-            slot[4] = (uint8_t)other, slot[5] = slot[6] = slot[7] = 0;
-            found = 1;
-        }
-    }
-    assert_true(found);
-    sop_val nv = {buf, rl};
-    assert_int_equal(sop_update(content, &id, &nv), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "is nearer");
-    assert_int_equal(sop_db_close(db), 0);
+    raw r = damage("d-cluster", 0, "v.vec.ivf.1");
+    move_entry(&r, 3, AT_CLUSTER, (entry_word(&r, 3, AT_CLUSTER) + 3) % 8);
+    assert_damage_reported(&r, "is nearer", NULL);
 }
 
 /* The distance of an entry and of its record changed alike. */
 static void test_wrong_distance(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-dist", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "ivf", 1));
-    uint8_t key[300], val[D * 4];
-    size_t kl, vl;
-    raw_nth(&r, 9, key, &kl, val, &vl);
-    sop_val k = {key, kl};
-    assert_int_equal(sop_remove(r.s, &k), 0);
+    raw r = damage("d-dist", 0, "v.vec.ivf.1");
+    uint32_t bits = entry_word(&r, 9, AT_DISTANCE);
     float dist;
-    uint32_t bits = (uint32_t)key[4] << 24 | (uint32_t)key[5] << 16 | (uint32_t)key[6] << 8 | key[7];
     memcpy(&dist, &bits, 4);
     dist = dist * 1.5f + 0.5f;
     memcpy(&bits, &dist, 4);
-    put32be(key + 4, bits);
-    sop_val nk = {key, kl}, v = {val, vl};
-    assert_int_equal(sop_add(r.s, &nk, &v), 0);
-    sop_store *content;
-    assert_int_equal(sop_store_open(r.t, "v.vec.content", &content), 0);
-    sop_val id = {key + 8, kl - 8}, rec;
-    assert_int_equal(sop_get(content, &id, &rec), 0);
-    uint8_t buf[512];
-    memcpy(buf, rec.data, rec.size);
-    size_t rl = rec.size;
-    for (int s = 0; s < buf[2]; s++)
-        if (buf[4 + 20 * s] == 1)
-            memcpy(buf + 4 + 20 * s + 8, &dist, 4);
-    sop_val nv = {buf, rl};
-    assert_int_equal(sop_update(content, &id, &nv), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "the distance in its key");
-    assert_int_equal(sop_db_close(db), 0);
+    move_entry(&r, 9, AT_DISTANCE, bits);
+    assert_damage_reported(&r, "the distance in its key", NULL);
 }
 
 /* A content record removed: its entry has no content, the count is off. */
 static void test_content_removed(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-content", 0);
-    raw r = raw_open(db, "v.vec.content");
+    raw r = damage("d-content", 0, "v.vec.content");
     sop_val k = {"id0100", 6};
     assert_int_equal(sop_remove(r.s, &k), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "index entry of id 'id0100' in version 1 has no content record");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "index entry of id 'id0100' in version 1 has no content record",
+                           NULL);
 }
 
 /* A lookup entry removed, another one renamed. */
 static void test_lookup(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-lookup", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "lku", 1));
+    raw r = damage("d-lookup", 0, "v.vec.lku.1");
     uint8_t key[300];
     size_t kl;
     raw_nth(&r, 11, key, &kl, NULL, NULL);
@@ -458,19 +395,14 @@ static void test_lookup(void **state)
     raw_nth(&r, 20, key, &kl, NULL, NULL);
     sop_val k2 = {key, kl}, v = {"someone", 7};
     assert_int_equal(sop_update(r.s, &k2, &v), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "is missing");
-    assert_reports(db, "v", "names 'someone'");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "is missing", "names 'someone'");
 }
 
 /* A stored centroid changed (the one in use stays in the process cache). */
 static void test_centroid(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-cent", 0);
-    char sn[64];
-    raw r = raw_open(db, sname(sn, "cent", 1));
+    raw r = damage("d-cent", 0, "v.vec.cent.1");
     uint8_t key[8], val[D * 4];
     size_t kl, vl;
     raw_nth(&r, 2, key, &kl, val, &vl);
@@ -480,24 +412,17 @@ static void test_centroid(void **state)
         f[j] += 50.0f;
     sop_val k = {key, kl}, v = {f, sizeof f};
     assert_int_equal(sop_update(r.s, &k, &v), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "differ from the stored ones");
-    assert_reports(db, "v", "the distance in its key");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "differ from the stored ones", "the distance in its key");
 }
 
 /* A store of a version that is not live. */
 static void test_leftover_store(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-leftover", 0);
-    sop_txn *t;
+    raw r = damage("d-leftover", 0, NULL);
     sop_store *s;
-    assert_int_equal(sop_txn_begin(db, SOP_TXN_WRITE, 0, &t), 0);
-    assert_int_equal(sop_store_create(t, "v.vec.lku.0", NULL, &s), 0);
-    assert_int_equal(sop_txn_commit(t), 0);
-    assert_reports(db, "v", "store v.vec.lku.0 belongs to no live index version");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_int_equal(sop_store_create(r.t, "v.vec.lku.0", NULL, &s), 0);
+    assert_damage_reported(&r, "store v.vec.lku.0 belongs to no live index version", NULL);
 }
 
 /* During a migration: the progress record removed; a next-version slot
@@ -505,21 +430,17 @@ static void test_leftover_store(void **state)
 static void test_migration_progress(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-progress", 1);
-    raw r = raw_open(db, "v.vec.cfg");
+    raw r = damage("d-progress", 1, "v.vec.cfg");
     sop_val k = {"p", 1};
     assert_int_equal(sop_remove(r.s, &k), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "has no progress record");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r, "has no progress record", NULL);
 }
 
 static void test_migration_slot(void **state)
 {
     (void)state;
-    sop_db *db = fixture("d-slot", 1);
     /* id0003 is among the first 80 ids: moved; drop its version 2 place */
-    raw r = raw_open(db, "v.vec.content");
+    raw r = damage("d-slot", 1, "v.vec.content");
     sop_val id = {"id0003", 6}, rec;
     assert_int_equal(sop_get(r.s, &id, &rec), 0);
     uint8_t buf[512];
@@ -536,10 +457,9 @@ static void test_migration_slot(void **state)
     buf[2] = 1;
     sop_val nv = {buf, rl - 20};
     assert_int_equal(sop_update(r.s, &id, &nv), 0);
-    assert_int_equal(sop_txn_commit(r.t), 0);
-    assert_reports(db, "v", "id 'id0003' is not in version 2 although the migration has passed it");
-    assert_reports(db, "v", "index entry of id 'id0003' in version 2, where its record does not");
-    assert_int_equal(sop_db_close(db), 0);
+    assert_damage_reported(&r,
+                           "id 'id0003' is not in version 2 although the migration has passed it",
+                           "index entry of id 'id0003' in version 2, where its record does not");
 }
 
 int main(void)
