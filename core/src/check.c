@@ -5,8 +5,8 @@
  * each node's image is read and its CRC verified (by the segment reader),
  * keys are in order inside each node and within the bounds set by the
  * parent's separators, all leaves are at one depth, every value blob
- * reference resolves to a blob image of the right size, and the store's
- * item counter equals the items found. Then every live registry handle must
+ * reference resolves to a blob image of the right size and checksum, and
+ * the store's item counter equals the items found. Then every live registry handle must
  * have been reached (no leaked ids) and point at a valid image record of
  * that id and version; no two live images may share bytes, each must lie
  * inside its segment, and no id on the free list may be live.
@@ -112,12 +112,16 @@ static int walk(chk *k, sop__tree *t, uint64_t id, int depth, const uint8_t *lo,
                 return rc;
             const uint8_t *data;
             rc = sop__txn_get_blob(k->txn, bid, size, &data);
+            int crc_ok = !rc && sop__blobref_crc_ok(v, data);
             sop__txn_free_tmp(k->txn);
             if (rc == SOP_ECORRUPT)
                 problem(k, "store %s: blob %llu: %s", k->store, (unsigned long long)bid,
                         sop_db_errmsg(k->db));
             else if (rc)
                 return rc;
+            else if (!crc_ok)
+                problem(k, "store %s: blob %llu: checksum mismatch", k->store,
+                        (unsigned long long)bid);
         }
         return 0;
     }

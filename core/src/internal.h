@@ -259,6 +259,9 @@ int sop__value_prepare(sop_store *s, const sop_val *val, uint8_t ref[SOP__BLOBRE
 int sop__store_replace(sop_store *s, const uint8_t *ik, size_t n, const sop_val *val,
                        uint64_t *state);
 int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags, sop_val *out);
+/* 1 when @data, the blob that reference @ref (SOP__BLOBREF_SIZE bytes)
+ * points to, has the checksum the reference records. */
+int sop__blobref_crc_ok(const uint8_t *ref, const uint8_t *data);
 int sop__store_decode_entry(const uint8_t *v, uint32_t vlen, sop_store *s);
 
 /* ---- compact.c ---- */

@@ -52,6 +52,14 @@ int sop__apply_rec(void *arg, int type, uint64_t csn, const uint8_t *p, uint32_t
         if (!id || !h.version) /* every handle written has a version */
             return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: commit record with %s", seg,
                             (unsigned long long)off, id ? "a handle without a version" : "id 0");
+        /* every handle a commit writes carries the commit's number (a
+         * handle from the future would stay hidden from every snapshot, and
+         * the next open would refuse the registry that keeps it) */
+        if (h.csn != csn)
+            return sop__err(db, SOP_ECORRUPT, "segment %u offset %llu: commit %llu has a handle "
+                            "of id %llu stamped with commit %llu", seg, (unsigned long long)off,
+                            (unsigned long long)csn, (unsigned long long)id,
+                            (unsigned long long)h.csn);
         sop__handle cur = sop__reg_get(&db->reg, id);
         if (h.version >= cur.version) {
             int rc = sop__reg_set(&db->reg, id, &h);

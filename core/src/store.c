@@ -191,6 +191,11 @@ void sop__key_decode(sop_store *s, const uint8_t *ik, uint32_t iklen, uint8_t *b
     out->size = ulen;
 }
 
+int sop__blobref_crc_ok(const uint8_t *ref, const uint8_t *data)
+{
+    return sop__crc32c(data, sop__get64(ref + 8), 0) == sop__get32(ref + 16);
+}
+
 int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags, sop_val *out)
 {
     if (vflags == SOP__V_INLINE) {
@@ -205,7 +210,7 @@ int sop__value_get(sop_store *s, const uint8_t *v, uint32_t vlen, uint8_t vflags
     int rc = sop__txn_get_blob(s->txn, id, size, &data);
     if (rc)
         return rc;
-    if (sop__crc32c(data, size, 0) != sop__get32(v + 16))
+    if (!sop__blobref_crc_ok(v, data))
         return sop__err(s->txn->db, SOP_ECORRUPT, "store %s: blob %llu: checksum mismatch", s->name,
                         (unsigned long long)id);
     out->data = data;

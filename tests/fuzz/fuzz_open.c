@@ -11,8 +11,9 @@
  * claim ids past FZ_ID_LIMIT are skipped (fuzz_util.h).
  * Checks: sop_db_open, sop_db_check, every store's full scan (both ways),
  * its count, and a write return only documented codes, and nothing
- * crashes or leaks; when the check found no problem, a committed write
- * survives close and reopen, and the database still checks clean.
+ * crashes or leaks; when the check found no problem, no read finds damage,
+ * and a committed write survives close and reopen, and the database still
+ * checks clean.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -92,8 +93,17 @@ static int on_item(const sop_val *k, const sop_val *v, void *ctx)
     return ++*n > 100000; /* a bound on the work of one input */
 }
 
-/* Reads every store: a forward scan with values, a reverse one of keys. */
-static void read_all(sop_db *db)
+/* After a clean check no read may find damage. */
+static void clean_reads(int clean, int rc, const char *what, const char *store, sop_db *db)
+{
+    if (clean && rc == SOP_ECORRUPT)
+        fz_fail("sop_db_check found no problem, but %s of store %s: %s", what, store,
+                sop_db_errmsg(db));
+}
+
+/* Reads every store: a forward scan with values, a reverse one of keys.
+ * @clean: sop_db_check() found no problem. */
+static void read_all(sop_db *db, int clean)
 {
     sop_txn *t;
     int rc = sop_txn_begin(db, SOP_TXN_READ, 0, &t);
@@ -114,13 +124,16 @@ static void read_all(sop_db *db)
         sop_range r = {.keys_only = 0};
         rc = sop_scan(s, &r, on_item, &n);
         FZ_EXPECT("sop_scan", rc, SOP_OK, 1, COMMON, SOP_ETXNDONE);
+        clean_reads(clean, rc, "a scan", seen.name[i], db);
         fz_note("store %s: %s, %llu items", seen.name[i], sop_err_name(rc), (unsigned long long)n);
         r.reverse = r.keys_only = 1;
         n = 0;
         rc = sop_scan(s, &r, on_item, &n);
         FZ_EXPECT("sop_scan (reverse)", rc, SOP_OK, 1, COMMON, SOP_ETXNDONE);
+        clean_reads(clean, rc, "a reverse scan", seen.name[i], db);
         rc = sop_store_count(s, &count);
         FZ_EXPECT("sop_store_count", rc, SOP_OK, COMMON, SOP_ETXNDONE);
+        clean_reads(clean, rc, "the count", seen.name[i], db);
     }
     sop_txn_rollback(t);
 }
@@ -206,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (open_db(dir, opts, &db))
         return 0;
     uint64_t problems = check(db);
-    read_all(db);
+    read_all(db, problems == 0);
     int wrote = !(opts & OPT_RDONLY) && (opts & OPT_WRITE) && write_one(db, opts);
     int rc = sop_db_close(db);
     FZ_EXPECT("sop_db_close", rc, SOP_OK, SOP_EFULL, -EIO);

@@ -496,6 +496,132 @@ static void test_stale_csn_not_applied(void **state)
     assert_int_equal(sop_db_close(db), 0);
 }
 
+/* Reseals every record of @p[0..n) whose payload @edit changed (the
+ * damage a checksum over the record cannot see). */
+static void reseal_all(uint8_t *p, size_t n, int (*edit)(int type, uint8_t *pl, uint32_t plen))
+{
+    for (size_t off = 0; off + SOP__REC_HDR <= n;) {
+        int type;
+        uint64_t csn;
+        int plen = sop__rec_check(p + off, n - off, &type, &csn);
+        if (plen < 0)
+            break;
+        if (edit(type, p + off + SOP__REC_HDR, (uint32_t)plen))
+            sop__rec_seal(p + off, type, csn, (uint32_t)plen);
+        off += SOP__REC_HDR + (size_t)plen;
+    }
+}
+
+/* the first handle of a commit record: stamped with a later commit */
+static int stamp_future(int type, uint8_t *pl, uint32_t plen)
+{
+    if (type != SOP__REC_COMMIT || plen < SOP__COMMIT_HDR + SOP__COMMIT_ENTRY)
+        return 0;
+    uint8_t *csn = pl + SOP__COMMIT_HDR + 32;
+    sop__put64(csn, sop__get64(csn) + 1000);
+    return 1;
+}
+
+/* Regression (fuzz_open): a commit record, valid but for a handle stamped
+ * with another commit than its own, was applied; the handle stayed hidden
+ * from every snapshot, and the next checkpoint wrote it to the registry,
+ * which every later open refused. Such a record is refused at open. */
+static void test_commit_handle_other_csn(void **state)
+{
+    (void)state;
+    const char *base = tu_tmpdir("log-handle-csn");
+    char dir[1024], next[1024], ctl[1024];
+    snprintf(dir, sizeof dir, "%s/db", base);
+    snprintf(next, sizeof next, "%s/next", base);
+    snprintf(ctl, sizeof ctl, "%s/ctl", base);
+    make_db(dir);
+    uint64_t end = recs_end(dir, 1);
+    assert_int_equal(tu_copydir(dir, next), 0);
+
+    /* the next commit, "k" = "new", as the log would have it */
+    sop_db *db = open_db(next, 0, NULL);
+    put_str(db, "kv", "k", "new");
+    uint64_t end2 = recs_end(next, 1);
+    assert_int_equal(sop_db_close(db), 0);
+    uint8_t *recs = copy_recs(next, end, end2);
+    write_at(dir, 1, end, recs, end2 - end);
+    assert_int_equal(tu_copydir(dir, ctl), 0);
+    db = open_db(ctl, 0, NULL); /* as it is, the commit is replayed */
+    expect(db, "kv", "k", "new");
+    assert_int_equal(sop_db_close(db), 0);
+
+    reseal_all(recs, end2 - end, stamp_future);
+    write_at(dir, 1, end, recs, end2 - end);
+    free(recs);
+    sop_db_options o;
+    sop_db_options_init(&o);
+    db = NULL;
+    assert_int_equal(sop_db_open(dir, &o, &db), SOP_ECORRUPT);
+    assert_non_null(strstr(sop_db_errmsg(db), "stamped with commit"));
+    sop_db_close(db);
+}
+
+#define BLOB_BYTES 20000
+static uint8_t g_blob[BLOB_BYTES];
+
+/* one byte of the blob image holding g_blob changed */
+static int edit_blob(int type, uint8_t *pl, uint32_t plen)
+{
+    if (type != SOP__REC_IMAGE || plen != SOP__IMG_HDR + BLOB_BYTES ||
+        memcmp(pl + SOP__IMG_HDR, g_blob, BLOB_BYTES) != 0)
+        return 0;
+    pl[SOP__IMG_HDR + BLOB_BYTES / 2] ^= 0x20;
+    return 1;
+}
+
+static void count_problem(const char *problem, void *ctx)
+{
+    (void)problem;
+    ++*(int *)ctx;
+}
+
+/* Regression (fuzz_open): a blob image changed and resealed (its record's
+ * checksum right, its content not the one its reference's checksum names)
+ * made reads fail with SOP_ECORRUPT while sop_db_check() found nothing. */
+static void test_check_verifies_blob_checksum(void **state)
+{
+    (void)state;
+    const char *dir = tu_tmpdir("log-blob-crc");
+    for (int i = 0; i < BLOB_BYTES; i++)
+        g_blob[i] = (uint8_t)('A' + i % 23);
+    sop_db *db = open_db(dir, 0, NULL);
+    put(db, "kv", "blob", g_blob, BLOB_BYTES);
+    put_str(db, "kv", "k", "v");
+    assert_int_equal(sop_db_close(db), 0);
+
+    size_t len;
+    uint8_t *p = slurp(dir, 1, &len);
+    uint8_t *copy = malloc(len);
+    assert_non_null(copy);
+    memcpy(copy, p, len);
+    reseal_all(p, len, edit_blob);
+    assert_memory_not_equal(p, copy, len); /* the blob image was found */
+    write_at(dir, 1, 0, p, len);
+    free(p);
+    free(copy);
+
+    db = open_db(dir, 0, NULL);
+    int problems = 0;
+    uint64_t n = 0;
+    assert_int_equal(sop_db_check(db, count_problem, &problems, &n), SOP_ECORRUPT);
+    assert_int_equal(n, 1);
+    assert_int_equal(problems, 1);
+    sop_txn *t;
+    sop_store *s;
+    assert_int_equal(sop_txn_begin(db, SOP_TXN_READ, 0, &t), 0);
+    assert_int_equal(sop_store_open(t, "kv", &s), 0);
+    sop_val k = {"blob", 4}, v;
+    assert_int_equal(sop_get(s, &k, &v), SOP_ECORRUPT);
+    sop_txn_rollback(t);
+    expect(db, "kv", "k", "v");
+    assert_int_equal(sop_db_close(db), 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* Rotation                                                           */
 /* ------------------------------------------------------------------ */
@@ -567,6 +693,8 @@ int main(void)
         cmocka_unit_test(test_torn_tail_garbage),
         cmocka_unit_test(test_zeros_then_valid_record),
         cmocka_unit_test(test_stale_csn_not_applied),
+        cmocka_unit_test(test_commit_handle_other_csn),
+        cmocka_unit_test(test_check_verifies_blob_checksum),
         cmocka_unit_test(test_rotation_seals_exactly),
         cmocka_unit_test(test_two_handles),
     };
