@@ -158,6 +158,11 @@ static int check_store(const char *name, void *arg)
         problem(k, "store %s: %s", name, sop_db_errmsg(k->db));
         return 0;
     }
+    if (rc == SOP_ENOTFOUND) { /* listed by the walk, missed by the search */
+        problem(k, "catalog: store %s is listed, but a lookup of its name does not find it",
+                name);
+        return 0;
+    }
     if (rc)
         return rc;
     k->leaf_depth = -1;
