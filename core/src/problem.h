@@ -19,5 +19,5 @@ const char *sop__printable(char out[SOP__PRINTABLE_MAX], const void *p, size_t n
 /* Hands @fn (when not NULL) the line "<kind> <name>: <message>", the
  * message formatted from @fmt and @ap and cut at 600 bytes. */
 void sop__problem(sop_check_fn fn, void *ctx, const char *kind, const char *name,
-                  const char *fmt, va_list ap);
+                  const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 #endif
